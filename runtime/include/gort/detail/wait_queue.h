@@ -1,0 +1,61 @@
+// wait_queue.h: the one way anything in gort waits.
+//
+// A Waiter stands for one blocked party: a fiber (parked through the
+// scheduler, its worker keeps running other fibers) or, when the blocking
+// call is made outside any fiber, a kernel thread (blocked on a futex). A
+// WaitQueue is an intrusive FIFO of Waiters; the structure that owns it
+// guards it with its own Spinlock.
+//
+// Protocol, used by every primitive (Mutex, CondVar, WaitGroup, channels):
+//   waiter: lock; check the condition; enqueue itself; block(w, lock)
+//           -- block releases the lock only after the fiber has switched out
+//              (park's unlock step), so no waker can see a still-running
+//              fiber;
+//   waker:  lock; dequeue w; unlock; wake(w)
+//           -- wake after unlock: the woken party may free the structure at
+//              once, so the lock release must be the waker's last access.
+// wake() is called at most once per block(), by whoever dequeued the waiter,
+// which is why no wake-up can be lost or doubled.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include <gort/detail/spinlock.h>
+
+namespace gort::detail {
+
+struct Fiber;
+
+struct Waiter {
+  Fiber* fiber = nullptr;               // null: a kernel thread is blocked on `signaled`
+  std::atomic<uint32_t> signaled{0};    // thread waiters: futex word, 1 = woken
+  Waiter* next = nullptr;               // links in the WaitQueue it is on
+  Waiter* prev = nullptr;
+  void* data = nullptr;                 // owner-defined (channels pass the value here)
+  uint64_t tag = 0;                     // owner-defined (which select case, etc.)
+  bool queued = false;                  // on a WaitQueue (guarded by that queue's lock)
+};
+
+class WaitQueue {
+ public:
+  bool empty() const { return head_ == nullptr; }
+  Waiter* front() const { return head_; }
+  void push_back(Waiter* w);
+  Waiter* pop_front();     // null when empty
+  void remove(Waiter* w);  // w must be on this queue
+ private:
+  Waiter* head_ = nullptr;
+  Waiter* tail_ = nullptr;
+};
+
+// Makes w's owner a waiter of the current context: fills w->fiber (null
+// outside a fiber) and prepares the futex word. Call before enqueueing.
+void prepare_wait(Waiter* w);
+// Blocks until wake(w). `lock` is held on entry (w already enqueued under it)
+// and released by the time anything else can observe the caller as blocked.
+void block(Waiter* w, Spinlock& lock) GORT_RELEASE(lock);
+// Resumes w's owner. At most once per block(); callable from any thread.
+void wake(Waiter* w);
+
+}  // namespace gort::detail

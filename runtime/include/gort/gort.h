@@ -1,0 +1,8 @@
+// gort.h: everything an application needs.
+#pragma once
+
+#include <gort/condvar.h>
+#include <gort/mutex.h>
+#include <gort/runtime.h>
+#include <gort/time.h>
+#include <gort/waitgroup.h>

@@ -1,0 +1,80 @@
+// fiber.h: the fiber control block and its states.
+//
+// A Fiber lives at the top of its own stack, followed by its task (the
+// callable and its arguments, moved in by spawn). Spawning therefore costs no
+// heap allocation: a stack from the worker's cache, two placement-news and a
+// make_context.
+//
+// States say where the fiber lives and who may touch it:
+//
+//   kRunnable  in exactly one run queue: a worker's ring, its `next` slot, or
+//              the injector. The queue owns it; whoever pops it runs it.
+//   kRunning   on a worker thread, which owns it until it switches out.
+//   kParked    off every queue. Whoever holds the wake right for it (a wait
+//              queue entry, a timer, the poller) may call ready() once.
+//   kDead      its task has returned; the worker that switched out of it is
+//              returning the stack (and this block) to its cache.
+//
+// Transitions, each made only through set_state(), which checks the old state:
+//   spawn            (new)     -> kRunnable
+//   worker picks it  kRunnable -> kRunning
+//   yield            kRunning  -> kRunnable   (by the worker, after the switch)
+//   park             kRunning  -> kParked     (by the worker, after the switch,
+//                                              before the unlock step publishes it)
+//   ready            kParked   -> kRunnable   (by the waker, any thread)
+//   return           kRunning  -> kDead       (by the worker, after the switch)
+//
+// The park transition happens on the worker after the fiber's registers are
+// saved, so a waker can never resume a fiber that is still running: that is
+// the invariant that makes wake-ups impossible to lose or double (park.h).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "context.h"
+#include "stack.h"
+
+namespace gort::detail {
+
+enum class FiberState : uint8_t { kRunnable, kRunning, kParked, kDead };
+const char* state_name(FiberState s);
+
+struct Worker;
+
+struct Fiber {
+  Context ctx = nullptr;              // saved registers while not running
+  Stack stack;                        // the reservation this block lives in
+  std::atomic<FiberState> state{FiberState::kRunnable};
+  uint64_t id = 0;                    // unique, for messages (never reused)
+  const char* name = nullptr;         // optional, static string from SpawnOptions
+  void* task = nullptr;               // callable + arguments, on this stack
+  void (*run_task)(void*) = nullptr;  // invokes *task
+  void (*drop_task)(void*) = nullptr; // destroys *task
+  bool started = false;               // has run at least once (its task is live)
+  SanitizerContext san;               // ASan/TSan view of this stack
+
+  // Changes state, checking the transition (always on: a wrong transition is a
+  // lost or doubled wake-up in the making).
+  // For transitions only the fiber's current owner can make (its worker
+  // switching it in or out): no other thread may change the state meanwhile,
+  // so a checked load and a store suffice. The store is release so that a
+  // kParked written here pairs with claim_for_ready()'s acquire in a waker
+  // (free on x86); the queues that hand the fiber over order the rest.
+  void set_state(FiberState from, FiberState to) {
+    FiberState actual = state.load(std::memory_order_relaxed);
+    if (__builtin_expect(actual != from, 0)) bad_transition(actual, from, to);
+    state.store(to, std::memory_order_release);
+  }
+  // kParked -> kRunnable, which two wakers could race for if a wait
+  // structure were buggy: a CAS, so the loser is caught. acq_rel pairs with
+  // the worker's store of kParked before it published the fiber.
+  void claim_for_ready() {
+    FiberState expected = FiberState::kParked;
+    if (!state.compare_exchange_strong(expected, FiberState::kRunnable, std::memory_order_acq_rel))
+      bad_transition(expected, FiberState::kParked, FiberState::kRunnable);
+  }
+  [[noreturn]] void bad_transition(FiberState actual, FiberState from, FiberState to);
+};
+
+}  // namespace gort::detail

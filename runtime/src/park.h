@@ -1,0 +1,25 @@
+// park.h: the parking primitive under every blocking operation.
+//
+// park(unlock, arg) suspends the running fiber. After its registers are saved
+// and the worker is back on its own stack, the worker marks it kParked and
+// calls unlock(arg): that is the moment the fiber may be published to a
+// waker (release a wait-queue lock, add a timer, arm the poller). If unlock
+// returns false the park is cancelled and the fiber is runnable again at
+// once. ready(f) makes a parked fiber runnable; exactly one party may call it
+// per park, the one that took the fiber off whatever it waited on.
+//
+// Because the fiber is already switched out when any waker can reach it, a
+// ready() can never race with the fiber still running on its old stack, and a
+// wake-up between "decide to sleep" and "sleep" cannot be lost: the decision
+// and the publication happen under the waker's lock, and the lock is only
+// released by unlock(). This is Go's gopark(unlockf)/goready.
+#pragma once
+
+#include "fiber.h"
+
+namespace gort::detail {
+
+void park(bool (*unlock)(void* arg), void* arg);
+void ready(Fiber* f);
+
+}  // namespace gort::detail

@@ -1,0 +1,69 @@
+// platform.h: small Linux facilities the runtime is built on: futex, clock,
+// CPU relax, fatal errors, and the compile-time switches for sanitizers.
+//
+// Nothing here knows about fibers; everything above uses these instead of
+// calling the kernel directly, so there is one place to port.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <ctime>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define GORT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GORT_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define GORT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GORT_TSAN 1
+#endif
+#endif
+
+#include <gort/detail/annotations.h>
+
+namespace gort::detail {
+
+// Monotonic time in nanoseconds (CLOCK_MONOTONIC, vDSO: no syscall).
+inline int64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+inline constexpr int64_t kNever = INT64_MAX;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// futex on a 32-bit word. wait() returns when woken, on timeout (deadline_ns is
+// CLOCK_MONOTONIC, kNever for none), on a spurious wake-up, or at once if the
+// word no longer holds `expected`: callers always re-check their condition.
+void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, int64_t deadline_ns);
+void futex_wake(std::atomic<uint32_t>* word, int count);
+
+// Prints "fatal error: <msg>" to stderr and exits with status 2, like Go's
+// runtime.throw. Never returns. Not for signal handlers (it flushes stdio).
+[[noreturn]] void fatal(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
+// Always-on invariant check: the runtime's internal consistency is not
+// something to trade for speed in release builds.
+#define GORT_CHECK(cond)                                                              \
+  do {                                                                                \
+    if (__builtin_expect(!(cond), 0))                                                 \
+      ::gort::detail::fatal("runtime invariant violated: %s (%s:%d)", #cond, __FILE__, \
+                            __LINE__);                                                \
+  } while (0)
+
+std::size_t page_size();
+
+}  // namespace gort::detail

@@ -1,0 +1,139 @@
+// run_queue.h: a worker's bounded run queue, Go's runq design.
+//
+// A ring of kCapacity fiber pointers with `head` (next to pop or steal) and
+// `tail` (next free slot), plus a one-entry `next` slot that is run before the
+// ring: a fiber made ready by the running fiber (a woken waiter, a new spawn)
+// runs next, keeping producer/consumer pairs on one worker and warm in cache.
+//
+// Owner side (one thread: the worker that owns the queue): push, pop, and
+// set_next. Thief side (any thread): steal_half_into. The owner alone writes
+// `tail`; head moves by CAS from both sides. A thief copies the entries it
+// intends to take into its own ring first and then claims them with one CAS on
+// head; if the CAS fails someone else took them and it retries. The copies it
+// made are beyond its own tail, so they are invisible until it publishes them.
+//
+// Memory orders (pairs):
+//  * push stores the slot (relaxed), then tail (release)  ->  a thief's
+//    tail load (acquire) sees the slot contents.
+//  * pop/steal CAS head (release on success)  ->  push's head load (acquire):
+//    the owner may not overwrite a slot until the thief that copied it has
+//    claimed it.
+// Slots are atomics accessed relaxed so that a thief's speculative read of a
+// slot the owner is rewriting is not a data race (the CAS then fails).
+//
+// When the ring is full, push moves half of it plus the new fiber to the
+// injector (the overflow callback), like Go's runqputslow.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "fiber.h"
+
+namespace gort::detail {
+
+class RunQueue {
+ public:
+  static constexpr uint32_t kCapacity = 256;
+
+  // ---- owner side ----
+
+  // Appends f; when full, hands half the ring and f to overflow(batch, n).
+  template <class Overflow>
+  void push(Fiber* f, Overflow&& overflow) {
+    for (;;) {
+      uint32_t h = head_.load(std::memory_order_acquire);  // pairs with thieves' CAS
+      uint32_t t = tail_.load(std::memory_order_relaxed);  // only we write it
+      if (t - h < kCapacity) {
+        slots_[t % kCapacity].store(f, std::memory_order_relaxed);
+        tail_.store(t + 1, std::memory_order_release);     // publishes the slot
+        return;
+      }
+      Fiber* batch[kCapacity / 2 + 1];
+      uint32_t n = kCapacity / 2;
+      for (uint32_t i = 0; i < n; ++i) batch[i] = slots_[(h + i) % kCapacity].load(std::memory_order_relaxed);
+      if (!head_.compare_exchange_strong(h, h + n, std::memory_order_release, std::memory_order_relaxed))
+        continue;  // a thief took some; the ring has room now
+      batch[n] = f;
+      overflow(batch, n + 1);
+      return;
+    }
+  }
+
+  // Puts f in the next slot; returns the fiber it displaced (to be pushed), or null.
+  Fiber* set_next(Fiber* f) { return next_.exchange(f, std::memory_order_acq_rel); }
+
+  // Next fiber to run: the next slot first, then the ring's head.
+  Fiber* pop() {
+    if (next_.load(std::memory_order_relaxed) != nullptr) {
+      // acq_rel exchange: a thief may race us for the slot.
+      if (Fiber* f = next_.exchange(nullptr, std::memory_order_acq_rel)) return f;
+    }
+    for (;;) {
+      uint32_t h = head_.load(std::memory_order_acquire);
+      uint32_t t = tail_.load(std::memory_order_relaxed);
+      if (h == t) return nullptr;
+      Fiber* f = slots_[h % kCapacity].load(std::memory_order_relaxed);
+      if (head_.compare_exchange_weak(h, h + 1, std::memory_order_release, std::memory_order_relaxed))
+        return f;
+    }
+  }
+
+  // ---- thief side (any thread) ----
+
+  // Moves about half of victim's fibers into this queue (we must be this
+  // queue's owner) and returns one of them to run, or null. With
+  // steal_next, also takes the victim's next slot when its ring is empty.
+  Fiber* steal_half_into_me(RunQueue& victim, bool steal_next) {
+    uint32_t t = tail_.load(std::memory_order_relaxed);
+    uint32_t n = victim.grab(slots_, t, steal_next);
+    if (n == 0) return nullptr;
+    --n;
+    Fiber* f = slots_[(t + n) % kCapacity].load(std::memory_order_relaxed);
+    if (n != 0) tail_.store(t + n, std::memory_order_release);
+    return f;
+  }
+
+  // Approximate, for idle checks by any thread.
+  uint32_t size() const {
+    uint32_t h = head_.load(std::memory_order_acquire);
+    uint32_t t = tail_.load(std::memory_order_acquire);
+    return t - h + (next_.load(std::memory_order_acquire) != nullptr ? 1 : 0);
+  }
+  bool empty() const { return size() == 0; }
+
+ private:
+  // Copies up to half of this ring into dest[dest_tail...] and claims them.
+  uint32_t grab(std::atomic<Fiber*>* dest, uint32_t dest_tail, bool steal_next) {
+    for (;;) {
+      uint32_t h = head_.load(std::memory_order_acquire);
+      uint32_t t = tail_.load(std::memory_order_acquire);  // pairs with push's release
+      uint32_t n = t - h;
+      n -= n / 2;
+      if (n == 0) {
+        if (steal_next && next_.load(std::memory_order_relaxed) != nullptr) {
+          if (Fiber* f = next_.exchange(nullptr, std::memory_order_acq_rel)) {
+            dest[dest_tail % kCapacity].store(f, std::memory_order_relaxed);
+            return 1;
+          }
+        }
+        return 0;
+      }
+      if (n > kCapacity / 2) continue;  // inconsistent h/t snapshot
+      for (uint32_t i = 0; i < n; ++i)
+        dest[(dest_tail + i) % kCapacity].store(slots_[(h + i) % kCapacity].load(std::memory_order_relaxed),
+                                                std::memory_order_relaxed);
+      // acq_rel: acquire pairs with other thieves'/owner's release CAS on
+      // head; release lets the owner's push reuse these slots safely.
+      if (head_.compare_exchange_strong(h, h + n, std::memory_order_acq_rel, std::memory_order_relaxed))
+        return n;
+    }
+  }
+
+  alignas(64) std::atomic<uint32_t> head_{0};   // moved by owner and thieves (CAS)
+  alignas(64) std::atomic<uint32_t> tail_{0};   // written by the owner only
+  std::atomic<Fiber*> next_{nullptr};           // the LIFO slot; owner sets, anyone may take
+  std::atomic<Fiber*> slots_[kCapacity] = {};
+};
+
+}  // namespace gort::detail

@@ -1,0 +1,377 @@
+// scheduler.cpp: booting and stopping the runtime, spawning fibers, making
+// them runnable, waking workers. See scheduler.h for the design.
+#include "scheduler.h"
+
+#include <sched.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <typeinfo>
+
+#include <gort/runtime.h>
+
+#include "overflow.h"
+#include "park.h"
+#include "platform.h"
+
+namespace gort::detail {
+
+namespace {
+
+std::atomic<Scheduler*> g_sched{nullptr};
+
+int affinity_cpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return 1;
+}
+
+// Reads a positive integer (with an optional K/M/G suffix for sizes) from the
+// environment; a malformed value is a fatal error, not a silent default.
+uint64_t env_number(const char* name, bool size_suffix) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return 0;
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long n = std::strtoull(v, &end, 10);
+  uint64_t mult = 1;
+  if (size_suffix && end && *end) {
+    switch (*end) {
+      case 'k': case 'K': mult = 1024; ++end; break;
+      case 'm': case 'M': mult = 1024 * 1024; ++end; break;
+      case 'g': case 'G': mult = 1024 * 1024 * 1024; ++end; break;
+      default: break;
+    }
+  }
+  if (errno != 0 || end == v || *end != '\0' || n == 0)
+    fatal("%s=\"%s\": expected a positive integer%s", name, v, size_suffix ? " (optional K/M/G suffix)" : "");
+  return n * mult;
+}
+
+void fiber_entry(Transfer t) {
+  auto* w = static_cast<Worker*>(t.data);
+  w->sched_ctx = t.fctx;
+  Fiber* f = w->current;
+  annotate_switch_end(&f->san, &w->sched_san);
+  f->started = true;
+  try {
+    f->run_task(f->task);
+    f->drop_task(f->task);
+  } catch (const std::exception& e) {
+    fatal("unhandled exception in fiber %llu%s%s%s: %s: %s", (unsigned long long)f->id,
+          f->name ? " \"" : "", f->name ? f->name : "", f->name ? "\"" : "", typeid(e).name(), e.what());
+  } catch (...) {
+    fatal("unhandled exception in fiber %llu%s%s%s (not a std::exception)", (unsigned long long)f->id,
+          f->name ? " \"" : "", f->name ? f->name : "", f->name ? "\"" : "");
+  }
+  SwitchRequest exit{SwitchRequest::kExit};
+  switch_out(&exit);
+  __builtin_unreachable();
+}
+
+}  // namespace
+
+const char* state_name(FiberState s) {
+  switch (s) {
+    case FiberState::kRunnable: return "runnable";
+    case FiberState::kRunning: return "running";
+    case FiberState::kParked: return "parked";
+    case FiberState::kDead: return "dead";
+  }
+  return "?";
+}
+
+void Fiber::bad_transition(FiberState actual, FiberState from, FiberState to) {
+  fatal("fiber %llu: state change %s -> %s, but it is %s (a fiber was woken twice or while running)",
+        (unsigned long long)id, state_name(from), state_name(to), state_name(actual));
+}
+
+Scheduler* current_scheduler() { return g_sched.load(std::memory_order_acquire); }
+
+Scheduler::Scheduler(int n, std::size_t stack, bool deadlock)
+    : nworkers(n), default_stack(stack), detect_deadlock(deadlock) {
+  workers.reserve(std::size_t(n));
+  for (int i = 0; i < n; ++i) workers.push_back(std::make_unique<Worker>(this, i, stack));
+  idle_list.reserve(std::size_t(n));
+}
+
+Scheduler::~Scheduler() {
+  // Fibers still queued when the main fiber returned are abandoned, as Go
+  // abandons goroutines at exit. Those that never ran get their task
+  // destroyed; those that ran are simply dropped with their slabs.
+  auto drop = [this](Fiber* f) {
+    if (f->ctx != nullptr && f->run_task != nullptr && !f->started) f->drop_task(f->task);
+    f->san.destroy();
+  };
+  Fiber* f;
+  while (injector.try_dequeue(f)) drop(f);
+  for (auto& w : workers)
+    while ((f = w->runq.pop()) != nullptr) drop(f);
+}
+
+void Scheduler::inject(Fiber* f) {
+  injector.enqueue(f);
+}
+
+void Scheduler::ready(Fiber* f, bool as_next) {
+  Worker* w = current_worker();
+  if (w != nullptr && w->sched == this) {
+    w->push_local(f, as_next);
+  } else {
+    inject(f);
+  }
+  wake_idle_worker();
+}
+
+void Scheduler::wake_idle_worker() {
+  // seq_cst loads: (b) of the readier/parker protocol in scheduler.h.
+  if (nidle.load() == 0 || nspinning.load() != 0) return;
+  int expected = 0;
+  if (!nspinning.compare_exchange_strong(expected, 1)) return;  // someone else is waking one
+  Worker* w = nullptr;
+  {
+    std::lock_guard lock(idle_mu);
+    if (!idle_list.empty()) {
+      w = idle_list.back();
+      idle_list.pop_back();
+      w->on_idle_list = false;
+      nidle.fetch_sub(1);
+      w->spinning = true;  // the nspinning we just took is now w's
+      wake_epoch.fetch_add(1);
+      w->wake_word.store(1, std::memory_order_release);
+    }
+  }
+  if (w == nullptr) {
+    nspinning.fetch_sub(1);
+    return;
+  }
+  futex_wake(&w->wake_word, 1);
+}
+
+void Scheduler::wake_worker_for_timer(int64_t when) {
+  // A worker parked until later than `when` must re-compute its deadline.
+  for (auto& w : workers) {
+    int64_t until = w->parked_until.load(std::memory_order_seq_cst);
+    if (until >= 0 && until > when) {
+      {
+        std::lock_guard lock(idle_mu);
+        wake_epoch.fetch_add(1);
+        w->wake_word.store(1, std::memory_order_release);
+      }
+      futex_wake(&w->wake_word, 1);
+      return;
+    }
+  }
+}
+
+void Scheduler::stop() {
+  stopping.store(true, std::memory_order_release);
+  std::lock_guard lock(idle_mu);
+  wake_epoch.fetch_add(1);
+  for (auto& w : workers) {
+    w->wake_word.store(1, std::memory_order_release);
+    futex_wake(&w->wake_word, 1);
+  }
+}
+
+int64_t Scheduler::earliest_timer() const {
+  int64_t when = kNever;
+  for (auto& w : workers) when = std::min(when, w->timers.next_when());
+  return when;
+}
+
+bool Scheduler::nothing_can_run() {
+  if (nidle.load() != nworkers || stopping.load()) return false;
+  if (live_fibers.load() <= 0 || external_wakers.load() > 0) return false;
+  if (injector.size_approx() != 0 || earliest_timer() != kNever) return false;
+  for (auto& w : workers)
+    if (!w->runq.empty()) return false;
+  return true;
+}
+
+// ---- switching ----
+
+Worker* switch_out(SwitchRequest* req) {
+  Worker* w = current_worker();
+  Fiber* f = w->current;
+  annotate_switch_begin(&f->san, &w->sched_san, req->kind == SwitchRequest::kExit);
+  Transfer t = jump(w->sched_ctx, req);
+  // Resumed, maybe by another worker: everything thread-specific is re-read.
+  w = static_cast<Worker*>(t.data);
+  w->sched_ctx = t.fctx;
+  annotate_switch_end(&f->san, &w->sched_san);
+  return w;
+}
+
+void park(bool (*unlock)(void*), void* arg) {
+  SwitchRequest req{SwitchRequest::kPark, unlock, arg};
+  switch_out(&req);
+}
+
+void ready(Fiber* f) {
+  f->claim_for_ready();
+  Scheduler* s = current_scheduler();
+  GORT_CHECK(s != nullptr);
+  s->ready(f, false);
+}
+
+// ---- spawning ----
+
+Fiber* spawn_prepare(const SpawnOptions& opts, std::size_t task_size, std::size_t task_align,
+                     void** task_storage) {
+  Scheduler* s = current_scheduler();
+  if (s == nullptr || s->stopping.load(std::memory_order_relaxed))
+    throw std::logic_error("gort::spawn: no gort runtime is running (call gort::run first)");
+  if (opts.stack_size > kMaxStackSize)
+    throw std::invalid_argument("gort::spawn: stack_size " + std::to_string(opts.stack_size) +
+                                " exceeds the 1 GiB maximum");
+  std::size_t size = opts.stack_size ? opts.stack_size : s->default_stack;
+  Worker* w = current_worker();
+  Stack st = (w != nullptr && w->sched == s) ? w->stacks.get(size) : s->stack_pool.allocate(size);
+
+  auto align_down = [](char* p, std::size_t a) {
+    return reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(p) & ~(uintptr_t(a) - 1));
+  };
+  char* fp = align_down(st.top() - sizeof(Fiber), alignof(Fiber));
+  char* tp = align_down(fp - task_size, std::max<std::size_t>(task_align, 16));
+  char* sp = align_down(tp, 64);
+  if (sp - st.usable_bottom() < 4096) {
+    s->stack_pool.release(st);
+    throw std::length_error("gort::spawn: the fiber's arguments do not fit its stack");
+  }
+  auto* f = new (fp) Fiber;
+  f->stack = st;
+  f->id = s->next_fiber_id.fetch_add(1, std::memory_order_relaxed);
+  f->name = opts.name;
+  f->task = tp;
+  std::size_t usable = std::size_t(sp - st.usable_bottom());
+  f->ctx = make_context(sp, usable, fiber_entry);
+  f->san.init_fiber(st.usable_bottom(), usable);
+  *task_storage = tp;
+  return f;
+}
+
+void spawn_abort(Fiber* f) {
+  Scheduler* s = current_scheduler();
+  Stack st = f->stack;
+  f->san.destroy();
+  f->~Fiber();
+  Worker* w = current_worker();
+  if (w != nullptr && w->sched == s) {
+    w->stacks.put(st);
+  } else {
+    s->stack_pool.release(st);
+  }
+}
+
+void spawn_commit(Fiber* f, void (*run)(void*), void (*drop)(void*)) {
+  Scheduler* s = current_scheduler();
+  f->run_task = run;
+  f->drop_task = drop;
+  s->live_fibers.fetch_add(1);
+  // Like Go's newproc: the new fiber goes in the spawner's next slot.
+  s->ready(f, true);
+}
+
+// ---- run ----
+
+int run_main(const Config& config, void (*body)(void*), void* arg) {
+  int n = config.workers;
+  if (n < 0) throw std::invalid_argument("gort::Config::workers must be >= 0");
+  if (n == 0) n = int(env_number("GORT_PROCS", false));
+  if (n == 0) n = affinity_cpus();
+  if (n > 1024) throw std::invalid_argument("gort: at most 1024 workers");
+  std::size_t stack = config.stack_size;
+  if (stack == 0) stack = std::size_t(env_number("GORT_STACK_SIZE", true));
+  if (stack == 0) stack = kDefaultStackSize;
+  if (stack < kMinStackSize || stack > kMaxStackSize)
+    throw std::invalid_argument("gort: stack size " + std::to_string(stack) +
+                                " out of range [16 KiB, 1 GiB]");
+
+  // Go raises the soft open-files limit to the hard limit at start; so do we.
+  rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  install_overflow_handler();
+
+  Scheduler sched(n, stack, config.detect_deadlock);
+  Scheduler* expected = nullptr;
+  if (!g_sched.compare_exchange_strong(expected, &sched))
+    throw std::logic_error("gort::run: a gort runtime is already running in this process");
+
+  struct Main {
+    void (*body)(void*);
+    void* arg;
+    Scheduler* sched;
+  } main_task{body, arg, &sched};
+  SpawnOptions opts;
+  opts.name = "main";
+  void* storage = nullptr;
+  Fiber* f;
+  try {
+    f = spawn_prepare(opts, sizeof(Main*), alignof(Main*), &storage);
+  } catch (...) {
+    g_sched.store(nullptr);
+    throw;
+  }
+  *static_cast<Main**>(storage) = &main_task;
+  spawn_commit(
+      f,
+      [](void* p) {
+        Main* m = *static_cast<Main**>(p);
+        m->body(m->arg);
+        m->sched->stop();
+      },
+      [](void*) {});
+
+  for (int i = 1; i < n; ++i) {
+    Worker* w = sched.workers[std::size_t(i)].get();
+    w->thread = std::thread([w] { w->loop(); });
+  }
+  sched.workers[0]->loop();
+  for (int i = 1; i < n; ++i) sched.workers[std::size_t(i)]->thread.join();
+  for (auto& w : sched.workers) w->stacks.flush();
+  g_sched.store(nullptr, std::memory_order_release);
+  return sched.exit_code;
+}
+
+}  // namespace gort::detail
+
+namespace gort {
+
+void yield() {
+  if (detail::current_fiber() == nullptr) {
+    sched_yield();
+    return;
+  }
+  detail::SwitchRequest req{detail::SwitchRequest::kYield};
+  detail::switch_out(&req);
+}
+
+bool in_fiber() { return detail::current_fiber() != nullptr; }
+
+uint64_t fiber_id() {
+  detail::Fiber* f = detail::current_fiber();
+  return f ? f->id : 0;
+}
+
+int worker_count() {
+  detail::Scheduler* s = detail::current_scheduler();
+  return s ? s->nworkers : 0;
+}
+
+Stats stats() {
+  detail::Scheduler* s = detail::current_scheduler();
+  if (s == nullptr) return Stats{0, 0, 0, false};
+  return Stats{s->live_fibers.load(), s->stack_pool.in_use(), s->stack_pool.slab_count(),
+               s->stack_pool.guard_mode() == detail::GuardMode::kGuardInstall};
+}
+
+}  // namespace gort

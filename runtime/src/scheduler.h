@@ -1,0 +1,141 @@
+// scheduler.h: workers and the scheduler that owns them (M:N, Go's design).
+//
+// Design (after the comment at the top of Go's runtime/proc.go)
+//  * One Worker per CPU in the process's affinity mask (GORT_PROCS or
+//    Config::workers override). A worker is a kernel thread that runs a
+//    schedule loop on its own stack and switches into fibers. The thread that
+//    calls gort::run() becomes worker 0.
+//  * Each worker has a bounded RunQueue (ring + `next` slot, run_queue.h).
+//    Work arriving from outside the workers (another thread, overflow of a
+//    full ring) goes through the injector, a moodycamel ConcurrentQueue.
+//  * A worker out of local work takes from the injector, then steals half of
+//    a random victim's ring. At most half of the busy workers spin (look for
+//    work) at once; the rest park on a futex. Making a fiber runnable wakes
+//    an idle worker only when no worker is spinning, because a spinning
+//    worker will find the fiber (Go's wakep). A spinning worker that finds
+//    work and was the last spinner wakes another, so ready work is never
+//    left with every other worker asleep.
+//  * Each worker has a TimerHeap. An idle worker sleeps until the earliest
+//    deadline of any heap and runs other workers' expired timers when they
+//    are busy.
+//  * When every worker is idle, no timer is pending, nothing outside the
+//    workers is registered as able to wake a fiber, and live fibers remain,
+//    the runtime reports "all fibers are asleep - deadlock!" and exits 2.
+//
+// Why no wake-up is lost between a readier and a parking worker (Go's
+// "delicate dance" in findrunnable): the parking worker (1) puts itself on
+// the idle list (nidle++), then (2) drops spinning (nspinning--), then (3)
+// re-checks every run queue and the injector. The readier (a) publishes the
+// fiber in a queue, then (b) reads nidle and nspinning. All four are
+// sequentially consistent, so either (3) sees the fiber or (b) sees nidle > 0
+// and nspinning == 0 and wakes a worker.
+//
+// Rejected
+//  * One global run queue under a lock (Go before 1.1): contention on every
+//    switch.
+//  * Waking a worker for every ready fiber: futex storms; spinning workers
+//    absorb bursts instead.
+//  * Pinning workers to CPUs: the machine is shared; the kernel balances.
+#pragma once
+
+#include <concurrentqueue/concurrentqueue.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "fiber.h"
+#include "run_queue.h"
+#include "stack.h"
+#include "timer_heap.h"
+
+namespace gort::detail {
+
+struct Scheduler;
+
+// What a fiber asks of the scheduler when it switches out.
+struct SwitchRequest {
+  enum Kind { kYield, kPark, kExit } kind;
+  bool (*unlock)(void* arg) = nullptr;  // kPark: runs after the switch; false = stay runnable
+  void* arg = nullptr;
+};
+
+struct alignas(64) Worker {
+  Worker(Scheduler* s, int index, std::size_t default_stack);
+
+  Scheduler* const sched;           // owner
+  const int index;                  // position in sched->workers
+  RunQueue runq;                    // owner: this worker; thieves: all others
+  TimerHeap timers;                 // timers added by fibers running here
+  StackCache stacks;                // this worker's free stacks (owner only)
+  Context sched_ctx = nullptr;      // schedule loop's context while a fiber runs
+  SanitizerContext sched_san;       // sanitizer view of the schedule loop's stack
+  Fiber* current = nullptr;         // fiber running on this worker, or null
+  uint32_t tick = 0;                // fibers scheduled, for the injector fairness check
+  uint64_t rng;                     // victim selection (xorshift)
+  bool spinning = false;            // counted in sched->nspinning
+  bool on_idle_list = false;        // guarded by sched->idle_mu
+  std::atomic<uint32_t> wake_word{0};             // futex: 1 = woken
+  std::atomic<int64_t> parked_until{-1};          // deadline while parked, -1 when running
+  std::thread thread;               // empty for worker 0 (the caller of run)
+
+  void loop();                      // the schedule loop; returns when the runtime stops
+  Fiber* find_runnable();           // blocks (parks the worker) until work or stop
+  void execute(Fiber* f);           // switch into f, then handle its request
+  void push_local(Fiber* f, bool as_next);
+  Fiber* take_from_injector();
+  Fiber* steal();
+  bool run_timers(int64_t now);
+  void park_worker();               // the idle path of find_runnable
+  void stop_spinning();
+  uint64_t next_random();
+};
+
+struct Scheduler {
+  explicit Scheduler(int workers, std::size_t default_stack, bool detect_deadlock);
+  ~Scheduler();
+
+  int nworkers;
+  std::size_t default_stack;        // usable bytes
+  bool detect_deadlock;
+  StackPool stack_pool;             // declared before workers: their caches return to it
+  std::vector<std::unique_ptr<Worker>> workers;
+  moodycamel::ConcurrentQueue<Fiber*> injector;
+  std::atomic<int> nspinning{0};    // workers looking for work
+  std::atomic<int> nidle{0};        // workers on idle_list
+  std::mutex idle_mu;               // guards idle_list, Worker::on_idle_list
+  std::vector<Worker*> idle_list;
+  std::atomic<uint64_t> wake_epoch{0};     // bumped on every worker wake (deadlock check)
+  std::atomic<int64_t> live_fibers{0};     // spawned and not yet dead
+  std::atomic<int64_t> external_wakers{0}; // things outside the workers that may ready a fiber
+  std::atomic<bool> stopping{false};
+  std::atomic<uint64_t> next_fiber_id{1};
+  int exit_code = 0;
+
+  // Makes f runnable from any thread: on the calling worker's queue if it is
+  // one of ours, else via the injector; then wakes a worker if needed.
+  void ready(Fiber* f, bool as_next);
+  void inject(Fiber* f);
+  void wake_idle_worker();          // Go's wakep
+  void wake_worker_for_timer(int64_t when);
+  void stop();                      // from the main fiber's end
+  bool nothing_can_run();           // deadlock test; call with idle_mu held
+  int64_t earliest_timer() const;
+};
+
+// The scheduler of the running runtime (null outside gort::run) and the
+// worker the calling thread is. current_worker() is deliberately not inline:
+// a fiber may resume on another thread, and an inlined thread_local address
+// could be cached across the switch by the compiler.
+Scheduler* current_scheduler();
+Worker* current_worker();
+Fiber* current_fiber();
+
+// Switches the running fiber out with `req`; returns when it is resumed,
+// with the worker that resumed it.
+Worker* switch_out(SwitchRequest* req);
+
+}  // namespace gort::detail

@@ -1,0 +1,97 @@
+// timer_heap.cpp: see timer_heap.h.
+#include "timer_heap.h"
+
+#include <mutex>
+#include <utility>
+
+namespace gort::detail {
+
+void TimerHeap::publish_next() {
+  // release: pairs with the acquire in next_when(); a reader that sees a
+  // deadline then takes lock_ before touching the node anyway.
+  next_when_.store(heap_.empty() ? kNever : heap_[0]->when, std::memory_order_release);
+}
+
+void TimerHeap::sift_up(uint32_t i) {
+  TimerNode* node = heap_[i];
+  while (i > 0) {
+    uint32_t parent = (i - 1) / 2;
+    if (heap_[parent]->when <= node->when) break;
+    heap_[i] = heap_[parent];
+    heap_[i]->index = i;
+    i = parent;
+  }
+  heap_[i] = node;
+  node->index = i;
+}
+
+void TimerHeap::sift_down(uint32_t i) {
+  uint32_t n = uint32_t(heap_.size());
+  TimerNode* node = heap_[i];
+  for (;;) {
+    uint32_t child = 2 * i + 1;
+    if (child >= n) break;
+    if (child + 1 < n && heap_[child + 1]->when < heap_[child]->when) ++child;
+    if (node->when <= heap_[child]->when) break;
+    heap_[i] = heap_[child];
+    heap_[i]->index = i;
+    i = child;
+  }
+  heap_[i] = node;
+  node->index = i;
+}
+
+void TimerHeap::erase_at(uint32_t i) {
+  TimerNode* last = heap_.back();
+  heap_.pop_back();
+  if (i < heap_.size()) {
+    heap_[i] = last;
+    last->index = i;
+    sift_down(i);
+    sift_up(last->index);
+  }
+}
+
+bool TimerHeap::add(TimerNode* node) {
+  std::lock_guard guard(lock_);
+  GORT_CHECK(node->owner.load(std::memory_order_relaxed) == nullptr);
+  heap_.push_back(node);
+  sift_up(uint32_t(heap_.size() - 1));
+  // release: remove() reads owner (acquire) before taking our lock.
+  node->owner.store(this, std::memory_order_release);
+  publish_next();
+  return heap_[0] == node;
+}
+
+bool TimerHeap::remove(TimerNode* node) {
+  for (;;) {
+    TimerHeap* heap = node->owner.load(std::memory_order_acquire);
+    if (heap == nullptr) return false;
+    std::lock_guard guard(heap->lock_);
+    // Re-check under the lock: the node may have fired meanwhile.
+    if (node->owner.load(std::memory_order_relaxed) != heap) continue;
+    heap->erase_at(node->index);
+    node->owner.store(nullptr, std::memory_order_relaxed);
+    heap->publish_next();
+    return true;
+  }
+}
+
+int TimerHeap::run_expired(int64_t now) {
+  int fired = 0;
+  for (;;) {
+    TimerNode* node;
+    {
+      std::lock_guard guard(lock_);
+      if (heap_.empty() || heap_[0]->when > now) return fired;
+      node = heap_[0];
+      erase_at(0);
+      node->owner.store(nullptr, std::memory_order_relaxed);
+      publish_next();
+    }
+    node->fire(node);
+    ++fired;
+  }
+}
+
+}  // namespace gort::detail

@@ -1,0 +1,61 @@
+// timer_heap.h: a worker's timers, a binary min-heap keyed by deadline.
+//
+// Each worker owns one heap; timers are added to the heap of the worker that
+// runs the adding code, so adding is uncontended in practice. The heap is
+// still guarded by a spinlock because other workers run its expired timers
+// when its owner is busy (like Go's timer stealing), and because a timer can
+// be cancelled from any worker.
+//
+// A TimerNode belongs to its creator (it usually lives on a parked fiber's
+// stack). Lifecycle, with `owner` the heap it is in:
+//   add:     owner null -> heap (under that heap's lock)
+//   run:     popped under the lock (owner -> null), then fire(node) is called
+//            with no lock held
+//   remove:  under the lock, if still in that heap (owner -> null); returns
+//            false if the timer was already popped (it fired or is firing)
+// A node's creator may free it only when it is in no heap and its fire has
+// finished; for sleeping fibers that is automatic, since fire() readies the
+// fiber as its last access to the node.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "platform.h"
+#include <gort/detail/spinlock.h>
+
+namespace gort::detail {
+
+class TimerHeap;
+
+struct TimerNode {
+  int64_t when = 0;                       // deadline, now_ns() clock
+  void (*fire)(TimerNode*) = nullptr;     // called once, no locks held
+  std::atomic<TimerHeap*> owner{nullptr}; // heap holding it, or null
+  uint32_t index = 0;                     // position in owner's heap (under its lock)
+};
+
+class TimerHeap {
+ public:
+  // Returns true if the node became the earliest timer of this heap.
+  bool add(TimerNode* node);
+  // Removes node from whichever heap holds it; false if it is in none.
+  static bool remove(TimerNode* node);
+  // Pops and fires every timer due at `now`. Returns how many fired.
+  int run_expired(int64_t now);
+  // Earliest deadline, kNever when empty. Lock-free read for other workers.
+  int64_t next_when() const { return next_when_.load(std::memory_order_acquire); }
+
+ private:
+  void sift_up(uint32_t i) GORT_REQUIRES(lock_);
+  void sift_down(uint32_t i) GORT_REQUIRES(lock_);
+  void erase_at(uint32_t i) GORT_REQUIRES(lock_);
+  void publish_next() GORT_REQUIRES(lock_);
+
+  Spinlock lock_;
+  std::vector<TimerNode*> heap_ GORT_GUARDED_BY(lock_);
+  std::atomic<int64_t> next_when_{kNever};  // heap_[0]->when, published under lock_
+};
+
+}  // namespace gort::detail
