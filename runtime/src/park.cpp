@@ -53,13 +53,16 @@ void prepare_wait(Waiter* w) {
   w->signaled.store(0, std::memory_order_relaxed);
 }
 
+// park()'s unlock step for block(): releases a lock the parked fiber took.
+static bool unlock_spinlock(void* lock) GORT_NO_THREAD_SAFETY_ANALYSIS {
+  static_cast<Spinlock*>(lock)->unlock();
+  return true;
+}
+
 void block(Waiter* w, Spinlock& lock) GORT_NO_THREAD_SAFETY_ANALYSIS {
   if (w->fiber != nullptr) {
     // The lock is released by the worker after the switch (park.h).
-    park([](void* l) {
-      static_cast<Spinlock*>(l)->unlock();
-      return true;
-    }, &lock);
+    park(&unlock_spinlock, &lock);
     return;
   }
   // A plain thread: the futex word closes the window between unlock and sleep.

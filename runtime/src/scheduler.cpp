@@ -2,6 +2,7 @@
 // them runnable, waking workers. See scheduler.h for the design.
 #include "scheduler.h"
 
+#include <dirent.h>
 #include <sched.h>
 #include <sys/resource.h>
 
@@ -104,7 +105,7 @@ Scheduler::~Scheduler() {
   // Fibers still queued when the main fiber returned are abandoned, as Go
   // abandons goroutines at exit. Those that never ran get their task
   // destroyed; those that ran are simply dropped with their slabs.
-  auto drop = [this](Fiber* f) {
+  auto drop = [](Fiber* f) {
     if (f->ctx != nullptr && f->run_task != nullptr && !f->started) f->drop_task(f->task);
     f->san.destroy();
   };
@@ -185,13 +186,32 @@ int64_t Scheduler::earliest_timer() const {
   return when;
 }
 
+// Threads in this process (/proc/self/task), or -1 if unknown.
+static int process_threads() {
+  DIR* d = opendir("/proc/self/task");
+  if (d == nullptr) return -1;
+  int n = 0;
+  while (dirent* e = readdir(d))
+    if (e->d_name[0] != '.') ++n;
+  closedir(d);
+  return n;
+}
+
 bool Scheduler::nothing_can_run() {
   if (nidle.load() != nworkers || stopping.load()) return false;
   if (live_fibers.load() <= 0 || external_wakers.load() > 0) return false;
   if (injector.size_approx() != 0 || earliest_timer() != kNever) return false;
   for (auto& w : workers)
     if (!w->runq.empty()) return false;
-  return true;
+  // Another thread of the application could still ready a fiber (unlock a
+  // Mutex, call done(), spawn): then this is not provably a deadlock. TSan
+  // runs one background thread of its own.
+  int expected = nworkers + helper_threads.load();
+#if GORT_TSAN
+  expected += 1;
+#endif
+  int threads = process_threads();
+  return threads >= 0 && threads <= expected;
 }
 
 // ---- switching ----

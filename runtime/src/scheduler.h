@@ -19,8 +19,12 @@
 //    deadline of any heap and runs other workers' expired timers when they
 //    are busy.
 //  * When every worker is idle, no timer is pending, nothing outside the
-//    workers is registered as able to wake a fiber, and live fibers remain,
-//    the runtime reports "all fibers are asleep - deadlock!" and exits 2.
+//    workers is registered as able to wake a fiber (external_wakers: blocking
+//    calls in flight, later the poller's waiters), the process has no thread
+//    besides the runtime's own (any other thread could still wake a fiber),
+//    and live fibers remain, the runtime reports "all fibers are asleep -
+//    deadlock!" and exits 2. The last worker to go idle makes the check, then
+//    re-makes it after a grace period to let in-flight wake-ups land.
 //
 // Why no wake-up is lost between a readier and a parking worker (Go's
 // "delicate dance" in findrunnable): the parking worker (1) puts itself on
@@ -111,6 +115,7 @@ struct Scheduler {
   std::atomic<uint64_t> wake_epoch{0};     // bumped on every worker wake (deadlock check)
   std::atomic<int64_t> live_fibers{0};     // spawned and not yet dead
   std::atomic<int64_t> external_wakers{0}; // things outside the workers that may ready a fiber
+  std::atomic<int> helper_threads{0};      // threads the runtime owns besides workers (blocking pool)
   std::atomic<bool> stopping{false};
   std::atomic<uint64_t> next_fiber_id{1};
   int exit_code = 0;

@@ -21,7 +21,7 @@ Mutex::~Mutex() {
     detail::fatal("gort::Mutex destroyed while fibers wait for it");
 }
 
-void Mutex::lock_slow() {
+void Mutex::lock_slow() GORT_NO_THREAD_SAFETY_ANALYSIS {  // wait_lock_ is released by block()
   // A short spin first: critical sections are often shorter than a park.
   for (int i = 0; i < 32; ++i) {
     if (try_lock()) return;
@@ -78,7 +78,7 @@ CondVar::~CondVar() {
   if (waited_on) detail::fatal("gort::CondVar destroyed while fibers wait on it");
 }
 
-void CondVar::wait(std::unique_lock<Mutex>& lk) {
+void CondVar::wait(std::unique_lock<Mutex>& lk) GORT_NO_THREAD_SAFETY_ANALYSIS {
   if (!lk.owns_lock()) detail::fatal("gort::CondVar::wait: the lock is not held");
   Waiter w;
   detail::prepare_wait(&w);
@@ -160,7 +160,7 @@ void WaitGroup::add(int64_t delta) {
   }
 }
 
-void WaitGroup::wait() {
+void WaitGroup::wait() GORT_NO_THREAD_SAFETY_ANALYSIS {
   uint64_t s = state_.load(std::memory_order_acquire);
   for (;;) {
     if ((s >> 32) == 0) return;

@@ -53,7 +53,7 @@ void TimerHeap::erase_at(uint32_t i) {
 }
 
 bool TimerHeap::add(TimerNode* node) {
-  std::lock_guard guard(lock_);
+  SpinGuard guard(lock_);
   GORT_CHECK(node->owner.load(std::memory_order_relaxed) == nullptr);
   heap_.push_back(node);
   sift_up(uint32_t(heap_.size() - 1));
@@ -67,7 +67,7 @@ bool TimerHeap::remove(TimerNode* node) {
   for (;;) {
     TimerHeap* heap = node->owner.load(std::memory_order_acquire);
     if (heap == nullptr) return false;
-    std::lock_guard guard(heap->lock_);
+    SpinGuard guard(heap->lock_);
     // Re-check under the lock: the node may have fired meanwhile.
     if (node->owner.load(std::memory_order_relaxed) != heap) continue;
     heap->erase_at(node->index);
@@ -82,7 +82,7 @@ int TimerHeap::run_expired(int64_t now) {
   for (;;) {
     TimerNode* node;
     {
-      std::lock_guard guard(lock_);
+      SpinGuard guard(lock_);
       if (heap_.empty() || heap_[0]->when > now) return fired;
       node = heap_[0];
       erase_at(0);

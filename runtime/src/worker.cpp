@@ -189,6 +189,9 @@ Fiber* Worker::find_runnable() {
 void Worker::park_worker() {
   Scheduler* s = sched;
   // (1) Go on the idle list, unless work arrived in the injector meanwhile.
+  //     Our `spinning` flag is cleared under the same lock: once we are on
+  //     the list a waker may set it again (for the nspinning it hands us).
+  bool was_spinning;
   {
     std::lock_guard lock(s->idle_mu);
     if (s->stopping.load() || s->injector.size_approx() != 0) return;
@@ -196,13 +199,11 @@ void Worker::park_worker() {
     s->idle_list.push_back(this);
     on_idle_list = true;
     s->nidle.fetch_add(1);  // seq_cst: (1) of the protocol
-  }
-  // (2) Drop spinning.
-  bool was_spinning = spinning;
-  if (spinning) {
+    was_spinning = spinning;
     spinning = false;
-    s->nspinning.fetch_sub(1);  // seq_cst: (2)
   }
+  // (2) Drop our count in nspinning.
+  if (was_spinning) s->nspinning.fetch_sub(1);  // seq_cst: (2)
   // (3) Re-check every queue: a readier may have seen us spinning and not
   //     woken anyone.
   if (was_spinning) {

@@ -3,6 +3,7 @@
 
 #if defined(__clang__)
 #define GORT_CAPABILITY(x) __attribute__((capability(x)))
+#define GORT_SCOPED_CAPABILITY __attribute__((scoped_lockable))
 #define GORT_GUARDED_BY(x) __attribute__((guarded_by(x)))
 #define GORT_REQUIRES(...) __attribute__((requires_capability(__VA_ARGS__)))
 #define GORT_ACQUIRE(...) __attribute__((acquire_capability(__VA_ARGS__)))
@@ -11,6 +12,7 @@
 #define GORT_NO_THREAD_SAFETY_ANALYSIS __attribute__((no_thread_safety_analysis))
 #else
 #define GORT_CAPABILITY(x)
+#define GORT_SCOPED_CAPABILITY
 #define GORT_GUARDED_BY(x)
 #define GORT_REQUIRES(...)
 #define GORT_ACQUIRE(...)

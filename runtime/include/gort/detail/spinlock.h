@@ -54,5 +54,18 @@ class GORT_CAPABILITY("mutex") Spinlock {
   std::atomic<bool> locked_{false};
 };
 
+// Scoped holder of a Spinlock that clang's thread-safety analysis understands
+// (std::lock_guard is not annotated in libstdc++).
+class GORT_SCOPED_CAPABILITY SpinGuard {
+ public:
+  explicit SpinGuard(Spinlock& l) GORT_ACQUIRE(l) : lock_(l) { lock_.lock(); }
+  ~SpinGuard() GORT_RELEASE() { lock_.unlock(); }
+  SpinGuard(const SpinGuard&) = delete;
+  SpinGuard& operator=(const SpinGuard&) = delete;
+
+ private:
+  Spinlock& lock_;
+};
+
 
 }  // namespace gort::detail

@@ -1,0 +1,459 @@
+#!/usr/bin/env python3
+"""Run gort's runtime micro-benchmarks and the Go peer; print one comparison table.
+
+    python3 bench/run_micro.py --build build/release [--reps 5] [--quick] [--json out.json]
+
+The C++ side is every Google Benchmark binary <build>/bench/gort_bench_*.  Its
+benchmarks are named
+
+    <name>/workers:<P>                   fiber benchmarks (yield, spawn_join, ...)
+    thread_futex_pingpong/same_core      kernel-thread baselines: ns per one-way
+    thread_futex_pingpong/cross_core     futex switch between two threads
+    thread_create_join                   ns per pthread create + join
+
+Anything else is listed under "other".  The Go side is bench/peers/go, built
+into <build>/bench/go_peer and run with GOMAXPROCS set to each worker count the
+C++ side used.  Each number is the median over --reps repetitions.
+
+Testing aids, not shown in --help:
+    --cpp-json FILE   use a saved Google Benchmark JSON (repeatable) instead of
+                      running the C++ binaries
+    --go-json FILE    use saved go_peer output (JSON lines) instead of building
+                      and running the Go peer
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+GO_PEER_SRC = HERE / "peers" / "go"
+
+# Display order of the fiber benchmarks; names not listed here (new
+# benchmarks) follow in alphabetical order rather than being dropped.
+FIBER_ORDER = [
+    "yield", "spawn_join", "mutex_handoff", "chan_pingpong",
+    "chan_buffered_1to1", "chan_buffered_NtoN", "select_2", "select_8",
+]
+FUTEX_BASELINES = ["thread_futex_pingpong/same_core", "thread_futex_pingpong/cross_core"]
+CREATE_BASELINE = "thread_create_join"
+BASELINES = FUTEX_BASELINES + [CREATE_BASELINE]
+
+# "<name>/workers:<P>", possibly followed by Google Benchmark's own suffixes
+# such as /real_time or /min_time:0.050.
+FIBER_RE = re.compile(r"^(?P<name>[^/]+)/workers:(?P<workers>\d+)(?:/.*)?$")
+# Suffixes Google Benchmark appends to a name when the benchmark was
+# registered with UseRealTime(), MinTime(), ...; they are not part of the
+# identity we match on.
+GB_SUFFIX_RE = re.compile(r"/(?:real_time|process_time|manual_time|min_time:[^/]*|"
+                          r"min_warmup_time:[^/]*|iterations:\d+|repeats:\d+|threads:\d+)$")
+
+TO_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+# Targets: (label, benchmark, maximum gort/Go ratio).
+GO_TARGETS = [
+    ("yield <= 0.5x Go", "yield", 0.5),
+    ("spawn_join <= 0.5x Go", "spawn_join", 0.5),
+    ("chan_pingpong <= 0.4x Go", "chan_pingpong", 0.4),
+]
+KERNEL_SWITCH_FACTOR = 100.0
+
+
+def log(msg):
+    print(f"run_micro: {msg}", file=sys.stderr, flush=True)
+
+
+def sig3(x):
+    """Format x with 3 significant figures, without exponent notation."""
+    if x is None:
+        return "-"
+    if x == 0 or not math.isfinite(x):
+        return str(x)
+    decimals = 2 - math.floor(math.log10(abs(x)))
+    r = round(x, decimals)
+    # Rounding can add a digit (999.6 -> 1000); recompute so 1.00 is not 1.000.
+    decimals = max(2 - math.floor(math.log10(abs(r))), 0)
+    return f"{r:.{decimals}f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+# --------------------------------------------------------------------------
+# C++ side (Google Benchmark JSON)
+
+def find_cpp_binaries(build):
+    bench_dir = build / "bench"
+    if not bench_dir.is_dir():
+        return []
+    return sorted(p for p in bench_dir.iterdir()
+                  if p.name.startswith("gort_bench_") and p.is_file() and os.access(p, os.X_OK))
+
+
+def run_cpp_binary(path, reps, quick):
+    cmd = [str(path), "--benchmark_format=json", f"--benchmark_repetitions={reps}",
+           "--benchmark_report_aggregates_only=true"]
+    if quick:
+        cmd.append("--benchmark_min_time=0.05")
+    log("running " + " ".join(cmd))
+    # stderr is left attached so the binary's own progress stays visible.
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{path.name} exited with status {proc.returncode}")
+    return json.loads(proc.stdout)
+
+
+def base_name(entry):
+    name = entry.get("run_name") or entry["name"]
+    if entry.get("run_type") == "aggregate" and "run_name" not in entry:
+        # Old-style JSON without run_name: "<run>_median".
+        agg = entry.get("aggregate_name", "")
+        if agg and name.endswith("_" + agg):
+            name = name[: -len(agg) - 1]
+    while True:
+        stripped = GB_SUFFIX_RE.sub("", name)
+        if stripped == name:
+            return name
+        name = stripped
+
+
+def median(xs):
+    s = sorted(xs)
+    m = len(s) // 2
+    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
+
+
+def parse_gbench(doc, source):
+    """Return {benchmark name: ns per op} from one Google Benchmark JSON.
+
+    Prefers the 'median' aggregate.  With --benchmark_repetitions=1 Google
+    Benchmark reports no aggregates, only the runs themselves, so a benchmark
+    without a median falls back to the median of its individual runs.
+    Returns (results, number of benchmarks that reported an error).
+    """
+    medians, runs, errors = {}, {}, 0
+    for e in doc.get("benchmarks", []):
+        name = base_name(e)
+        if e.get("error_occurred"):
+            log(f"{source}: {name}: benchmark reported an error: {e.get('error_message', '?')}")
+            errors += 1
+            continue
+        if "real_time" not in e:
+            continue  # e.g. the complexity (BigO/RMS) entries
+        unit = e.get("time_unit", "ns")
+        if unit not in TO_NS:
+            log(f"{source}: {name}: unknown time_unit {unit!r}, skipped")
+            continue
+        ns = float(e["real_time"]) * TO_NS[unit]
+        if e.get("run_type") == "aggregate":
+            if e.get("aggregate_name") == "median":
+                medians[name] = ns
+        else:
+            runs.setdefault(name, []).append(ns)
+    result = {name: median(v) for name, v in runs.items()}
+    result.update(medians)
+    return result, errors
+
+
+def collect_cpp(args, build):
+    """Return ({name: ns}, raw documents, ok)."""
+    results, raw, ok = {}, {}, True
+    if args.cpp_json:
+        sources = [(Path(f).name, lambda f=f: json.loads(Path(f).read_text())) for f in args.cpp_json]
+    else:
+        binaries = find_cpp_binaries(build)
+        if not binaries:
+            log(f"no gort_bench_* binaries in {build / 'bench'} (run `make build` first?)")
+            return results, raw, False
+        sources = [(b.name, lambda b=b: run_cpp_binary(b, args.reps, args.quick)) for b in binaries]
+    for source, load in sources:
+        try:
+            doc = load()
+        except (OSError, RuntimeError, json.JSONDecodeError) as e:
+            log(f"{source}: {e}")
+            ok = False
+            continue
+        raw[source] = doc
+        parsed, errors = parse_gbench(doc, source)
+        ok = ok and errors == 0
+        for name, ns in parsed.items():
+            if name in results:
+                log(f"{source}: duplicate benchmark {name}, keeping the first")
+                continue
+            results[name] = ns
+    return results, raw, ok
+
+
+# --------------------------------------------------------------------------
+# Go side
+
+def go_env(build):
+    # Keep every Go write (build cache, module cache) under the build tree so
+    # that `make bench` touches nothing in $HOME and never reaches a network.
+    cache = build / "go-cache"
+    env = dict(os.environ)
+    env.update(GOCACHE=str(cache / "cache"), GOPATH=str(cache / "gopath"),
+               GOFLAGS="-mod=mod", GOPROXY="off")
+    return env
+
+
+def build_go_peer(go, build):
+    out = build / "bench" / "go_peer"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [go, "build", "-o", str(out), "./"]
+    log(f"building Go peer: (cd {GO_PEER_SRC} && {' '.join(cmd)})")
+    subprocess.run(cmd, cwd=GO_PEER_SRC, env=go_env(build), check=True)
+    return out
+
+
+def parse_json_lines(lines):
+    for line in lines:
+        try:
+            yield json.loads(line)
+        except ValueError:
+            pass
+
+
+def parse_go_lines(text, source):
+    results = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            r = json.loads(line)
+            results[(r["name"], int(r["procs"]))] = float(r["ns_per_op"])
+        except (ValueError, KeyError, TypeError):
+            log(f"{source}: ignoring unexpected line: {line[:80]}")
+    return results
+
+
+def collect_go(args, build, procs):
+    """Return ({(name, procs): ns}, raw lines, ok).  Missing `go` is not an error."""
+    if args.go_json:
+        text = Path(args.go_json).read_text()
+        return parse_go_lines(text, args.go_json), text.splitlines(), True
+    if args.no_go:
+        return {}, [], True
+    go = shutil.which("go")
+    if go is None:
+        log("`go` not found: no Go column (scripts/install-deps --bench installs golang-go)")
+        return {}, [], True
+    try:
+        peer = build_go_peer(go, build)
+        cmd = [str(peer), "-reps", str(args.reps)]
+        if procs:
+            cmd += ["-procs", ",".join(str(p) for p in procs)]
+        if args.quick:
+            cmd += ["-benchtime", "50ms"]  # matches --benchmark_min_time=0.05
+        log("running " + " ".join(cmd))
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        log(f"Go peer failed: {e}")
+        return {}, [], False
+    return parse_go_lines(proc.stdout, "go_peer"), proc.stdout.splitlines(), True
+
+
+# --------------------------------------------------------------------------
+# Table
+
+def classify(cpp):
+    fiber, baselines, other = {}, {}, {}
+    for name, ns in cpp.items():
+        m = FIBER_RE.match(name)
+        if m:
+            fiber[(m["name"], int(m["workers"]))] = ns
+        elif name in BASELINES:
+            baselines[name] = ns
+        else:
+            other[name] = ns
+    return fiber, baselines, other
+
+
+def order_key(key):
+    name, workers = key
+    rank = FIBER_ORDER.index(name) if name in FIBER_ORDER else len(FIBER_ORDER)
+    return (rank, name, workers)
+
+
+def build_rows(fiber, go, baselines):
+    rows = []
+    for key in sorted(set(fiber) | set(go), key=order_key):
+        name, workers = key
+        g, o = fiber.get(key), go.get(key)
+        row = {"benchmark": name, "workers": workers, "gort_ns": g, "go_ns": o,
+               "gort_over_go": ratio(g, o), "kernel": []}
+        # A yield is a fiber switch; the kernel-thread equivalent is a futex
+        # handoff between two threads.  Spawning compares with pthread
+        # create+join.  The ratio reads "how many times cheaper is gort".
+        if g is None:
+            pass
+        elif name == "yield":
+            for b in FUTEX_BASELINES:
+                if b in baselines:
+                    row["kernel"].append({"baseline": b, "ns": baselines[b],
+                                          "thread_over_gort": ratio(baselines[b], g)})
+        elif name == "spawn_join" and CREATE_BASELINE in baselines:
+            b = CREATE_BASELINE
+            row["kernel"].append({"baseline": b, "ns": baselines[b],
+                                  "thread_over_gort": ratio(baselines[b], g)})
+        rows.append(row)
+    return rows
+
+
+def evaluate_targets(rows):
+    targets = []
+    for label, bench, limit in GO_TARGETS:
+        for r in rows:
+            if r["benchmark"] == bench and r["gort_over_go"] is not None:
+                targets.append({
+                    "target": label, "workers": r["workers"], "value": r["gort_over_go"],
+                    "holds": r["gort_over_go"] <= limit,
+                    "detail": f"gort/Go = {sig3(r['gort_over_go'])}"})
+    for r in rows:
+        if r["benchmark"] != "yield":
+            continue
+        for k in r["kernel"]:
+            if k["thread_over_gort"] is None:
+                continue
+            targets.append({
+                "target": f"kernel futex switch >= {KERNEL_SWITCH_FACTOR:g}x fiber yield",
+                "workers": r["workers"], "value": k["thread_over_gort"],
+                "holds": k["thread_over_gort"] >= KERNEL_SWITCH_FACTOR,
+                "detail": f"{k['baseline'].split('/')[-1]}: {sig3(k['thread_over_gort'])}x"})
+    return targets
+
+
+def render_table(headers, rows, align):
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+
+    def fmt(cells):
+        out = [c.rjust(w) if a == ">" else c.ljust(w) for c, w, a in zip(cells, widths, align)]
+        return "  ".join(out).rstrip()
+
+    lines = [fmt(headers), "  ".join("-" * w for w in widths)]
+    lines += [fmt(r) for r in rows]
+    return "\n".join(lines)
+
+
+def print_report(rows, baselines, other, targets, have_go, out):
+    headers = ["benchmark", "workers", "gort ns/op"]
+    align = ["<", ">", ">"]
+    if have_go:
+        headers += ["Go ns/op", "gort/Go"]
+        align += [">", ">"]
+    headers += ["kernel-thread baseline", "thread ns/op", "thread/gort"]
+    align += ["<", ">", "<"]
+
+    cells = []
+    for r in rows:
+        line = [r["benchmark"], str(r["workers"]), sig3(r["gort_ns"])]
+        if have_go:
+            line += [sig3(r["go_ns"]), sig3(r["gort_over_go"])]
+        kernel = r["kernel"] or [None]
+        for i, k in enumerate(kernel):
+            if i > 0:  # further baselines for the same row go on their own line
+                line = ["", "", ""] + (["", ""] if have_go else [])
+            if k is None:
+                line += ["", "", ""]
+            else:
+                what = "kernel switch / fiber yield" if r["benchmark"] == "yield" else "thread / fiber"
+                tog = k["thread_over_gort"]
+                line += [k["baseline"], sig3(k["ns"]), f"{what} = {sig3(tog)}x" if tog else "-"]
+            cells.append(line)
+
+    print("gort runtime micro-benchmarks: median ns/op (lower is better)", file=out)
+    print(file=out)
+    if cells:
+        print(render_table(headers, cells, align), file=out)
+    else:
+        print("(no fiber benchmark results)", file=out)
+
+    if baselines:
+        print(file=out)
+        print(render_table(["kernel-thread baseline", "ns/op"],
+                           [[n, sig3(baselines[n])] for n in BASELINES if n in baselines],
+                           ["<", ">"]), file=out)
+    if other:
+        print(file=out)
+        print("other", file=out)
+        print(render_table(["benchmark", "ns/op"], [[n, sig3(v)] for n, v in sorted(other.items())],
+                           ["<", ">"]), file=out)
+    if targets:
+        print(file=out)
+        print("targets", file=out)
+        print(render_table(
+            ["target", "workers", "measured", "status"],
+            [[t["target"], str(t["workers"]), t["detail"], "holds" if t["holds"] else "MISSED"]
+             for t in targets],
+            ["<", ">", "<", "<"]), file=out)
+
+
+# --------------------------------------------------------------------------
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        description="Run gort's runtime micro-benchmarks (<build>/bench/gort_bench_*) and the Go "
+                    "peer (bench/peers/go), and print one comparison table.")
+    p.add_argument("--build", required=True, type=Path, help="CMake build directory, e.g. build/release")
+    p.add_argument("--reps", type=int, default=5, help="repetitions per benchmark, median reported (default 5)")
+    p.add_argument("--quick", action="store_true",
+                   help="one short repetition each (reps=1, --benchmark_min_time=0.05, Go -reps 1)")
+    p.add_argument("--json", type=Path, metavar="OUT", help="also write all raw numbers to OUT")
+    p.add_argument("--no-go", action="store_true", help="skip the Go peer")
+    # Testing aids: reuse saved results instead of running the benchmarks.
+    p.add_argument("--cpp-json", action="append", metavar="FILE", help=argparse.SUPPRESS)
+    p.add_argument("--go-json", metavar="FILE", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.reps = 1
+    if args.reps < 1:
+        p.error("--reps must be >= 1")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    build = args.build.resolve()
+
+    cpp, cpp_raw, cpp_ok = collect_cpp(args, build)
+    fiber, baselines, other = classify(cpp)
+    # Run Go at exactly the worker counts the C++ side used; with no C++
+    # results the peer's own default (1 and NumCPU) is used.
+    procs = sorted({w for _, w in fiber})
+    go, go_raw, go_ok = collect_go(args, build, procs)
+    have_go = bool(go)
+
+    rows = build_rows(fiber, go, baselines)
+    targets = evaluate_targets(rows)
+    print_report(rows, baselines, other, targets, have_go, sys.stdout)
+
+    if args.json:
+        report = {
+            "config": {"build": str(build), "reps": args.reps, "quick": args.quick},
+            "rows": rows,
+            "kernel_baselines": baselines,
+            "other": other,
+            "targets": targets,
+            "raw": {"gort": cpp_raw, "go": list(parse_json_lines(go_raw))},
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        log(f"wrote {args.json}")
+
+    # Missing `go` is tolerated; a benchmark that failed to build or run is not.
+    return 0 if cpp_ok and go_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+// support.h: shared fixture for runtime tests.
+//
+// Every runtime test runs across worker counts (marl's habit): derive the
+// fixture from WorkersTest and instantiate with GORT_WORKER_COUNTS. run()
+// boots a runtime with that many workers, runs the body as the main fiber,
+// and before returning checks that nothing leaked: every fiber the body
+// spawned has finished and its stack is back in a cache.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <gort/gort.h>
+
+#include <chrono>
+#include <functional>
+
+namespace gort_test {
+
+// Sanitizer builds run stress loops at a fraction of their size.
+#if defined(GORT_SANITIZER_BUILD)
+inline constexpr int kScale = 10;
+#else
+inline constexpr int kScale = 1;
+#endif
+
+// TSan maps shadow memory of its own for every mapping and fiber, so tests
+// that count the process's mappings skip that part under it.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool kThreadSanitizer = true;
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
+
+class WorkersTest : public ::testing::TestWithParam<int> {
+ protected:
+  int workers() const { return GetParam(); }
+
+  // Runs body as the main fiber of a fresh runtime and checks for leaks.
+  void run(const std::function<void()>& body, gort::Config config = {}) {
+    config.workers = workers();
+    int rc = gort::run(config, [&] {
+      EXPECT_EQ(gort::worker_count(), workers());
+      body();
+      wait_for_quiescence();
+    });
+    EXPECT_EQ(rc, 0);
+  }
+
+  // Fibers that signalled completion may still be on their way out; give
+  // them a bounded time, then require that only the main fiber is left.
+  static void wait_for_quiescence() {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (gort::stats().live_fibers > 1 && std::chrono::steady_clock::now() < deadline)
+      gort::sleep_for(std::chrono::milliseconds(1));
+    gort::Stats s = gort::stats();
+    EXPECT_EQ(s.live_fibers, 1) << "fibers leaked (only the main fiber should remain)";
+    EXPECT_EQ(s.stacks_in_use, 1) << "stacks leaked (only the main fiber's should be in use)";
+  }
+};
+
+#define GORT_WORKER_COUNTS ::testing::Values(1, 2, 4, 8)
+#define GORT_INSTANTIATE(suite)                                      \
+  INSTANTIATE_TEST_SUITE_P(Workers, suite, GORT_WORKER_COUNTS,       \
+                           [](const ::testing::TestParamInfo<int>& i) { \
+                             return "w" + std::to_string(i.param);   \
+                           })
+
+}  // namespace gort_test

@@ -1,0 +1,186 @@
+// Fiber stacks: lazy commit, guards without extra mappings, overflow
+// reports, trimming, and 100 000 parked fibers under vm.max_map_count.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "export_test.h"
+#include "support.h"
+
+using namespace std::chrono_literals;
+using gort_test::kScale;
+using gort_test::WorkersTest;
+namespace d = gort::detail;
+
+namespace {
+
+int count_mappings() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  int n = 0;
+  while (std::getline(maps, line)) ++n;
+  return n;
+}
+
+long status_kib(const char* field) {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  std::size_t len = std::strlen(field);
+  while (std::getline(status, line))
+    if (line.compare(0, len, field) == 0 && line[len] == ':') return std::atol(line.c_str() + len + 1);
+  return -1;
+}
+
+// Recursion with a 256-byte frame that the compiler must keep.
+__attribute__((noinline)) int recurse(int n) {
+  volatile char frame[256];
+  frame[0] = char(n);
+  if (n == 0) return 0;
+  return recurse(n - 1) + frame[0];
+}
+
+int resident_pages(char* from, char* to) {
+  std::size_t page = d::page_size();
+  std::vector<unsigned char> vec((to - from) / page);
+  EXPECT_EQ(mincore(from, std::size_t(to - from), vec.data()), 0);
+  int n = 0;
+  for (unsigned char v : vec) n += v & 1;
+  return n;
+}
+
+}  // namespace
+
+class Stacks : public WorkersTest {};
+GORT_INSTANTIATE(Stacks);
+
+TEST_P(Stacks, DeepRecursionWithinTheReservation) {
+  run([] {
+    gort::WaitGroup wg;
+    wg.add(2);
+    std::atomic<int> results{0};
+    // ~150 KiB of a 256 KiB default stack (ASan frames are larger: less depth).
+    go_spawn([&] {
+      recurse(400 / (kScale > 1 ? 4 : 1));
+      results++;
+      wg.done();
+    });
+    gort::spawn(gort::SpawnOptions{.stack_size = 4 << 20, .name = "big"}, [&] {
+      recurse(8000 / (kScale > 1 ? 4 : 1));
+      results++;
+      wg.done();
+    });
+    wg.wait();
+    EXPECT_EQ(results, 2);
+  });
+}
+
+TEST_P(Stacks, OverflowIsAFatalErrorNamingTheFiber) {
+#if defined(GORT_SANITIZER_BUILD)
+  GTEST_SKIP() << "sanitizers own SIGSEGV and stack overflows in their builds";
+#endif
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  int n = workers();
+  EXPECT_EXIT(gort::run(gort::Config{.workers = n}, [] {
+                gort::WaitGroup wg;
+                wg.add(1);
+                gort::spawn(gort::SpawnOptions{.stack_size = 64 * 1024, .name = "deep"}, [&] {
+                  recurse(1 << 20);
+                  wg.done();
+                });
+                wg.wait();
+              }),
+              ::testing::ExitedWithCode(2),
+              "fatal error: stack overflow in fiber [0-9]+ \"deep\" \\(stack reservation 64 KiB");
+}
+
+TEST(StackPool, GuardsCostNoExtraMapping) {
+  d::StackPool pool;
+  if (pool.guard_mode() != d::GuardMode::kGuardInstall) GTEST_SKIP() << "kernel lacks MADV_GUARD_INSTALL";
+  if (gort_test::kThreadSanitizer) GTEST_SKIP() << "TSan adds mappings of its own";
+  int before = count_mappings();
+  std::vector<d::Stack> stacks;
+  for (int i = 0; i < 1000; ++i) stacks.push_back(pool.allocate(d::kDefaultStackSize));
+  int added = count_mappings() - before;
+  // 1000 stacks in slabs of 64: 16 slabs (adjacent slabs may even merge).
+  EXPECT_LE(added, 1000 / d::kStacksPerSlab + 2);
+  for (auto& s : stacks) pool.release(s);
+  EXPECT_EQ(pool.in_use(), 0);
+}
+
+TEST(StackPool, MprotectFallbackWorks) {
+  setenv("GORT_GUARD", "mprotect", 1);
+  d::StackPool pool;
+  unsetenv("GORT_GUARD");
+  ASSERT_EQ(pool.guard_mode(), d::GuardMode::kMprotect);
+  int before = count_mappings();
+  std::vector<d::Stack> stacks;
+  for (int i = 0; i < 64; ++i) stacks.push_back(pool.allocate(64 * 1024));
+  // The fallback splits the slab: about two mappings per stack.
+  EXPECT_GE(count_mappings() - before, 64);
+  stacks[0].top()[-1] = 1;  // the usable part is writable
+  for (auto& s : stacks) pool.release(s);
+}
+
+TEST(StackPool, TrimReturnsDeepPagesAndKeepsTheTop) {
+  d::StackPool pool;
+  d::StackCache cache(&pool, d::kDefaultStackSize);
+  d::Stack s = cache.get(d::kDefaultStackSize);
+  std::memset(s.usable_bottom(), 1, s.usable());  // as if a deep recursion ran
+  EXPECT_EQ(resident_pages(s.usable_bottom(), s.top()), int(s.usable() / d::page_size()));
+  cache.put(s);
+  cache.trim();
+  // Everything but the retained top is gone; the top is still there.
+  EXPECT_EQ(resident_pages(s.usable_bottom(), s.top() - d::kRetainedBytes), 0);
+  EXPECT_EQ(resident_pages(s.top() - d::kRetainedBytes, s.top()), int(d::kRetainedBytes / d::page_size()));
+  cache.flush();
+}
+
+TEST(StackPool, UnusedStackCostsNoMemory) {
+  d::StackPool pool;
+  d::Stack s = pool.allocate(1 << 20);
+  EXPECT_EQ(resident_pages(s.usable_bottom(), s.top()), 0);
+  pool.release(s);
+}
+
+// 100 000 parked fibers with default settings: the mapping count stays far
+// below vm.max_map_count and each fiber costs a few KiB.
+TEST(ManyFibers, HundredThousandParked) {
+  const int kFibers = 100000 / kScale;
+  int maps_before = count_mappings();
+  long rss_before = status_kib("VmRSS");
+  gort::run(gort::Config{.workers = 2}, [&] {
+    gort::WaitGroup parked, release, finished;
+    parked.add(kFibers);
+    release.add(1);
+    finished.add(kFibers);
+    for (int i = 0; i < kFibers; ++i) go_spawn([&] {
+        parked.done();
+        release.wait();
+        finished.done();
+      });
+    parked.wait();
+    gort::sleep_for(10ms);  // let the last ones reach release.wait()
+    gort::Stats st = gort::stats();
+    EXPECT_EQ(st.live_fibers, kFibers + 1);
+    int maps = count_mappings();
+    long rss = status_kib("VmRSS"), pte = status_kib("VmPTE");
+    double per_fiber_kib = double(rss - rss_before) / kFibers;
+    std::printf("%d parked fibers: %d mappings (+%d), RSS +%.2f KiB/fiber, page tables %ld KiB (%.2f KiB/fiber), guards: %s\n",
+                kFibers, maps, maps - maps_before, per_fiber_kib, pte, double(pte) / kFibers,
+                st.guard_install ? "MADV_GUARD_INSTALL" : "mprotect");
+    EXPECT_LT(maps, 65530);
+    if (st.guard_install && !gort_test::kThreadSanitizer) {
+      EXPECT_LT(maps - maps_before, kFibers / 32);
+    }
+#if !defined(GORT_SANITIZER_BUILD)
+    EXPECT_LE(per_fiber_kib, 6.0);
+#endif
+    release.done();
+    finished.wait();
+  });
+}

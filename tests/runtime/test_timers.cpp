@@ -1,0 +1,140 @@
+// Sleeping and the timer heaps. Bounds are generous: tests check behaviour,
+// not latency (latency belongs in the benchmarks).
+#include <atomic>
+#include <random>
+#include <vector>
+
+#include "export_test.h"
+#include "support.h"
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using gort_test::kScale;
+using gort_test::WorkersTest;
+
+class Timers : public WorkersTest {};
+GORT_INSTANTIATE(Timers);
+
+TEST_P(Timers, SleepForLastsAtLeastItsDuration) {
+  run([] {
+    auto start = Clock::now();
+    gort::sleep_for(30ms);
+    auto took = Clock::now() - start;
+    EXPECT_GE(took, 30ms);
+    EXPECT_LT(took, 3s);
+  });
+}
+
+TEST_P(Timers, SleepUntilThePastReturns) {
+  run([] {
+    auto start = Clock::now();
+    gort::sleep_until(start - 1s);
+    gort::sleep_for(-5ms);
+    gort::sleep_for(0ms);
+    EXPECT_LT(Clock::now() - start, 3s);
+  });
+}
+
+TEST_P(Timers, SleepersHoldNoThread) {
+  run([] {
+    // 1000 fibers sleep 200 ms at once: serially that would be 200 s.
+    constexpr int kSleepers = 1000 / kScale;
+    gort::WaitGroup wg;
+    std::atomic<int> early{0};
+    wg.add(kSleepers);
+    auto start = Clock::now();
+    for (int i = 0; i < kSleepers; ++i) go_spawn([&] {
+        auto t0 = Clock::now();
+        gort::sleep_for(200ms);
+        if (Clock::now() - t0 < 200ms) early++;
+        wg.done();
+      });
+    wg.wait();
+    EXPECT_EQ(early, 0);
+    EXPECT_LT(Clock::now() - start, 20s);
+  });
+}
+
+TEST_P(Timers, OtherFibersRunWhileOneSleeps) {
+  run([] {
+    std::atomic<bool> sleeper_done{false};
+    std::atomic<long> progress{0};
+    gort::WaitGroup wg;
+    wg.add(2);
+    go_spawn([&] {
+      gort::sleep_for(300ms);
+      sleeper_done = true;
+      wg.done();
+    });
+    go_spawn([&] {
+      while (!sleeper_done) {
+        progress++;
+        gort::yield();
+      }
+      wg.done();
+    });
+    wg.wait();
+    EXPECT_GT(progress, 0);
+  });
+}
+
+TEST_P(Timers, StressRandomSleepsNeverWakeEarly) {
+  run([] {
+    constexpr int kFibers = 500 / kScale, kSleeps = 10;
+    gort::WaitGroup wg;
+    std::atomic<int> early{0}, completed{0};
+    wg.add(kFibers);
+    for (int f = 0; f < kFibers; ++f) go_spawn([&, f] {
+        std::mt19937 rng(f);
+        for (int i = 0; i < kSleeps; ++i) {
+          auto d = std::chrono::microseconds(rng() % 3000);
+          auto deadline = Clock::now() + d;
+          gort::sleep_until(deadline);
+          if (Clock::now() < deadline) early++;
+        }
+        completed++;
+        wg.done();
+      });
+    wg.wait();
+    EXPECT_EQ(early, 0);
+    EXPECT_EQ(completed, kFibers);
+  });
+}
+
+TEST(TimersOutsideFibers, SleepBlocksThePlainThread) {
+  auto start = Clock::now();
+  gort::sleep_for(10ms);
+  EXPECT_GE(Clock::now() - start, 10ms);
+}
+
+TEST(TimerHeap, OrdersByDeadlineAndRemoves) {
+  using gort::detail::TimerHeap;
+  using gort::detail::TimerNode;
+  struct Node : TimerNode {
+    std::vector<int>* fired;
+    int id;
+  };
+  std::vector<int> fired;
+  std::vector<Node> nodes(100);
+  TimerHeap heap;
+  std::mt19937 rng(1);
+  for (int i = 0; i < 100; ++i) {
+    nodes[i].when = int64_t(rng() % 1000);
+    nodes[i].fired = &fired;
+    nodes[i].id = i;
+    nodes[i].fire = [](TimerNode* n) {
+      auto* node = static_cast<Node*>(n);
+      node->fired->push_back(node->id);
+    };
+    heap.add(&nodes[i]);
+  }
+  for (int i = 0; i < 100; i += 3) EXPECT_TRUE(TimerHeap::remove(&nodes[i]));
+  EXPECT_FALSE(TimerHeap::remove(&nodes[0])) << "removed twice";
+  EXPECT_EQ(heap.run_expired(499), int(std::count_if(nodes.begin(), nodes.end(), [&](Node& n) {
+              return n.id % 3 != 0 && n.when <= 499;
+            })));
+  heap.run_expired(1000);
+  EXPECT_EQ(heap.next_when(), gort::detail::kNever);
+  EXPECT_EQ(fired.size(), 66u);
+  for (std::size_t i = 1; i < fired.size(); ++i) EXPECT_LE(nodes[fired[i - 1]].when, nodes[fired[i]].when);
+}
