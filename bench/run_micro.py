@@ -135,6 +135,8 @@ def median(xs):
 def parse_gbench(doc, source):
     """Return {benchmark name: ns per op} from one Google Benchmark JSON.
 
+    ns per op is 1e9 / items_per_second when the benchmark reports items
+    (one item = one operation), else its real time per iteration.
     Prefers the 'median' aggregate.  With --benchmark_repetitions=1 Google
     Benchmark reports no aggregates, only the runs themselves, so a benchmark
     without a median falls back to the median of its individual runs.
@@ -154,6 +156,11 @@ def parse_gbench(doc, source):
             log(f"{source}: {name}: unknown time_unit {unit!r}, skipped")
             continue
         ns = float(e["real_time"]) * TO_NS[unit]
+        # A benchmark whose iteration is not one operation (two fibers
+        # yielding, a round trip counted as two switches) reports
+        # items_per_second with one item = one operation: that wins.
+        if e.get("items_per_second"):
+            ns = 1e9 / float(e["items_per_second"])
         if e.get("run_type") == "aggregate":
             if e.get("aggregate_name") == "median":
                 medians[name] = ns

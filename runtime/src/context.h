@@ -41,6 +41,12 @@ inline Context make_context(void* top, std::size_t size, ContextEntry entry) {
 // jumps back, with that side's saved context and its data.
 inline Transfer jump(Context to, void* data) { return boost::context::detail::jump_fcontext(to, data); }
 
+// Like jump(), but first runs fn(transfer from the caller) on `to`'s stack;
+// what fn returns is what `to` sees as the result of its own jump.
+inline Transfer jump_ontop(Context to, void* data, Transfer (*fn)(Transfer)) {
+  return boost::context::detail::ontop_fcontext(to, data, fn);
+}
+
 // Per-context sanitizer bookkeeping; empty in normal builds.
 struct SanitizerContext {
 #if GORT_ASAN

@@ -52,6 +52,7 @@ struct Fiber {
   void (*run_task)(void*) = nullptr;  // invokes *task
   void (*drop_task)(void*) = nullptr; // destroys *task
   bool started = false;               // has run at least once (its task is live)
+  void* entry_request = nullptr;      // first switch-in came directly from this fiber's SwitchRequest
   SanitizerContext san;               // ASan/TSan view of this stack
 
   // Changes state, checking the transition (always on: a wrong transition is a

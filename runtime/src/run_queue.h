@@ -35,6 +35,7 @@ namespace gort::detail {
 class RunQueue {
  public:
   static constexpr uint32_t kCapacity = 256;
+  static constexpr uint32_t kMaxNextStreak = 16;
 
   // ---- owner side ----
 
@@ -63,23 +64,25 @@ class RunQueue {
   // Puts f in the next slot; returns the fiber it displaced (to be pushed), or null.
   Fiber* set_next(Fiber* f) { return next_.exchange(f, std::memory_order_acq_rel); }
 
-  // Next fiber to run: the next slot first, then the ring's head.
+  // Next fiber to run: the next slot first, then the ring's head. After
+  // kMaxNextStreak fibers in a row from the next slot the ring goes first
+  // once, so two fibers readying each other cannot starve the ring (Go
+  // bounds this with preemption, which we do not have).
   Fiber* pop() {
-    if (next_.load(std::memory_order_relaxed) != nullptr) {
+    if (next_streak_ < kMaxNextStreak && next_.load(std::memory_order_relaxed) != nullptr) {
       // acq_rel exchange: a thief may race us for the slot.
-      if (Fiber* f = next_.exchange(nullptr, std::memory_order_acq_rel)) return f;
-    }
-    for (;;) {
-      uint32_t h = head_.load(std::memory_order_acquire);
-      uint32_t t = tail_.load(std::memory_order_relaxed);
-      if (h == t) return nullptr;
-      Fiber* f = slots_[h % kCapacity].load(std::memory_order_relaxed);
-      if (head_.compare_exchange_weak(h, h + 1, std::memory_order_release, std::memory_order_relaxed))
+      if (Fiber* f = next_.exchange(nullptr, std::memory_order_acq_rel)) {
+        ++next_streak_;
         return f;
+      }
     }
+    next_streak_ = 0;
+    if (Fiber* f = pop_ring()) return f;
+    return next_.exchange(nullptr, std::memory_order_acq_rel);
   }
 
   // ---- thief side (any thread) ----
+
 
   // Moves about half of victim's fibers into this queue (we must be this
   // queue's owner) and returns one of them to run, or null. With
@@ -103,6 +106,17 @@ class RunQueue {
   bool empty() const { return size() == 0; }
 
  private:
+  Fiber* pop_ring() {
+    for (;;) {
+      uint32_t h = head_.load(std::memory_order_acquire);
+      uint32_t t = tail_.load(std::memory_order_relaxed);
+      if (h == t) return nullptr;
+      Fiber* f = slots_[h % kCapacity].load(std::memory_order_relaxed);
+      if (head_.compare_exchange_weak(h, h + 1, std::memory_order_release, std::memory_order_relaxed))
+        return f;
+    }
+  }
+
   // Copies up to half of this ring into dest[dest_tail...] and claims them.
   uint32_t grab(std::atomic<Fiber*>* dest, uint32_t dest_tail, bool steal_next) {
     for (;;) {
@@ -134,6 +148,7 @@ class RunQueue {
   alignas(64) std::atomic<uint32_t> tail_{0};   // written by the owner only
   std::atomic<Fiber*> next_{nullptr};           // the LIFO slot; owner sets, anyone may take
   std::atomic<Fiber*> slots_[kCapacity] = {};
+  uint32_t next_streak_ = 0;                    // owner only: consecutive pops from next_
 };
 
 }  // namespace gort::detail

@@ -54,11 +54,26 @@ uint64_t env_number(const char* name, bool size_suffix) {
   return n * mult;
 }
 
+// First code a fiber runs. It was switched to either by the schedule loop
+// (t.data is the worker, t.fctx the loop's context) or directly by a fiber
+// switching out (switch_out), which for a fresh fiber cannot use ontop (a
+// fresh context has no resume point for ontop's result) and instead leaves
+// its request in entry_request for us to carry out. No suspension has
+// happened yet in this frame, so the thread's current worker is valid.
 void fiber_entry(Transfer t) {
-  auto* w = static_cast<Worker*>(t.data);
-  w->sched_ctx = t.fctx;
+  Worker* w = current_worker();
   Fiber* f = w->current;
-  annotate_switch_end(&f->san, &w->sched_san);
+  if (f->entry_request != nullptr) {
+    auto* req = static_cast<SwitchRequest*>(f->entry_request);
+    f->entry_request = nullptr;
+    Fiber* from = req->from;
+    from->ctx = t.fctx;
+    annotate_switch_end(&f->san, &w->sched_san);
+    w->finish_switch(from, req);
+  } else {
+    w->sched_ctx = t.fctx;
+    annotate_switch_end(&f->san, &w->sched_san);
+  }
   f->started = true;
   try {
     f->run_task(f->task);
@@ -71,7 +86,7 @@ void fiber_entry(Transfer t) {
           f->name ? " \"" : "", f->name ? f->name : "", f->name ? "\"" : "");
   }
   SwitchRequest exit{SwitchRequest::kExit};
-  switch_out(&exit);
+  switch_out(current_worker(), &exit);
   __builtin_unreachable();
 }
 
@@ -122,7 +137,7 @@ void Scheduler::inject(Fiber* f) {
 void Scheduler::ready(Fiber* f, bool as_next) {
   Worker* w = current_worker();
   if (w != nullptr && w->sched == this) {
-    w->push_local(f, as_next);
+    if (!w->push_local(f, as_next)) return;
   } else {
     inject(f);
   }
@@ -216,28 +231,61 @@ bool Scheduler::nothing_can_run() {
 
 // ---- switching ----
 
-Worker* switch_out(SwitchRequest* req) {
-  Worker* w = current_worker();
-  Fiber* f = w->current;
-  annotate_switch_begin(&f->san, &w->sched_san, req->kind == SwitchRequest::kExit);
-  Transfer t = jump(w->sched_ctx, req);
+// Runs on the stack of the fiber switched to, before it resumes: saves the
+// context of the fiber that switched out and carries out its request. The
+// returned transfer is what the resumed fiber sees: the schedule loop's
+// context (unchanged) and its worker.
+static Transfer finish_on_next(Transfer t) {
+  auto* req = static_cast<SwitchRequest*>(t.data);
+  Worker* w = req->worker;  // same thread: the switch did not change workers
+  Fiber* from = req->from;
+  from->ctx = t.fctx;
+  w->finish_switch(from, req);
+  return Transfer{w->sched_ctx, w};
+}
+
+// Switches the running fiber out. If the worker's local queue has a fiber,
+// control goes straight to it (one context switch; the request is carried
+// out on top of it, boost's ontop_fcontext); otherwise to the schedule loop.
+Worker* switch_out(Worker* w, SwitchRequest* req) {
+  Fiber* self = w->current;
+  req->from = self;
+  req->worker = w;
+  bool dying = req->kind == SwitchRequest::kExit;
+  Transfer t;
+  if (Fiber* next = w->next_for_direct_switch()) {
+    next->set_state(FiberState::kRunnable, FiberState::kRunning);
+    w->current = next;
+    annotate_switch_begin(&self->san, &next->san, dying);
+    if (next->started) {
+      t = jump_ontop(next->ctx, req, &finish_on_next);
+    } else {
+      next->entry_request = req;
+      t = jump(next->ctx, req);
+    }
+  } else {
+    annotate_switch_begin(&self->san, &w->sched_san, dying);
+    t = jump(w->sched_ctx, req);
+  }
   // Resumed, maybe by another worker: everything thread-specific is re-read.
   w = static_cast<Worker*>(t.data);
   w->sched_ctx = t.fctx;
-  annotate_switch_end(&f->san, &w->sched_san);
+  annotate_switch_end(&self->san, &w->sched_san);
   return w;
 }
 
 void park(bool (*unlock)(void*), void* arg) {
   SwitchRequest req{SwitchRequest::kPark, unlock, arg};
-  switch_out(&req);
+  switch_out(current_worker(), &req);
 }
 
 void ready(Fiber* f) {
   f->claim_for_ready();
   Scheduler* s = current_scheduler();
   GORT_CHECK(s != nullptr);
-  s->ready(f, false);
+  // Like Go's goready: the woken fiber runs next on this worker, while the
+  // data it was handed is still in cache.
+  s->ready(f, true);
 }
 
 // ---- spawning ----
@@ -367,12 +415,13 @@ int run_main(const Config& config, void (*body)(void*), void* arg) {
 namespace gort {
 
 void yield() {
-  if (detail::current_fiber() == nullptr) {
+  detail::Worker* w = detail::current_worker();
+  if (w == nullptr || w->current == nullptr) {
     sched_yield();
     return;
   }
   detail::SwitchRequest req{detail::SwitchRequest::kYield};
-  detail::switch_out(&req);
+  detail::switch_out(w, &req);
 }
 
 bool in_fiber() { return detail::current_fiber() != nullptr; }

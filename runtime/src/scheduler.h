@@ -65,6 +65,8 @@ struct SwitchRequest {
   enum Kind { kYield, kPark, kExit } kind;
   bool (*unlock)(void* arg) = nullptr;  // kPark: runs after the switch; false = stay runnable
   void* arg = nullptr;
+  Fiber* from = nullptr;                // the fiber switching out (set by switch_out)
+  Worker* worker = nullptr;             // the worker it switches out on (set by switch_out)
 };
 
 struct alignas(64) Worker {
@@ -88,8 +90,10 @@ struct alignas(64) Worker {
 
   void loop();                      // the schedule loop; returns when the runtime stops
   Fiber* find_runnable();           // blocks (parks the worker) until work or stop
-  void execute(Fiber* f);           // switch into f, then handle its request
-  void push_local(Fiber* f, bool as_next);
+  void execute(Fiber* f);           // switch into f, then handle the request of whoever returns
+  void finish_switch(Fiber* from, SwitchRequest* req);
+  Fiber* next_for_direct_switch();
+  bool push_local(Fiber* f, bool as_next);  // true: something went to the ring (stealable)
   Fiber* take_from_injector();
   Fiber* steal();
   bool run_timers(int64_t now);
@@ -121,7 +125,12 @@ struct Scheduler {
   int exit_code = 0;
 
   // Makes f runnable from any thread: on the calling worker's queue if it is
-  // one of ours, else via the injector; then wakes a worker if needed.
+  // one of ours, else via the injector; then wakes a worker if the fiber (or
+  // one it displaced from the next slot) is where another worker could take
+  // it. A fiber that only lands in the next slot wakes nobody: it runs as
+  // soon as its readier blocks or yields (Tokio's LIFO-slot rule). Waking a
+  // worker for it would cost a futex call per spawn or hand-off and, in the
+  // common case where the readier is about to block, buy nothing.
   void ready(Fiber* f, bool as_next);
   void inject(Fiber* f);
   void wake_idle_worker();          // Go's wakep
@@ -139,8 +148,8 @@ Scheduler* current_scheduler();
 Worker* current_worker();
 Fiber* current_fiber();
 
-// Switches the running fiber out with `req`; returns when it is resumed,
-// with the worker that resumed it.
-Worker* switch_out(SwitchRequest* req);
+// Switches the running fiber out of worker w (the caller's current worker)
+// with `req`; returns when it is resumed, with the worker that resumed it.
+Worker* switch_out(Worker* w, SwitchRequest* req);
 
 }  // namespace gort::detail

@@ -64,7 +64,9 @@ void Worker::stop_spinning() {
   if (sched->nspinning.fetch_sub(1) == 1) sched->wake_idle_worker();
 }
 
-// Runs f until it switches back, then carries out its request.
+// Runs f (from the schedule loop's own stack) until some fiber switches back
+// to the loop, then carries out that fiber's request. With direct switches
+// (switch_out) the fiber that comes back need not be f.
 void Worker::execute(Fiber* f) {
   f->set_state(FiberState::kRunnable, FiberState::kRunning);
   current = f;
@@ -72,31 +74,39 @@ void Worker::execute(Fiber* f) {
   annotate_switch_begin(&sched_san, &f->san, false);
   Transfer t = jump(f->ctx, this);
   annotate_switch_end(&sched_san, &f->san);
-  f->ctx = t.fctx;
-  current = nullptr;
   auto* req = static_cast<SwitchRequest*>(t.data);
+  Fiber* from = req->from;
+  from->ctx = t.fctx;
+  current = nullptr;
+  finish_switch(from, req);
+}
+
+// Carries out what `from` asked for when it switched out. Runs after its
+// registers are saved: on the schedule loop's stack, or on the stack of the
+// fiber switched to directly.
+void Worker::finish_switch(Fiber* from, SwitchRequest* req) {
   switch (req->kind) {
     case SwitchRequest::kYield:
-      f->set_state(FiberState::kRunning, FiberState::kRunnable);
-      push_local(f, false);
+      from->set_state(FiberState::kRunning, FiberState::kRunnable);
+      push_local(from, false);
       break;
     case SwitchRequest::kPark: {
       // Read the request before unlock: once it returns true the fiber may be
       // running elsewhere and `req` (on its stack) may be gone.
       auto unlock = req->unlock;
       void* arg = req->arg;
-      f->set_state(FiberState::kRunning, FiberState::kParked);
+      from->set_state(FiberState::kRunning, FiberState::kParked);
       if (unlock != nullptr && !unlock(arg)) {
-        f->set_state(FiberState::kParked, FiberState::kRunnable);
-        push_local(f, true);
+        from->set_state(FiberState::kParked, FiberState::kRunnable);
+        push_local(from, true);
       }
       break;
     }
     case SwitchRequest::kExit: {
-      f->set_state(FiberState::kRunning, FiberState::kDead);
-      f->san.destroy();
-      Stack s = f->stack;
-      f->~Fiber();
+      from->set_state(FiberState::kRunning, FiberState::kDead);
+      from->san.destroy();
+      Stack s = from->stack;
+      from->~Fiber();
       stacks.put(s);
       // seq_cst: read by the deadlock check.
       sched->live_fibers.fetch_sub(1);
@@ -105,12 +115,27 @@ void Worker::execute(Fiber* f) {
   }
 }
 
-void Worker::push_local(Fiber* f, bool as_next) {
+// The fiber a switching-out fiber may hand its worker to directly, without
+// a round trip through the schedule loop: the local queue's next fiber,
+// unless the loop has something to do first (its injector fairness turn,
+// due timers, stopping).
+Fiber* Worker::next_for_direct_switch() {
+  if (__builtin_expect(tick % kInjectorCheckInterval == kInjectorCheckInterval - 1, 0)) return nullptr;
+  int64_t when = timers.next_when();
+  if (when != kNever && when <= now_ns()) return nullptr;
+  if (__builtin_expect(sched->stopping.load(std::memory_order_relaxed), 0)) return nullptr;
+  Fiber* f = runq.pop();
+  if (f != nullptr) ++tick;
+  return f;
+}
+
+bool Worker::push_local(Fiber* f, bool as_next) {
   if (as_next) {
     f = runq.set_next(f);
-    if (f == nullptr) return;
+    if (f == nullptr) return false;
   }
   runq.push(f, [this](Fiber** batch, uint32_t n) { sched->injector.enqueue_bulk(batch, n); });
+  return true;
 }
 
 Fiber* Worker::take_from_injector() {
