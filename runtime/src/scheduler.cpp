@@ -145,7 +145,14 @@ void Scheduler::ready(Fiber* f, bool as_next) {
 }
 
 void Scheduler::wake_idle_worker() {
-  // seq_cst loads: (b) of the readier/parker protocol in scheduler.h.
+  // (b) of the readier/parker protocol in scheduler.h. The fiber was
+  // published with a release store (run queue) or inside moodycamel's queue;
+  // a release store followed by a load is free to be reordered (x86 store
+  // buffers do exactly that), so without this fence the readier could read a
+  // stale "someone is spinning" while the last spinner reads a stale "queues
+  // empty", and both would sleep. Pairs with the seq_cst read-modify-writes
+  // on nidle/nspinning in Worker::park_worker.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   if (nidle.load() == 0 || nspinning.load() != 0) return;
   int expected = 0;
   if (!nspinning.compare_exchange_strong(expected, 1)) return;  // someone else is waking one
