@@ -3,5 +3,6 @@
 #pragma once
 
 #include "platform.h"
+#include "scheduler.h"
 #include "stack.h"
 #include "timer_heap.h"

@@ -25,6 +25,7 @@ namespace gort::detail {
 namespace {
 
 std::atomic<Scheduler*> g_sched{nullptr};
+TeardownCounts g_last_teardown{0, 0};  // written by run_main's thread after its workers joined
 
 int affinity_cpus() {
   cpu_set_t set;
@@ -108,6 +109,8 @@ void Fiber::bad_transition(FiberState actual, FiberState from, FiberState to) {
 }
 
 Scheduler* current_scheduler() { return g_sched.load(std::memory_order_acquire); }
+
+TeardownCounts last_teardown() { return g_last_teardown; }
 
 Scheduler::Scheduler(int n, std::size_t stack, bool deadlock)
     : nworkers(n), default_stack(stack), detect_deadlock(deadlock) {
@@ -413,6 +416,7 @@ int run_main(const Config& config, void (*body)(void*), void* arg) {
   sched.workers[0]->loop();
   for (int i = 1; i < n; ++i) sched.workers[std::size_t(i)]->thread.join();
   for (auto& w : sched.workers) w->stacks.flush();
+  g_last_teardown = TeardownCounts{sched.live_fibers.load(), sched.stack_pool.in_use()};
   g_sched.store(nullptr, std::memory_order_release);
   return sched.exit_code;
 }

@@ -148,6 +148,15 @@ Scheduler* current_scheduler();
 Worker* current_worker();
 Fiber* current_fiber();
 
+// What was left when the last gort::run returned (after its workers
+// stopped): fibers not yet dead and stacks not back in a cache. Tests check
+// both are zero (export_test.h).
+struct TeardownCounts {
+  int64_t live_fibers;
+  int64_t stacks_in_use;
+};
+TeardownCounts last_teardown();
+
 // Switches the running fiber out of worker w (the caller's current worker)
 // with `req`; returns when it is resumed, with the worker that resumed it.
 Worker* switch_out(Worker* w, SwitchRequest* req);

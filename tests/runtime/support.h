@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 #include <gort/gort.h>
 
+#include "export_test.h"
+
 #include <chrono>
 #include <functional>
 
@@ -49,6 +51,10 @@ class WorkersTest : public ::testing::TestWithParam<int> {
       wait_for_quiescence();
     });
     EXPECT_EQ(rc, 0);
+    // After the runtime stopped: nothing alive, every stack returned.
+    gort::detail::TeardownCounts left = gort::detail::last_teardown();
+    EXPECT_EQ(left.live_fibers, 0) << "fibers still alive when the runtime stopped";
+    EXPECT_EQ(left.stacks_in_use, 0) << "stacks not returned when the runtime stopped";
   }
 
   // Fibers that signalled completion may still be on their way out; give
