@@ -64,6 +64,7 @@ struct SanitizerContext {
 #if GORT_ASAN
     stack_bottom = bottom;
     stack_size = size;
+    __asan_unpoison_memory_region(bottom, size);  // a reused stack keeps its dead frames' redzones
 #endif
 #if GORT_TSAN
     tsan_fiber = __tsan_create_fiber(0);

@@ -19,6 +19,7 @@
 #include "overflow.h"
 #include "park.h"
 #include "platform.h"
+#include "services.h"
 
 namespace gort::detail {
 
@@ -415,6 +416,7 @@ int run_main(const Config& config, void (*body)(void*), void* arg) {
   }
   sched.workers[0]->loop();
   for (int i = 1; i < n; ++i) sched.workers[std::size_t(i)]->thread.join();
+  stop_runtime_services();  // blocking pool, pending after() timers (services.h)
   for (auto& w : sched.workers) w->stacks.flush();
   g_last_teardown = TeardownCounts{sched.live_fibers.load(), sched.stack_pool.in_use()};
   g_sched.store(nullptr, std::memory_order_release);

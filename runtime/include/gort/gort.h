@@ -1,8 +1,11 @@
 // gort.h: everything an application needs.
 #pragma once
 
+#include <gort/blocking.h>
+#include <gort/chan.h>
 #include <gort/condvar.h>
 #include <gort/mutex.h>
 #include <gort/runtime.h>
+#include <gort/select.h>
 #include <gort/time.h>
 #include <gort/waitgroup.h>

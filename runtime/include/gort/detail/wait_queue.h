@@ -16,6 +16,16 @@
 //              once, so the lock release must be the waker's last access.
 // wake() is called at most once per block(), by whoever dequeued the waiter,
 // which is why no wake-up can be lost or doubled.
+//
+// Waiting on several queues at once (select): the party enqueues one Waiter
+// per queue, all pointing at one shared `claim` word (0 = unclaimed). A waker
+// that dequeues such a Waiter must win try_claim() before completing the
+// operation and waking it; a loser drops the Waiter (it is already off this
+// queue) and looks at the next one. So exactly one waker completes exactly
+// one case. The woken party then takes every queue's lock once more and
+// removes its Waiters still queued (they live on its stack). Plain waits
+// leave `claim` null and are always claimable (Go's sudog.isSelect /
+// g.selectDone).
 #pragma once
 
 #include <atomic>
@@ -35,7 +45,20 @@ struct Waiter {
   void* data = nullptr;                 // owner-defined (channels pass the value here)
   uint64_t tag = 0;                     // owner-defined (which select case, etc.)
   bool queued = false;                  // on a WaitQueue (guarded by that queue's lock)
+  std::atomic<uint32_t>* claim = nullptr; // select: shared word, winner stores tag + 1; null otherwise
 };
+
+// Takes the right to complete w's operation. Call with w's queue lock held,
+// after dequeuing w; false means another queue's waker already won (drop w).
+// acq_rel: the winner's CAS is what the owner reads after waking (it pairs
+// with the owner's acquire load of *claim); the losers' failed CAS orders
+// nothing they use.
+inline bool try_claim(Waiter* w) {
+  if (w->claim == nullptr) return true;
+  uint32_t expected = 0;
+  return w->claim->compare_exchange_strong(expected, uint32_t(w->tag) + 1, std::memory_order_acq_rel,
+                                           std::memory_order_relaxed);
+}
 
 class WaitQueue {
  public:

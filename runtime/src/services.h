@@ -1,0 +1,21 @@
+// services.h: runtime services that outlive a single fiber and must be
+// wound down when gort::run returns. run_main calls stop_runtime_services()
+// after the workers have joined and before the scheduler (and with it every
+// fiber stack and timer heap) is destroyed.
+#pragma once
+
+namespace gort::detail {
+
+// Joins the blocking-call helper threads (blocking.cpp). Calls in flight
+// are waited for; calls still queued belong to abandoned fibers and are
+// dropped without running.
+void stop_blocking_pool();
+// Frees gort::after timers that never fired (after.cpp).
+void drop_pending_after_timers();
+
+inline void stop_runtime_services() {
+  stop_blocking_pool();
+  drop_pending_after_timers();
+}
+
+}  // namespace gort::detail

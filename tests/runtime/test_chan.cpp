@@ -1,0 +1,277 @@
+// Channels: hand-off, buffering, close semantics, move-only values, plain
+// threads, range-for. Every case runs across worker counts (support.h).
+#include <gort/chan.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support.h"
+
+using namespace std::chrono_literals;
+using gort_test::kScale;
+using gort_test::WorkersTest;
+
+class Chan : public WorkersTest {};
+GORT_INSTANTIATE(Chan);
+
+namespace {
+
+// n producers send 1..per each, m consumers receive until closed; the sum
+// and count show that nothing was lost or duplicated.
+void producers_consumers(std::size_t capacity, int producers, int consumers, int per) {
+  auto ch = gort::make_chan<int64_t>(capacity);
+  std::atomic<int64_t> sum{0}, count{0};
+  gort::WaitGroup sent, received;
+  sent.add(producers);
+  received.add(consumers);
+  for (int p = 0; p < producers; ++p) go_spawn([&, ch] {
+      for (int i = 1; i <= per; ++i) ch->send(i);
+      sent.done();
+    });
+  for (int c = 0; c < consumers; ++c) go_spawn([&, ch] {
+      int64_t local = 0, n = 0;
+      for (int64_t v : *ch) {
+        local += v;
+        ++n;
+      }
+      sum += local;
+      count += n;
+      received.done();
+    });
+  sent.wait();
+  ch->close();
+  received.wait();
+  EXPECT_EQ(count.load(), int64_t(producers) * per);
+  EXPECT_EQ(sum.load(), int64_t(producers) * per * (per + 1) / 2);
+}
+
+}  // namespace
+
+TEST_P(Chan, UnbufferedOneToOne) {
+  run([] { producers_consumers(0, 1, 1, 20000 / kScale); });
+}
+
+TEST_P(Chan, UnbufferedManyToMany) {
+  run([] { producers_consumers(0, 8, 8, 5000 / kScale); });
+}
+
+TEST_P(Chan, BufferedOneToOne) {
+  run([] { producers_consumers(128, 1, 1, 50000 / kScale); });
+}
+
+TEST_P(Chan, BufferedManyToMany) {
+  run([] { producers_consumers(16, 8, 8, 5000 / kScale); });
+}
+
+TEST_P(Chan, CapacityOneManyToMany) {
+  run([] { producers_consumers(1, 16, 4, 2000 / kScale); });
+}
+
+TEST_P(Chan, FifoOrderFromOneSender) {
+  run([] {
+    for (std::size_t cap : {0, 1, 7, 64}) {
+      gort::Chan<int> ch(cap);
+      constexpr int kN = 5000 / kScale;
+      gort::WaitGroup wg;
+      wg.add(1);
+      go_spawn([&] {
+        for (int i = 0; i < kN; ++i) ch.send(i);
+        ch.close();
+        wg.done();
+      });
+      int expect = 0;
+      for (int v : ch) EXPECT_EQ(v, expect++);
+      EXPECT_EQ(expect, kN);
+      wg.wait();
+    }
+  });
+}
+
+TEST_P(Chan, UnbufferedSendWaitsForReceiver) {
+  run([] {
+    gort::Chan<int> ch;
+    std::atomic<bool> sent{false};
+    gort::WaitGroup wg;
+    wg.add(1);
+    go_spawn([&] {
+      ch.send(7);
+      sent = true;
+      wg.done();
+    });
+    gort::sleep_for(30ms);
+    EXPECT_FALSE(sent);
+    EXPECT_EQ(ch.recv(), 7);
+    wg.wait();
+    EXPECT_TRUE(sent);
+  });
+}
+
+TEST_P(Chan, BufferedSendBlocksOnlyWhenFull) {
+  run([] {
+    gort::Chan<int> ch(2);
+    ch.send(1);
+    ch.send(2);
+    EXPECT_EQ(ch.size(), 2u);
+    EXPECT_EQ(ch.capacity(), 2u);
+    std::atomic<bool> third{false};
+    gort::WaitGroup wg;
+    wg.add(1);
+    go_spawn([&] {
+      ch.send(3);
+      third = true;
+      wg.done();
+    });
+    gort::sleep_for(30ms);
+    EXPECT_FALSE(third);
+    EXPECT_EQ(ch.recv(), 1);  // frees a slot: the parked sender's 3 goes to the tail
+    wg.wait();
+    EXPECT_EQ(ch.recv(), 2);
+    EXPECT_EQ(ch.recv(), 3);
+    EXPECT_EQ(ch.size(), 0u);
+  });
+}
+
+TEST_P(Chan, CloseDrainsThenEmpty) {
+  run([] {
+    gort::Chan<int> ch(4);
+    ch.send(1);
+    ch.send(2);
+    ch.close();
+    EXPECT_TRUE(ch.closed());
+    EXPECT_EQ(ch.recv(), 1);
+    EXPECT_EQ(ch.try_recv(), 2);
+    EXPECT_EQ(ch.recv(), std::nullopt);
+    EXPECT_EQ(ch.try_recv(), std::nullopt);
+    EXPECT_THROW(ch.send(3), gort::ChanClosed);
+    EXPECT_THROW(ch.try_send(3), gort::ChanClosed);
+    EXPECT_THROW(ch.close(), gort::ChanClosed);
+  });
+}
+
+TEST_P(Chan, CloseWakesBlockedReceiversAndSenders) {
+  run([] {
+    constexpr int kEach = 16;
+    gort::Chan<int> to_recv, to_send;  // unbuffered: every party parks
+    std::atomic<int> got_nullopt{0}, threw{0};
+    gort::WaitGroup wg;
+    wg.add(2 * kEach);
+    for (int i = 0; i < kEach; ++i) {
+      go_spawn([&] {
+        if (!to_recv.recv()) got_nullopt++;
+        wg.done();
+      });
+      go_spawn([&] {
+        try {
+          to_send.send(1);
+        } catch (const gort::ChanClosed&) {
+          threw++;
+        }
+        wg.done();
+      });
+    }
+    gort::sleep_for(30ms);  // let them all park (not needed for correctness)
+    to_recv.close();
+    to_send.close();
+    wg.wait();
+    EXPECT_EQ(got_nullopt, kEach);
+    EXPECT_EQ(threw, kEach);
+  });
+}
+
+TEST_P(Chan, TrySendTryRecv) {
+  run([] {
+    gort::Chan<std::unique_ptr<int>> unbuffered;
+    auto p = std::make_unique<int>(5);
+    EXPECT_FALSE(unbuffered.try_send(std::move(p)));  // nobody receiving
+    ASSERT_NE(p, nullptr);                            // not consumed on failure
+    EXPECT_EQ(unbuffered.try_recv(), std::nullopt);
+
+    gort::Chan<int> buffered(1);
+    EXPECT_TRUE(buffered.try_send(1));
+    EXPECT_FALSE(buffered.try_send(2));
+    EXPECT_EQ(buffered.try_recv(), 1);
+    EXPECT_EQ(buffered.try_recv(), std::nullopt);
+
+    // try_send hands off to a parked receiver.
+    gort::WaitGroup wg;
+    wg.add(1);
+    std::optional<std::unique_ptr<int>> got;
+    go_spawn([&] {
+      got = unbuffered.recv();
+      wg.done();
+    });
+    while (!unbuffered.try_send(std::move(p))) gort::sleep_for(1ms);
+    wg.wait();
+    ASSERT_TRUE(got && *got);
+    EXPECT_EQ(**got, 5);
+  });
+}
+
+TEST_P(Chan, MoveOnlyValues) {
+  run([] {
+    for (std::size_t cap : {0, 3}) {
+      auto ch = gort::make_chan<std::unique_ptr<std::string>>(cap);
+      constexpr int kN = 2000 / kScale;
+      go_spawn([ch] {
+        for (int i = 0; i < kN; ++i) ch->send(std::make_unique<std::string>(std::to_string(i)));
+        ch->close();
+      });
+      int i = 0;
+      for (auto& s : *ch) EXPECT_EQ(*s, std::to_string(i++));
+      EXPECT_EQ(i, kN);
+    }
+  });
+}
+
+TEST_P(Chan, BufferedValuesDestroyedWithChannel) {
+  run([] {
+    auto counter = std::make_shared<int>(0);
+    {
+      gort::Chan<std::shared_ptr<int>> ch(4);
+      ch.send(counter);
+      ch.send(counter);
+      EXPECT_EQ(counter.use_count(), 3);
+    }
+    EXPECT_EQ(counter.use_count(), 1);
+  });
+}
+
+TEST_P(Chan, PlainThreadsAndFibers) {
+  run([] {
+    for (std::size_t cap : {0, 8}) {
+      gort::Chan<int> to_thread(cap), from_thread(cap);
+      constexpr int kN = 3000 / kScale;
+      std::thread t([&] {  // echoes every value back, +1
+        for (int v : to_thread) from_thread.send(v + 1);
+        from_thread.close();
+      });
+      go_spawn([&] {
+        for (int i = 0; i < kN; ++i) to_thread.send(i);
+        to_thread.close();
+      });
+      int64_t sum = 0, n = 0;
+      for (int v : from_thread) {
+        sum += v;
+        ++n;
+      }
+      t.join();
+      EXPECT_EQ(n, kN);
+      EXPECT_EQ(sum, int64_t(kN) * (kN + 1) / 2);
+    }
+  });
+}
+
+TEST(ChanNoRuntime, WorksBetweenPlainThreads) {
+  gort::Chan<int> ch;
+  std::thread t([&] {
+    for (int i = 1; i <= 1000; ++i) ch.send(i);
+    ch.close();
+  });
+  int64_t sum = 0;
+  for (int v : ch) sum += v;
+  t.join();
+  EXPECT_EQ(sum, 1000 * 1001 / 2);
+}
