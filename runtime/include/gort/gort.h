@@ -9,3 +9,4 @@
 #include <gort/select.h>
 #include <gort/time.h>
 #include <gort/waitgroup.h>
+#include <gort/worker_stack.h>

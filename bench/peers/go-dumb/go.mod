@@ -1,0 +1,3 @@
+module gort/bench/peers/go-dumb
+
+go 1.19
