@@ -77,7 +77,7 @@ TEST_P(Spawn, FiberIdsAreUniqueAndZeroOutsideFibers) {
 }
 
 TEST_P(Spawn, YieldInterleavesFibers) {
-  run([] {
+  run([this] {
     constexpr int kRounds = 1000;
     std::atomic<int> a{0}, b{0};
     std::atomic<int> max_lead{0};
@@ -96,9 +96,13 @@ TEST_P(Spawn, YieldInterleavesFibers) {
     go_spawn(body, std::ref(b), std::ref(a));
     wg.wait();
     EXPECT_EQ(a + b, 2 * kRounds);
-    // Yielding lets the other fiber run: neither finishes its rounds while the
-    // other has not started. (On one worker the lead is at most a few.)
-    EXPECT_LT(max_lead, kRounds);
+    // On one worker a yield must run the other fiber, so neither gets more
+    // than a step ahead. With more workers the two may run in parallel, and
+    // one may even finish before the other is picked up: nothing to assert
+    // about their interleaving there.
+    if (workers() == 1) {
+      EXPECT_LE(max_lead, 2);
+    }
   });
 }
 
