@@ -134,7 +134,7 @@ TEST_P(Spawn, WorkIsStolenByIdleWorkers) {
     go_spawn([&] {
       for (int i = 0; i < kFibers; ++i) {
         go_spawn([&] {
-          auto until = std::chrono::steady_clock::now() + 200us;
+          auto until = std::chrono::steady_clock::now() + 1ms;  // 200 ms of work in all
           while (std::chrono::steady_clock::now() < until) {
           }
           {
