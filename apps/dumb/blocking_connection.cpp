@@ -1,0 +1,66 @@
+// dumb/blocking_connection.cpp -- see blocking_connection.h.
+
+#include "dumb/blocking_connection.h"
+
+#include <array>
+#include <cerrno>
+#include <string_view>
+#include <thread>
+
+#include <unistd.h>
+
+#include "dumb/protocol.h"
+
+namespace dumb {
+namespace {
+
+bool write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+// Executes one action; false if the peer is gone.
+bool perform(int fd, const Action& action) {
+  switch (action.kind) {
+    case Action::Kind::Reply:
+      return write_all(fd, action.reply);
+    case Action::Kind::Wait:
+      std::this_thread::sleep_for(std::chrono::milliseconds(action.wait_ms));
+      return write_all(fd, kDone);
+    case Action::Kind::Stream:
+      for (StreamCursor cursor(action.stream_bytes); !cursor.done();) {
+        std::string_view chunk = cursor.peek();  // <= 64 KiB: the bound on what one write holds up
+        if (!write_all(fd, chunk)) return false;
+        cursor.consume(chunk.size());
+      }
+      return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void serve_blocking_connection(ServerContext& ctx, int fd) {
+  ctx.track(fd);
+  Session session;
+  std::array<char, 16384> buf;
+  for (bool open = true; open && !ctx.stopping();) {
+    ssize_t n = read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // EOF (or a stop's shutdown): the buffered requests were all answered
+    std::string_view in(buf.data(), static_cast<std::size_t>(n));
+    while (open && !ctx.stopping()) {
+      auto action = session.next(in);
+      if (!action) break;
+      open = perform(fd, *action);
+    }
+  }
+  ctx.untrack_and_close(fd);
+}
+
+}  // namespace dumb

@@ -1,0 +1,109 @@
+// dumb_select -- one thread, select(), a state machine per connection
+// (event_connection.h).
+//
+// Every iteration rebuilds the read and write sets from the connections'
+// interests and computes select()'s timeout from the earliest WAIT deadline
+// (a linear scan: select is O(connections) per call anyway).  An fd_set is a
+// fixed bitmap of FD_SETSIZE (1024) bits; FD_SET on a larger descriptor
+// writes past it.  So a connection whose descriptor is >= FD_SETSIZE is
+// refused -- closed at once -- and the server goes on (with the default
+// `ulimit -n` of 1024, accept() runs out of descriptors first, and
+// accept_connection refuses the connection through its spare descriptor).
+// BURN runs inline on the loop thread (8 MiB stack) and stalls every
+// connection meanwhile.  Breaks at: ~1000 connections (FD_SETSIZE), and long
+// before that at O(n) work per event.
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include <fcntl.h>
+#include <sys/select.h>
+
+#include "dumb/event_connection.h"
+#include "dumb/server_main.h"
+
+namespace {
+
+using dumb::Clock;
+using dumb::EventConnection;
+using Connections = std::map<int, std::unique_ptr<EventConnection>>;  // by fd
+
+// Accepts what is pending; false once the listener is shut (stop).
+bool accept_some(dumb::ServerContext& ctx, Connections& connections) {
+  for (int i = 0; i < 64; ++i) {
+    int fd = ctx.accept_connection(/*nonblocking=*/true);
+    if (fd < 0) return !(errno == EINVAL || ctx.stopping());
+    if (fd >= FD_SETSIZE) {
+      std::fprintf(stderr, "dumb_select: descriptor %d >= FD_SETSIZE (%d): connection refused\n", fd, FD_SETSIZE);
+      close(fd);
+      continue;
+    }
+    ctx.track(fd);
+    connections.emplace(fd, std::make_unique<EventConnection>(fd));
+  }
+  return true;
+}
+
+timeval until(Clock::time_point deadline, Clock::time_point now) {
+  auto us = deadline <= now ? 0 : std::chrono::ceil<std::chrono::microseconds>(deadline - now).count();
+  return timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+}
+
+void serve(dumb::ServerContext& ctx) {
+  Connections connections;
+  bool accepting = true;
+  while (accepting || !connections.empty()) {
+    fd_set readable, writable;
+    FD_ZERO(&readable);
+    FD_ZERO(&writable);
+    int max_fd = -1;
+    auto watch = [&](int fd, fd_set& set) {
+      FD_SET(fd, &set);
+      if (fd > max_fd) max_fd = fd;
+    };
+    if (accepting) {
+      watch(ctx.listener(), readable);
+      watch(ctx.stop_fd(), readable);
+    }
+    std::optional<Clock::time_point> earliest;
+    for (auto& [fd, conn] : connections) {
+      switch (conn->interest()) {
+        case EventConnection::Interest::read: watch(fd, readable); break;
+        case EventConnection::Interest::write: watch(fd, writable); break;
+        case EventConnection::Interest::none:
+          if (!earliest || conn->deadline() < *earliest) earliest = conn->deadline();
+          break;
+      }
+    }
+    timeval timeout{};
+    if (earliest) timeout = until(*earliest, Clock::now());
+    if (select(max_fd + 1, &readable, &writable, nullptr, earliest ? &timeout : nullptr) < 0) {
+      if (errno == EINTR) continue;
+      std::perror("select");
+      break;
+    }
+    Clock::time_point now = Clock::now();
+    bool was_accepting = accepting;
+    if (accepting && FD_ISSET(ctx.stop_fd(), &readable)) accepting = false;
+    if (accepting && FD_ISSET(ctx.listener(), &readable)) accepting = accept_some(ctx, connections);
+    for (auto it = connections.begin(); it != connections.end();) {
+      auto& [fd, conn] = *it;
+      bool ready = (fd <= max_fd && (FD_ISSET(fd, &readable) || FD_ISSET(fd, &writable))) ||
+                   (conn->interest() == EventConnection::Interest::none && conn->deadline() <= now) ||
+                   (was_accepting && !accepting);  // stop: let idle connections close
+      if (ready && !conn->drive(now, ctx.stopping())) {
+        ctx.untrack_and_close(fd);
+        it = connections.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& [fd, conn] : connections) ctx.untrack_and_close(fd);  // only after a select failure
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return dumb::server_main(argc, argv, "dumb_select", serve); }

@@ -1,0 +1,302 @@
+// dumb/server_main.cpp -- see server_main.h.
+
+#include "dumb/server_main.h"
+
+#include <cerrno>
+#include <charconv>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string_view>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace dumb {
+
+// ------------------------------------------------------------- threads ---
+
+namespace {
+void* run_function(void* arg) {
+  std::unique_ptr<std::function<void()>> body(static_cast<std::function<void()>*>(arg));
+  (*body)();
+  return nullptr;
+}
+}  // namespace
+
+BigStackThread::BigStackThread(std::function<void()> body) {
+  auto* heap_body = new std::function<void()>(std::move(body));
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, kServerStackBytes);
+  int rc = pthread_create(&thread_, &attr, run_function, heap_body);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    delete heap_body;
+    std::fprintf(stderr, "pthread_create: %s\n", std::strerror(rc));
+    std::abort();
+  }
+  joinable_ = true;
+}
+
+BigStackThread::~BigStackThread() {
+  if (joinable_) join();
+}
+
+void BigStackThread::join() {
+  pthread_join(thread_, nullptr);
+  joinable_ = false;
+}
+
+void BigStackThread::detach() {
+  pthread_detach(thread_);
+  joinable_ = false;
+}
+
+// ------------------------------------------------------------- context ---
+
+ServerContext::ServerContext(const ServerConfig& config, int listener)
+    : config_(config),
+      listener_(listener),
+      stop_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      spare_fd_(open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
+
+ServerContext::~ServerContext() {
+  close(stop_fd_);
+  if (spare_fd_ >= 0) close(spare_fd_);
+}
+
+bool ServerContext::stopping() const noexcept {
+  return stop_flag_.load(std::memory_order_acquire);  // pairs with request_stop's store
+}
+
+int ServerContext::accept_connection(bool nonblocking) {
+  int flags = SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0);
+  if (nonblocking)
+    std::call_once(listener_nonblocking_,
+                   [&] { fcntl(listener_, F_SETFL, fcntl(listener_, F_GETFL) | O_NONBLOCK); });
+  for (;;) {
+    int fd = accept4(listener_, nullptr, nullptr, flags);
+    if (fd >= 0) {
+      // Replies are small separate writes; Nagle would hold each one back
+      // until the previous one is acknowledged.
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      return fd;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno == EMFILE || errno == ENFILE) {
+      // Refuse the connection the kernel holds for us: give up the spare
+      // descriptor, accept, close, take the spare back.
+      std::lock_guard lock(mutex_);
+      if (spare_fd_ >= 0) {
+        close(spare_fd_);
+        int refused = accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (refused >= 0) close(refused);
+        spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      }
+      errno = EMFILE;
+    }
+    if (stopping()) errno = EINVAL;
+    return -1;
+  }
+}
+
+void ServerContext::track(int fd) {
+  std::lock_guard lock(mutex_);
+  tracked_.insert(fd);
+  if (stopping_) shutdown(fd, SHUT_RD);
+}
+
+void ServerContext::untrack_and_close(int fd) {
+  {
+    // Erase under the lock, so request_stop never shuts down a number that
+    // close() has released and a new connection reused.
+    std::lock_guard lock(mutex_);
+    tracked_.erase(fd);
+  }
+  close(fd);
+}
+
+void ServerContext::request_stop() {
+  std::lock_guard lock(mutex_);
+  if (stopping_) return;
+  stopping_ = true;
+  stop_flag_.store(true, std::memory_order_release);  // pairs with stopping()
+  std::uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = write(stop_fd_, &one, sizeof one);
+  shutdown(listener_, SHUT_RDWR);  // blocked accept() fails with EINVAL
+  for (int fd : tracked_) shutdown(fd, SHUT_RD);  // blocked read() returns 0
+}
+
+// --------------------------------------------------------------- flags ---
+
+const ServerRow& server_row(std::string_view name) {
+  const ServerRow* row = find_server(name);
+  if (row == nullptr) {
+    std::fprintf(stderr, "%.*s: not in apps/dumb/servers.def\n", static_cast<int>(name.size()), name.data());
+    std::abort();
+  }
+  return *row;
+}
+
+namespace {
+
+void print_usage(std::FILE* out, const ServerRow& row, const ServerTraits& traits) {
+  const char* what = row.protocol == Protocol::dumb ? "DUMB server (docs/PROTOCOL.md)" : "chat server";
+  std::fprintf(out,
+               "usage: %.*s [--host HOST] [--port PORT] [--drain-ms MS]%s [--help]\n"
+               "%s: %.*s.\n\n"
+               "  --host HOST    address to listen on (default 127.0.0.1)\n"
+               "  --port PORT    TCP port (default %u; 0 picks a free port)\n"
+               "  --drain-ms MS  on SIGINT/SIGTERM, time in-flight requests get to finish (default 2000)\n",
+               static_cast<int>(row.name.size()), row.name.data(), traits.default_workers ? " [--workers N]" : "",
+               what, static_cast<int>(row.summary.size()), row.summary.data(), row.default_port());
+  if (traits.default_workers)
+    std::fprintf(out, "  --workers N    %s (default %d)\n", traits.workers_help, traits.default_workers);
+  std::fprintf(out, "  --help         print this and exit\n");
+}
+
+[[noreturn]] void bad_flag(const ServerRow& row, const char* fmt, const char* arg) {
+  std::fprintf(stderr, "%.*s: ", static_cast<int>(row.name.size()), row.name.data());
+  std::fprintf(stderr, fmt, arg);
+  std::fprintf(stderr, "\ntry '%.*s --help'\n", static_cast<int>(row.name.size()), row.name.data());
+  std::exit(2);
+}
+
+long parse_number(const ServerRow& row, const char* flag, const char* text, long lo, long hi) {
+  std::string_view s(text);
+  long value = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || value < lo || value > hi)
+    bad_flag(row, (std::string("bad value for ") + flag + ": '%s'").c_str(), text);
+  return value;
+}
+
+}  // namespace
+
+ServerConfig parse_flags(int argc, char** argv, const ServerRow& row, const ServerTraits& traits) {
+  ServerConfig config;
+  config.port = row.default_port();
+  config.workers = traits.default_workers;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view flag(argv[i]);
+    if (flag == "--help" || flag == "-h") {
+      print_usage(stdout, row, traits);
+      std::exit(0);
+    }
+    bool known = flag == "--host" || flag == "--port" || flag == "--drain-ms" ||
+                 (flag == "--workers" && traits.default_workers);
+    if (!known) bad_flag(row, "unknown flag '%s'", argv[i]);
+    if (i + 1 == argc) bad_flag(row, "%s needs a value", argv[i]);
+    const char* value = argv[++i];
+    if (flag == "--host") {
+      in_addr probe{};
+      if (inet_pton(AF_INET, value, &probe) != 1) bad_flag(row, "--host needs an IPv4 address, not '%s'", value);
+      config.host = value;
+    } else if (flag == "--port") {
+      config.port = static_cast<std::uint16_t>(parse_number(row, "--port", value, 0, 65535));
+    } else if (flag == "--drain-ms") {
+      config.drain = std::chrono::milliseconds(parse_number(row, "--drain-ms", value, 0, 600000));
+    } else {
+      config.workers = static_cast<int>(parse_number(row, "--workers", value, 1, 1024));
+    }
+  }
+  return config;
+}
+
+// ------------------------------------------------------------ listener ---
+
+int open_listener(const ServerConfig& config, const ServerRow& row) {
+  auto fail = [&](const char* what) {
+    std::fprintf(stderr, "%.*s: %s %s:%u: %s\n", static_cast<int>(row.name.size()), row.name.data(), what,
+                 config.host.c_str(), config.port, std::strerror(errno));
+    std::exit(1);
+  };
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail("socket");
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // restart despite TIME_WAIT
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(config.port);
+  inet_pton(AF_INET, config.host.c_str(), &addr.sin_addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) fail("cannot bind");
+  if (listen(fd, SOMAXCONN) != 0) fail("cannot listen on");
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::printf("%.*s listening on %s:%u\n", static_cast<int>(row.name.size()), row.name.data(), config.host.c_str(),
+              ntohs(addr.sin_port));
+  std::fflush(stdout);
+  return fd;
+}
+
+// ----------------------------------------------------------------- run ---
+
+namespace {
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+}  // namespace
+
+void block_stop_signals() {
+  sigset_t set = stop_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);  // a write to a closed peer fails with EPIPE instead
+}
+
+int run_server(const ServerConfig& config, int listener, const ServeFn& serve) {
+  block_stop_signals();
+  ServerContext ctx(config, listener);
+  std::mutex mutex;
+  std::condition_variable served_cv;
+  bool served = false;  // guarded by mutex
+
+  // The signal thread: step 1 and the drain bound of the stop protocol.
+  std::thread signals([&] {
+    sigset_t set = stop_signals();
+    int sig = 0;
+    sigwait(&set, &sig);
+    ctx.request_stop();
+    std::unique_lock lock(mutex);
+    if (!served_cv.wait_for(lock, config.drain, [&] { return served; })) {
+      std::fprintf(stderr, "drain took over %lld ms; exiting anyway\n", static_cast<long long>(config.drain.count()));
+      std::_Exit(0);
+    }
+  });
+
+  BigStackThread([&] { serve(ctx); }).join();
+  bool stopped = ctx.stopping();
+  {
+    std::lock_guard lock(mutex);
+    served = true;
+  }
+  served_cv.notify_one();
+  if (!stopped) pthread_kill(signals.native_handle(), SIGTERM);  // serve() gave up: release the signal thread
+  signals.join();
+  close(listener);
+  return stopped ? 0 : 1;
+}
+
+int server_main(int argc, char** argv, std::string_view name, ServeFn serve, ServerTraits traits) {
+  const ServerRow& row = server_row(name);
+  ServerConfig config = parse_flags(argc, argv, row, traits);
+  block_stop_signals();
+  int listener = open_listener(config, row);
+  return run_server(config, listener, serve);
+}
+
+}  // namespace dumb
