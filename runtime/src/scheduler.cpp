@@ -15,7 +15,9 @@
 #include <typeinfo>
 
 #include <gort/runtime.h>
+#include <gort/worker_stack.h>
 
+#include "netpoll.h"
 #include "overflow.h"
 #include "park.h"
 #include "platform.h"
@@ -129,13 +131,16 @@ Scheduler::~Scheduler() {
     f->san.destroy();
   };
   Fiber* f;
-  while (injector.try_dequeue(f)) drop(f);
+  while (injector.pop(f)) drop(f);
   for (auto& w : workers)
     while ((f = w->runq.pop()) != nullptr) drop(f);
+  // netpoll: the poller and every descriptor go with the runtime. Fibers
+  // parked on them were abandoned above like any other.
+  destroy_netpoll(this);
 }
 
 void Scheduler::inject(Fiber* f) {
-  injector.enqueue(f);
+  injector.push(f);
 }
 
 void Scheduler::ready(Fiber* f, bool as_next) {
@@ -177,7 +182,7 @@ void Scheduler::wake_idle_worker() {
     nspinning.fetch_sub(1);
     return;
   }
-  futex_wake(&w->wake_word, 1);
+  w->wake();  // netpoll: also breaks w out of the poller if it sleeps there
 }
 
 void Scheduler::wake_worker_for_timer(int64_t when) {
@@ -190,7 +195,7 @@ void Scheduler::wake_worker_for_timer(int64_t when) {
         wake_epoch.fetch_add(1);
         w->wake_word.store(1, std::memory_order_release);
       }
-      futex_wake(&w->wake_word, 1);
+      w->wake();  // netpoll: a worker in the poller re-computes its deadline too
       return;
     }
   }
@@ -202,7 +207,7 @@ void Scheduler::stop() {
   wake_epoch.fetch_add(1);
   for (auto& w : workers) {
     w->wake_word.store(1, std::memory_order_release);
-    futex_wake(&w->wake_word, 1);
+    w->wake();  // netpoll: futex or poller, wherever it sleeps
   }
 }
 
@@ -286,6 +291,8 @@ Worker* switch_out(Worker* w, SwitchRequest* req) {
 }
 
 void park(bool (*unlock)(void*), void* arg) {
+  if (__builtin_expect(on_worker_stack_now(), 0))
+    fatal("a fiber blocked inside gort::on_worker_stack (only non-blocking work may run there)");
   SwitchRequest req{SwitchRequest::kPark, unlock, arg};
   switch_out(current_worker(), &req);
 }

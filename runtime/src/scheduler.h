@@ -7,7 +7,7 @@
 //    calls gort::run() becomes worker 0.
 //  * Each worker has a bounded RunQueue (ring + `next` slot, run_queue.h).
 //    Work arriving from outside the workers (another thread, overflow of a
-//    full ring) goes through the injector, a moodycamel ConcurrentQueue.
+//    full ring) goes through the injector (injector.h: moodycamel ConcurrentQueue).
 //  * A worker out of local work takes from the injector, then steals half of
 //    a random victim's ring. At most half of the busy workers spin (look for
 //    work) at once; the rest park on a futex. Making a fiber runnable wakes
@@ -18,6 +18,13 @@
 //  * Each worker has a TimerHeap. An idle worker sleeps until the earliest
 //    deadline of any heap and runs other workers' expired timers when they
 //    are busy.
+//  * Network poller (netpoll.h): while fibers wait for I/O, one idle worker
+//    sleeps in the poller (epoll_wait) instead of on its futex, until the
+//    same deadline; the others sleep on their futex. Busy workers poll
+//    without blocking when their local queue is empty and every 61st
+//    schedule. Every wake path goes through Worker::wake, which both
+//    futex-wakes the worker and interrupts the poller if the worker sleeps
+//    there, so the argument below holds for either kind of sleep.
 //  * When every worker is idle, no timer is pending, nothing outside the
 //    workers is registered as able to wake a fiber (external_wakers: blocking
 //    calls in flight, later the poller's waiters), the process has no thread
@@ -32,7 +39,11 @@
 // re-checks every run queue and the injector. The readier (a) publishes the
 // fiber in a queue, then (b) reads nidle and nspinning. All four are
 // sequentially consistent, so either (3) sees the fiber or (b) sees nidle > 0
-// and nspinning == 0 and wakes a worker.
+// and nspinning == 0 and wakes a worker. The poller adds a readier that is
+// itself a parked worker: a worker sleeping in the poller stays on the idle
+// list while it waits, takes itself off the list before it queues the
+// fibers the poller readied, and then wakes another worker as any readier
+// does (Worker::queue_polled), so it is never handed its own work.
 //
 // Rejected
 //  * One global run queue under a lock (Go before 1.1): contention on every
@@ -42,8 +53,6 @@
 //  * Pinning workers to CPUs: the machine is shared; the kernel balances.
 #pragma once
 
-#include <concurrentqueue/concurrentqueue.h>
-
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -52,6 +61,7 @@
 #include <vector>
 
 #include "fiber.h"
+#include "injector.h"
 #include "run_queue.h"
 #include "stack.h"
 #include "timer_heap.h"
@@ -59,6 +69,8 @@
 namespace gort::detail {
 
 struct Scheduler;
+class NetPoll;     // netpoll.h
+struct ReadyBatch; // netpoll.h
 
 // What a fiber asks of the scheduler when it switches out.
 struct SwitchRequest {
@@ -86,6 +98,7 @@ struct alignas(64) Worker {
   bool on_idle_list = false;        // guarded by sched->idle_mu
   std::atomic<uint32_t> wake_word{0};             // futex: 1 = woken
   std::atomic<int64_t> parked_until{-1};          // deadline while parked, -1 when running
+  std::atomic<bool> in_netpoll{false};            // parked in the poller, not on wake_word's futex
   std::thread thread;               // empty for worker 0 (the caller of run)
 
   void loop();                      // the schedule loop; returns when the runtime stops
@@ -100,6 +113,12 @@ struct alignas(64) Worker {
   void park_worker();               // the idle path of find_runnable
   void stop_spinning();
   uint64_t next_random();
+  void wake();                      // after wake_word = 1: futex wake, and interrupt the poller if in it
+
+  // The worker's side of the network poller, defined in netpoll.cpp.
+  bool sleep_in_netpoll(int64_t deadline, ReadyBatch& io);  // false: sleep on the futex instead
+  int queue_polled(ReadyBatch& io); // pushes what a poll readied; call when off the idle list
+  bool poll_network(bool only_if_nobody_blocked);  // nonblocking poll; true if fibers were queued
 };
 
 struct Scheduler {
@@ -111,7 +130,7 @@ struct Scheduler {
   bool detect_deadlock;
   StackPool stack_pool;             // declared before workers: their caches return to it
   std::vector<std::unique_ptr<Worker>> workers;
-  moodycamel::ConcurrentQueue<Fiber*> injector;
+  Injector injector;                // work from outside the workers' own queues
   std::atomic<int> nspinning{0};    // workers looking for work
   std::atomic<int> nidle{0};        // workers on idle_list
   std::mutex idle_mu;               // guards idle_list, Worker::on_idle_list
@@ -121,6 +140,7 @@ struct Scheduler {
   std::atomic<int64_t> external_wakers{0}; // things outside the workers that may ready a fiber
   std::atomic<int> helper_threads{0};      // threads the runtime owns besides workers (blocking pool)
   std::atomic<bool> stopping{false};
+  std::atomic<NetPoll*> netpoll{nullptr};  // created by the first poll_open, freed with us
   std::atomic<uint64_t> next_fiber_id{1};
   int exit_code = 0;
 

@@ -86,7 +86,10 @@ int TimerHeap::run_expired(int64_t now) {
       if (heap_.empty() || heap_[0]->when > now) return fired;
       node = heap_[0];
       erase_at(0);
-      node->owner.store(nullptr, std::memory_order_relaxed);
+      // release: a remove() that reads null (acquire) without taking our
+      // lock then owns the node's fields; this orders our read of `when`
+      // above before its rewrite (TSan: poll_set_deadline racing a firing).
+      node->owner.store(nullptr, std::memory_order_release);
       publish_next();
     }
     node->fire(node);

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "netpoll.h"
 #include "overflow.h"
 #include "platform.h"
 #include "scheduler.h"
@@ -134,7 +135,7 @@ bool Worker::push_local(Fiber* f, bool as_next) {
     f = runq.set_next(f);
     if (f == nullptr) return false;
   }
-  runq.push(f, [this](Fiber** batch, uint32_t n) { sched->injector.enqueue_bulk(batch, n); });
+  runq.push(f, [this](Fiber** batch, uint32_t n) { sched->injector.push_batch(batch, n); });
   return true;
 }
 
@@ -144,7 +145,7 @@ Fiber* Worker::take_from_injector() {
   // Take a fair share, not everything: other workers want some too.
   std::size_t want = std::clamp<std::size_t>(sched->injector.size_approx() / sched->nworkers + 1, 1,
                                              kInjectorBatch);
-  std::size_t n = sched->injector.try_dequeue_bulk(batch, want);
+  std::size_t n = sched->injector.pop_batch(batch, want);
   if (n == 0) return nullptr;
   for (std::size_t i = 1; i < n; ++i) push_local(batch[i], false);
   return batch[0];
@@ -187,12 +188,20 @@ Fiber* Worker::find_runnable() {
     //    pair of fibers readying each other cannot starve outside work.
     if (tick % kInjectorCheckInterval == kInjectorCheckInterval - 1) {
       ++tick;
+      // netpoll: the same turn polls the network without blocking (there is
+      // no sysmon), so a stream of runnable fibers cannot starve ready I/O.
+      poll_network(false);
       if (Fiber* f = take_from_injector()) return f;
     }
 
     // 3. Local queue, then the injector.
     if (Fiber* f = runq.pop()) return f;
     if (Fiber* f = take_from_injector()) return f;
+
+    // 3b. netpoll: ready I/O before stealing (Go's netpoll(0) in
+    //     findrunnable), unless a worker is blocked in the poller (it gets
+    //     the events) or there is nobody to steal from (park_worker polls).
+    if (sched->nworkers > 1 && poll_network(true)) continue;
 
     // 4. Steal, if not too many workers are already spinning (at most half
     //    of the busy ones: spinning burns CPU that busy workers could use).
@@ -266,25 +275,36 @@ void Worker::park_worker() {
     }
     parked_until.store(deadline, std::memory_order_seq_cst);
   }
-  while (wake_word.load(std::memory_order_acquire) == 0) {
-    if (deadline != kNever && now_ns() >= deadline) break;
-    futex_wait(&wake_word, 0, deadline);
+  // ---- netpoll: while fibers wait for I/O, one idle worker sleeps in the
+  // poller instead of on the futex, until the same deadline (netpoll.h).
+  ReadyBatch io;
+  if (!sleep_in_netpoll(deadline, io)) {
+    while (wake_word.load(std::memory_order_acquire) == 0) {
+      if (deadline != kNever && now_ns() >= deadline) break;
+      futex_wait(&wake_word, 0, deadline);
+    }
   }
   parked_until.store(-1, std::memory_order_seq_cst);
 
-  std::lock_guard lock(s->idle_mu);
-  if (on_idle_list) {
-    // Timed out (a timer is due, or the deadlock grace ended).
-    if (deadlock_suspect && s->wake_epoch.load() == epoch && s->nothing_can_run()) {
-      int64_t parked = s->live_fibers.load();
-      fatal("all fibers are asleep - deadlock! (%lld fiber%s parked, nothing can wake %s)",
-            (long long)parked, parked == 1 ? "" : "s", parked == 1 ? "it" : "them");
+  {
+    std::lock_guard lock(s->idle_mu);
+    if (on_idle_list) {
+      // Timed out (a timer is due, or the deadlock grace ended), or the
+      // poller readied fibers.
+      if (deadlock_suspect && s->wake_epoch.load() == epoch && s->nothing_can_run()) {
+        int64_t parked = s->live_fibers.load();
+        fatal("all fibers are asleep - deadlock! (%lld fiber%s parked, nothing can wake %s)",
+              (long long)parked, parked == 1 ? "" : "s", parked == 1 ? "it" : "them");
+      }
+      s->idle_list.erase(std::find(s->idle_list.begin(), s->idle_list.end(), this));
+      on_idle_list = false;
+      s->nidle.fetch_sub(1);
     }
-    s->idle_list.erase(std::find(s->idle_list.begin(), s->idle_list.end(), this));
-    on_idle_list = false;
-    s->nidle.fetch_sub(1);
+    // else: woken by wake_idle_worker (which set `spinning`) or by stop/timers.
   }
-  // else: woken by wake_idle_worker (which set `spinning`) or by stop/timers.
+  // ---- netpoll: queue what the poller readied, only now that we are off
+  // the idle list (a wake-up for these fibers must not pick us).
+  queue_polled(io);
 }
 
 }  // namespace gort::detail

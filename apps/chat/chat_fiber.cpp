@@ -1,0 +1,289 @@
+// chat_fiber -- the chat room (protocol: chat/room.h) on gort, built from
+// fibers and channels in the manner of Go's chat examples.
+//
+// Fibers:
+//   acceptor   accepts, numbers the client, sends Join to the hub, spawns
+//              the client's reader and writer.
+//   hub        the only owner of the room (the map of clients).  It receives
+//              events on one channel, `events`, and never blocks on a client:
+//              it only try_sends into each client's outbox.
+//   reader     (one per client) reads, frames with dumb::LineFramer, formats
+//              "[User <id>]: <line>\n" once and sends it to the hub as
+//              Message; an overlong line becomes Refuse; EOF or an error
+//              becomes Leave.
+//   writer     (one per client) receives from its outbox, a bounded channel
+//              of shared messages, and writes them to the socket.
+//
+// Slow clients: a message is shared by every recipient (one allocation per
+// line, not per client).  When a client's outbox is full -- kOutbox messages
+// queued behind what its socket (kSendBuffer) and the peer hold -- the hub
+// gives it one grace period (kGrace, waiting in a select on the send and a
+// timer) and then disconnects it: closes its Conn and outbox.  The grace is
+// needed because a full outbox may only mean that the writer's socket became
+// writable and nobody polled yet (see Hub::grace).  It is granted again only
+// after the outbox has drained below half, so a slow client stalls the room
+// at most kGrace per kOutbox/2 messages it is sent, and a dead one once.  A client costs at
+// most kOutbox pointers, its writer's batch and its socket buffer.
+//
+// Ordering: the acceptor sends Join before it spawns the reader, and the
+// hub receives in FIFO order, so a client's greeting precedes every message
+// it receives and its own messages reach the hub after its Join.
+//
+// Stop (SIGINT/SIGTERM, fiber_server.h): the main fiber closes the Listener,
+// waits for the acceptor, sends Stop to the hub -- which closes every
+// client's Conn and outbox and returns -- and then closes `events`, so a
+// reader still sending gets ChanClosed.  Readers and writers, their Conns
+// closed, return at once; FiberServer::drain waits for `active` to reach 0.
+// Lifetimes: each client's state is a shared_ptr held by its two fibers and
+// the hub's map; `events` and the counters live on the main fiber's stack,
+// which outlives every fiber (drain).
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include <gort/gort.h>
+#include <gort/chan.h>
+#include <gort/net.h>
+#include <gort/select.h>
+
+#include "chat/room.h"
+#include "dumb/fiber_server.h"
+#include "dumb/protocol.h"
+
+namespace {
+
+using gort::net::Conn;
+using Message = std::shared_ptr<const std::string>;
+
+constexpr std::size_t kOutbox = 256;   // messages queued per client before it is dropped
+constexpr std::size_t kEvents = 1024;  // hub backlog; readers wait when it is full
+constexpr std::size_t kReadBuffer = 4096;
+constexpr std::size_t kWriteBatch = 64 * 1024;  // bytes a writer gathers into one write
+constexpr auto kGrace = std::chrono::milliseconds(50);  // a full outbox's last chance, once per client
+constexpr int kHubTurn = 32;           // events the hub handles before it yields
+
+struct Client {
+  Client(int id, Conn conn) : id(id), conn(std::move(conn)) {}
+  const int id;
+  Conn conn;                          // read by the reader, written by the writer, closed by the hub
+  gort::Chan<Message> outbox{kOutbox};  // hub -> writer; closed by the hub
+  bool graced = false;                // hub only: used its grace since the outbox was last half empty
+};
+
+struct Join {
+  std::shared_ptr<Client> client;
+};
+struct Leave {
+  int id;
+};
+struct Say {
+  int id;
+  Message text;  // "[User <id>]: <line>\n"
+};
+struct Refuse {  // the client sent an overlong line
+  int id;
+};
+struct Stop {};
+using Event = std::variant<Join, Leave, Say, Refuse, Stop>;
+
+struct Shared {
+  gort::Chan<Event> events{kEvents};
+  std::atomic<int> active{0};  // fibers running: acceptor, hub, readers, writers
+  std::atomic<bool> stopping{false};  // set by the main fiber before it closes the Listener
+  gort::WaitGroup acceptor_done;
+  gort::WaitGroup hub_done;
+};
+
+// Sends to the hub; false once the hub is gone (stop).
+bool tell_hub(Shared& shared, Event event) {
+  try {
+    shared.events.send(std::move(event));
+    return true;
+  } catch (const gort::ChanClosed&) {
+    return false;
+  }
+}
+
+class Hub {
+ public:
+  void run(Shared& shared) {
+    for (int handled = 1;; ++handled) {
+      auto event = shared.events.recv();
+      if (!event || std::holds_alternative<Stop>(*event)) break;
+      std::visit([this](auto& e) { handle(e); }, *event);
+      // With a backlog, recv never parks the hub, and writers it readied
+      // wait behind it on this worker (gort has no preemption): let them
+      // drain their outboxes every kHubTurn events.
+      if (handled % kHubTurn == 0) gort::yield();
+    }
+    for (auto& [id, client] : clients_) disconnect(*client);
+    clients_.clear();
+  }
+
+ private:
+  void handle(Join& e) {
+    clients_.emplace(e.client->id, e.client);
+    auto welcome = std::make_shared<const std::string>("Welcome chat user no. " + std::to_string(e.client->id) + "!\n");
+    deliver(e.client->id, *e.client, std::move(welcome));
+  }
+  void handle(Leave& e) {
+    auto it = clients_.find(e.id);
+    if (it == clients_.end()) return;  // already dropped as slow
+    disconnect(*it->second);
+    clients_.erase(it);
+  }
+  void handle(Say& e) {
+    for (auto it = clients_.begin(); it != clients_.end();) {
+      auto next = std::next(it);
+      if (it->first != e.id) deliver(it->first, *it->second, e.text);
+      it = next;  // deliver may erase `it`
+    }
+  }
+  void handle(Refuse& e) {
+    auto it = clients_.find(e.id);
+    if (it != clients_.end()) deliver(e.id, *it->second, refusal_);
+  }
+  void handle(Stop&) {}
+
+  void deliver(int id, Client& to, Message message) {
+    if (to.outbox.try_send(std::move(message))) {
+      if (to.graced && to.outbox.size() < kOutbox / 2) to.graced = false;  // it caught up
+      return;
+    }
+    if (!to.graced) return grace(id, to, std::move(message));
+    std::fprintf(stderr, "chat_fiber: user %d is not reading; disconnected\n", id);
+    disconnect(to);
+    clients_.erase(id);
+  }
+  void grace(int id, Client& to, Message message) {
+    to.graced = true;
+    // Full.  Its writer may merely not have been woken yet: a busy runtime
+    // polls the network only every 61st schedule or when a worker runs dry,
+    // and the hub, with a backlog, never runs dry.  Parking here for at most
+    // kGrace lets the workers poll; a client that still has no room is slow.
+    bool sent = false;
+    gort::select(gort::on_send(to.outbox, std::move(message), [&] { sent = true; }),
+                 gort::on_recv(gort::after(kGrace)));
+    if (sent) return;
+    std::fprintf(stderr, "chat_fiber: user %d is not reading; disconnected\n", id);
+    disconnect(to);
+    clients_.erase(id);
+  }
+  // The writer sees its outbox closed, the reader its Conn closed; both end.
+  static void disconnect(Client& client) {
+    client.outbox.close();
+    (void)client.conn.close();
+  }
+
+  std::map<int, std::shared_ptr<Client>> clients_;  // the room, by id
+  const Message refusal_ = std::make_shared<const std::string>(dumb::kLineTooLong);
+};
+
+void read_client(Shared& shared, Client& client) {
+  auto buf = std::make_unique<char[]>(kReadBuffer);
+  dumb::LineFramer framer(chat::kMaxLine);
+  const std::string prefix = "[User " + std::to_string(client.id) + "]: ";
+  for (bool hub_there = true; hub_there;) {
+    auto n = client.conn.read(buf.get(), kReadBuffer);
+    if (!n) {
+      (void)tell_hub(shared, Leave{client.id});
+      break;
+    }
+    std::string_view in(buf.get(), *n);
+    while (hub_there) {
+      auto frame = framer.next(in);
+      if (!frame) break;
+      if (frame->kind == dumb::Frame::Kind::TooLong) {
+        hub_there = tell_hub(shared, Refuse{client.id});
+      } else {
+        std::string text;
+        text.reserve(prefix.size() + frame->line.size() + 1);
+        text.append(prefix).append(frame->line).push_back('\n');
+        hub_there = tell_hub(shared, Say{client.id, std::make_shared<const std::string>(std::move(text))});
+      }
+    }
+  }
+}
+
+// Receives a message, takes whatever else is already queued (up to
+// kWriteBatch bytes) and writes it all with one write_all: one syscall for a
+// burst, so a reader keeping up with the room is never the bottleneck.
+void write_client(Client& client) {
+  std::string batch;
+  for (auto message = client.outbox.recv(); message; message = client.outbox.recv()) {
+    batch.assign(**message);
+    while (batch.size() < kWriteBatch) {
+      auto more = client.outbox.try_recv();
+      if (!more) break;
+      batch.append(**more);
+    }
+    if (!client.conn.write_all(batch)) {
+      (void)client.conn.close();  // the reader sees it and tells the hub
+      break;
+    }
+  }
+}
+
+// Runs body on a new fiber counted in shared.active.
+template <class F>
+void spawn_counted(Shared& shared, F body) {
+  shared.active.fetch_add(1, std::memory_order_relaxed);
+  go_spawn([&shared, body = std::move(body)]() mutable {
+    body();
+    shared.active.fetch_sub(1, std::memory_order_release);  // last access; pairs with drain's acquire
+  });
+}
+
+void accept_loop(Shared& shared, dumb::FiberServer& server) {
+  for (int next_id = 1;;) {
+    auto conn = server.listener().accept();
+    if (!conn) {
+      if (conn.error() == gort::net::Errc::kClosed) break;
+      std::fprintf(stderr, "chat_fiber: accept: %s\n", conn.error().message().c_str());
+      gort::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
+    int sndbuf = chat::kSendBuffer;  // fixed, as room.h: bounds what a slow client holds
+    setsockopt(conn->native_handle(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    auto client = std::make_shared<Client>(next_id++, std::move(*conn));
+    if (!tell_hub(shared, Join{client})) break;
+    spawn_counted(shared, [&shared, client] { read_client(shared, *client); });
+    spawn_counted(shared, [client] { write_client(*client); });
+  }
+}
+
+int serve(dumb::FiberServer& server) {
+  Shared shared;
+  shared.acceptor_done.add(1);
+  shared.hub_done.add(1);
+  spawn_counted(shared, [&] {
+    Hub().run(shared);
+    shared.hub_done.done();
+  });
+  spawn_counted(shared, [&] {
+    accept_loop(shared, server);
+    if (!shared.stopping.load(std::memory_order_relaxed)) server.fail();  // the acceptor died
+    shared.acceptor_done.done();
+  });
+  bool signalled = server.wait_for_stop();
+  shared.stopping.store(true, std::memory_order_relaxed);  // the Listener's close orders it for the acceptor
+  (void)server.listener().close();
+  shared.acceptor_done.wait();
+  (void)tell_hub(shared, Stop{});
+  shared.hub_done.wait();
+  shared.events.close();  // readers still sending get ChanClosed; buffered events are dropped
+  server.drain(shared.active);
+  return signalled ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return dumb::fiber_server_main(argc, argv, "chat_fiber", serve); }

@@ -1,0 +1,217 @@
+// dumb_fiber -- the DUMB server on gort: one fiber per connection, written as
+// straight-line blocking code over gort::net.
+//
+// Design.  The main fiber listens and spawns the acceptor fiber, which spawns
+// one fiber per connection.  A connection fiber loops: read into its buffer,
+// frame with dumb::LineFramer, parse, execute, and append the reply to a
+// bounded output buffer that is flushed before the fiber blocks again (on a
+// read, a WAIT, a STREAM) or when it passes kOutLimit -- so pipelined requests
+// cost one write, not one per reply.  Every blocking call parks the fiber on
+// the runtime's poller or timer heap; its worker runs other fibers meanwhile.
+//
+//   WAIT    gort::sleep_for: a parked fiber holds no thread.
+//   BURN    gort::on_worker_stack(dumb::burn): the 2.8 MB recursion runs on
+//           the worker's 8 MiB stack, so fiber stacks stay one or two pages
+//           however deep a BURN a connection once ran.
+//   STREAM  dumb::StreamCursor chunks (<= 64 KiB, static storage) written
+//           with write_all: a slow reader parks its fiber, and the server
+//           holds nothing for it beyond the chunk being written
+//           (docs/PROTOCOL.md, "Backpressure").
+//
+// Memory per connection: the fiber (a page or two of stack), kReadBuffer,
+// the framer's partial line (<= 1025 bytes), the output buffer (< kOutLimit
+// plus one reply) and the socket.
+//
+// Stop protocol (SIGINT/SIGTERM; fiber_server.h has the signal hand-off),
+// the same contract as server_main.h:
+//   1. The main fiber, woken by wait_for_stop(), sets `stopping`, shuts down
+//      the read side of every registered connection (an idle fiber's read
+//      returns EOF) and closes the Listener (accept() returns kClosed).
+//   2. Each connection finishes the request it is executing, flushes, and
+//      closes; fibers check `stopping` before starting the next request.
+//   3. The main fiber waits until every connection fiber and the acceptor
+//      have finished (`active` reaches 0) and returns 0; past --drain-ms the
+//      process exits 0 at once (FiberServer::drain).
+// `active` and the registry live on the main fiber's stack; nothing touches
+// them once `active` is 0 (a fiber's decrement is its last access), and the
+// main fiber does not return before that.
+//
+// Rejected: dumb::Session, which computes BURN inside next() on the caller's
+// stack -- the fiber's; here LineFramer + parse + to_action, with BURN taken
+// out to on_worker_stack.  A write per reply: a pipelined burst of PINGs
+// would cost a syscall each.  Bigger fiber stacks instead of on_worker_stack:
+// every connection that once ran BURN 10000 would keep 2.8 MB committed.
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <variant>
+
+#include <gort/gort.h>
+#include <gort/net.h>
+#include <gort/worker_stack.h>
+
+#include "dumb/fiber_server.h"
+#include "dumb/protocol.h"
+#include "dumb/server_main.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using gort::net::Conn;
+
+constexpr std::size_t kReadBuffer = 8 * 1024;  // per connection, on the heap
+constexpr std::size_t kOutLimit = 16 * 1024;   // flush the batched replies past this
+
+// What the main fiber, the acceptor and the connection fibers share.
+class Server {
+ public:
+  bool stopping() const noexcept {
+    return stopping_flag_.load(std::memory_order_acquire);  // pairs with begin_stop's store
+  }
+
+  // A connection registered after the stop began is shut down at once.
+  void track(Conn* conn) {
+    std::lock_guard lock(mutex_);
+    conns_.insert(conn);
+    if (stopping_) (void)conn->shutdown(gort::net::Shutdown::kRead);
+  }
+  void untrack(Conn* conn) {
+    std::lock_guard lock(mutex_);
+    conns_.erase(conn);
+  }
+
+  // Step 2 of the stop protocol (the Listener is closed by the caller).
+  void begin_stop() {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    stopping_flag_.store(true, std::memory_order_release);  // pairs with stopping()
+    for (Conn* conn : conns_) (void)conn->shutdown(gort::net::Shutdown::kRead);
+  }
+
+  // Fibers still running (connections and the acceptor).  Incremented
+  // before the spawn, decremented as a fiber's last access to *this.
+  std::atomic<int> active{0};
+
+ private:
+  gort::Mutex mutex_;
+  std::unordered_set<Conn*> conns_;  // connections open now (guarded by mutex_)
+  bool stopping_ = false;            // guarded by mutex_; mirrored in stopping_flag_
+  std::atomic<bool> stopping_flag_{false};
+};
+
+// One connection's output: replies batched up to kOutLimit.
+class Output {
+ public:
+  explicit Output(Conn& conn) : conn_(conn) {}
+  bool ok() const noexcept { return ok_; }
+  void append(std::string_view reply) {
+    out_.append(reply);
+    if (out_.size() >= kOutLimit) flush();
+  }
+  void flush() {
+    if (ok_ && !out_.empty()) ok_ = conn_.write_all(out_).ok();
+    out_.clear();
+  }
+  // The STREAM body, chunk by chunk, after what is batched.
+  void stream(std::uint64_t n) {
+    flush();
+    for (dumb::StreamCursor cursor(n); ok_ && !cursor.done();) {
+      std::string_view chunk = cursor.peek();
+      ok_ = conn_.write_all(chunk).ok();
+      cursor.consume(chunk.size());
+    }
+  }
+
+ private:
+  Conn& conn_;
+  std::string out_;
+  bool ok_ = true;  // false once a write failed: the peer is gone
+};
+
+// Executes one request line.
+void execute(std::string_view line, Output& out, std::string& scratch) {
+  dumb::Request request = dumb::parse(line);
+  if (const auto* burn = std::get_if<dumb::Burn>(&request)) {
+    std::uint64_t sum = gort::on_worker_stack([n = burn->n] { return dumb::burn(n); });
+    out.append(dumb::format_result(sum));
+    return;
+  }
+  dumb::Action action = dumb::to_action(request, scratch);  // never a Burn here: no deep stack
+  switch (action.kind) {
+    case dumb::Action::Kind::Reply:
+      out.append(action.reply);
+      break;
+    case dumb::Action::Kind::Wait:
+      out.flush();  // the replies before it must not wait with it
+      gort::sleep_for(std::chrono::milliseconds(action.wait_ms));
+      out.append(dumb::kDone);
+      break;
+    case dumb::Action::Kind::Stream:
+      out.stream(action.stream_bytes);
+      break;
+  }
+}
+
+void serve_connection(Server& server, Conn conn) {
+  server.track(&conn);
+  {
+    auto buf = std::make_unique<char[]>(kReadBuffer);
+    dumb::LineFramer framer;
+    Output out(conn);
+    std::string scratch;
+    while (out.ok() && !server.stopping()) {
+      auto n = conn.read(buf.get(), kReadBuffer);
+      if (!n) break;  // EOF (also a stop's shutdown), reset: every complete request was answered
+      std::string_view in(buf.get(), *n);
+      while (out.ok() && !server.stopping()) {
+        auto frame = framer.next(in);
+        if (!frame) break;
+        if (frame->kind == dumb::Frame::Kind::TooLong) {
+          out.append(dumb::kLineTooLong);
+        } else {
+          execute(frame->line, out, scratch);
+        }
+      }
+      out.flush();
+    }
+    server.untrack(&conn);
+    (void)conn.close();
+  }
+  server.active.fetch_sub(1, std::memory_order_release);  // last access; pairs with the drain's acquire
+}
+
+void accept_loop(Server& server, dumb::FiberServer& fiber_server) {
+  for (;;) {
+    auto conn = fiber_server.listener().accept();
+    if (!conn) {
+      if (conn.error() == gort::net::Errc::kClosed) break;
+      std::fprintf(stderr, "dumb_fiber: accept: %s\n", conn.error().message().c_str());
+      gort::sleep_for(10ms);  // a persistent error must not spin
+      continue;
+    }
+    server.active.fetch_add(1, std::memory_order_relaxed);
+    go_spawn([&server](Conn c) { serve_connection(server, std::move(c)); }, std::move(*conn));
+  }
+  if (!server.stopping()) fiber_server.fail();  // unexpected: have the main fiber stop
+  server.active.fetch_sub(1, std::memory_order_release);
+}
+
+int serve(dumb::FiberServer& fiber_server) {
+  Server server;
+  server.active.fetch_add(1, std::memory_order_relaxed);
+  go_spawn([&] { accept_loop(server, fiber_server); });
+  bool signalled = fiber_server.wait_for_stop();
+  server.begin_stop();
+  (void)fiber_server.listener().close();
+  fiber_server.drain(server.active);
+  return signalled ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return dumb::fiber_server_main(argc, argv, "dumb_fiber", serve); }

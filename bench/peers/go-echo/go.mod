@@ -1,0 +1,3 @@
+module gort/bench/peers/go-echo
+
+go 1.19

@@ -1,0 +1,6 @@
+// net.h: gort::net, TCP for fibers. See net/tcp.h.
+#pragma once
+
+#include <gort/net/address.h>
+#include <gort/net/result.h>
+#include <gort/net/tcp.h>

@@ -1,0 +1,187 @@
+// net_fd.cpp: see net_fd.h.
+#include "net_fd.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <mutex>
+
+namespace gort::net::detail {
+
+using gort::detail::PollStatus;
+
+Result<std::unique_ptr<NetFd>> NetFd::open(int fd) {
+  std::unique_ptr<NetFd> nfd(new NetFd(fd));
+  int err = 0;
+  nfd->pd_ = gort::detail::poll_open(fd, &err);
+  if (nfd->pd_ == nullptr) {
+    ::close(fd);
+    nfd.release();  // nothing else to undo; avoid ~NetFd's close
+    if (err == EPERM) return Errc::kNotInFiber;  // no runtime is running
+    return Error::from_errno(err);
+  }
+  nfd->runtime_id_ = gort::detail::poll_runtime_id();
+  return nfd;
+}
+
+NetFd::~NetFd() {
+  if (!closed()) (void)close();
+}
+
+bool NetFd::enter() {
+  // Never touch the count once closing: an increment-then-leave() here could
+  // take a count that already reached 0 (destroyed) back to 1 and run
+  // destroy() a second time -- a second close() of an fd number the kernel
+  // may have reused.  acquire: pairs with close()'s fetch_or.
+  uint32_t old = refs_.load(std::memory_order_acquire);
+  do {
+    if (old & kClosedBit) return false;
+  } while (!refs_.compare_exchange_weak(old, old + 1, std::memory_order_acquire, std::memory_order_acquire));
+  return true;
+}
+
+void NetFd::leave() {
+  // acq_rel: the last leaver's teardown must see every operation's effects.
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == (kClosedBit | 1)) destroy();
+}
+
+void NetFd::destroy() {
+  // The runtime that registered the fd may be gone (the object outlived
+  // gort::run); its poller died with it, and with it the registration.
+  if (pd_ != nullptr && gort::detail::poll_runtime_id() == runtime_id_) gort::detail::poll_close(pd_);
+  pd_ = nullptr;
+  ::close(fd_);
+}
+
+Result<void> NetFd::close() {
+  uint32_t old = refs_.fetch_or(kClosedBit, std::memory_order_acq_rel);
+  if (old & kClosedBit) return Errc::kClosed;
+  if (pd_ != nullptr && gort::detail::poll_runtime_id() == runtime_id_) gort::detail::poll_evict(pd_);
+  leave();  // the object's own reference
+  return {};
+}
+
+Error NetFd::wait_error(PollStatus st) const {
+  switch (st) {
+    case PollStatus::kClosing: return Error(Errc::kClosed);
+    case PollStatus::kTimeout: return Error(Errc::kTimeout);
+    case PollStatus::kNotInFiber: return Error(Errc::kNotInFiber);
+    case PollStatus::kReady: break;
+  }
+  return Error(Errc::kSystem);
+}
+
+Result<void> NetFd::wait(PollMode mode) {
+  PollStatus st = gort::detail::poll_wait(pd_, mode);
+  if (st != PollStatus::kReady) return wait_error(st);
+  return {};
+}
+
+// An operation in progress: holds a reference and the direction's lock.
+class NetFd::Op {
+ public:
+  Op(NetFd* fd, PollMode mode) : fd_(fd), mode_(mode) {
+    if (!fd_->enter()) return;
+    entered_ = true;
+    mutex().lock();
+  }
+  ~Op() {
+    if (!entered_) return;
+    mutex().unlock();
+    fd_->leave();
+  }
+  bool entered() const { return entered_; }
+  // kReady, or the error that stops the operation before its syscall.
+  Result<void> start() {
+    if (!entered_) return Errc::kClosed;
+    PollStatus st = gort::detail::poll_prepare(fd_->pd_, mode_);
+    if (st != PollStatus::kReady) return fd_->wait_error(st);
+    return {};
+  }
+
+ private:
+  gort::Mutex& mutex() { return mode_ == PollMode::kRead ? fd_->read_mu_ : fd_->write_mu_; }
+  NetFd* fd_;
+  PollMode mode_;
+  bool entered_ = false;
+};
+
+Result<std::size_t> NetFd::read(void* buf, std::size_t n) {
+  Op op(this, PollMode::kRead);
+  if (auto r = op.start(); !r) return r.error();
+  if (n == 0) return std::size_t(0);
+  for (;;) {
+    ssize_t got = ::recv(fd_, buf, n, 0);
+    if (got > 0) return std::size_t(got);
+    if (got == 0) return Errc::kEof;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) return Error::from_errno(errno);
+    if (auto r = wait(PollMode::kRead); !r) return r.error();
+  }
+}
+
+Result<std::size_t> NetFd::write(const void* buf, std::size_t n) {
+  Op op(this, PollMode::kWrite);
+  if (auto r = op.start(); !r) return r.error();
+  if (n == 0) return std::size_t(0);
+  for (;;) {
+    // MSG_NOSIGNAL: a write to a reset connection is EPIPE, not SIGPIPE.
+    ssize_t put = ::send(fd_, buf, n, MSG_NOSIGNAL);
+    if (put >= 0) return std::size_t(put);
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) return Error::from_errno(errno);
+    if (auto r = wait(PollMode::kWrite); !r) return r.error();
+  }
+}
+
+Result<int> NetFd::accept(sockaddr_storage* peer, socklen_t* len) {
+  Op op(this, PollMode::kRead);
+  if (auto r = op.start(); !r) return r.error();
+  for (;;) {
+    *len = sizeof *peer;
+    int c = ::accept4(fd_, reinterpret_cast<sockaddr*>(peer), len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (c >= 0) return c;
+    // ECONNABORTED: a connection went away while queued; take the next.
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno != EAGAIN) return Error::from_errno(errno);
+    if (auto r = wait(PollMode::kRead); !r) return r.error();
+  }
+}
+
+Result<void> NetFd::finish_connect() {
+  Op op(this, PollMode::kWrite);
+  // No poll_prepare: it would drop the readiness that registering an
+  // already-connected socket reports (Go's connect waits the same way).
+  if (!op.entered()) return Errc::kClosed;
+  for (;;) {
+    if (auto r = wait(PollMode::kWrite); !r) return r.error();
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return Error::from_errno(errno);
+    switch (err) {
+      case EINPROGRESS: case EALREADY: case EINTR: continue;  // not yet (Go does the same)
+      case 0: case EISCONN: return {};
+      default: return Error::from_errno(err);
+    }
+  }
+}
+
+Result<void> NetFd::shutdown(int how) {
+  // A reference keeps fd_ valid; no direction lock (a blocked writer holds
+  // one, and shutting down is how one unblocks it).
+  if (!enter()) return Errc::kClosed;
+  int rc = ::shutdown(fd_, how);
+  int err = errno;
+  leave();
+  if (rc != 0) return Error::from_errno(err);
+  return {};
+}
+
+void NetFd::set_deadline(int64_t deadline_ns, PollMode mode) {
+  if (!enter()) return;
+  if (gort::detail::poll_runtime_id() == runtime_id_) gort::detail::poll_set_deadline(pd_, deadline_ns, mode);
+  leave();
+}
+
+}  // namespace gort::net::detail

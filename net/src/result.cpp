@@ -1,0 +1,67 @@
+// result.cpp: error codes and their messages.
+#include <gort/net/result.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace gort::net {
+
+Error Error::from_errno(int e) {
+  switch (e) {
+    case ECONNRESET: return Error(Errc::kReset, e);
+    case EPIPE: return Error(Errc::kBrokenPipe, e);
+    case ECONNREFUSED: return Error(Errc::kRefused, e);
+    case EADDRINUSE: return Error(Errc::kAddressInUse, e);
+    case EADDRNOTAVAIL: return Error(Errc::kAddressNotAvailable, e);
+    case ETIMEDOUT: return Error(Errc::kTimeout, e);
+    default: return Error(Errc::kSystem, e);
+  }
+}
+
+const char* to_string(Errc c) {
+  switch (c) {
+    case Errc::kEof: return "end of file";
+    case Errc::kTimeout: return "i/o timeout";
+    case Errc::kClosed: return "use of closed network connection";
+    case Errc::kReset: return "connection reset by peer";
+    case Errc::kBrokenPipe: return "broken pipe";
+    case Errc::kRefused: return "connection refused";
+    case Errc::kAddressInUse: return "address already in use";
+    case Errc::kAddressNotAvailable: return "cannot assign requested address";
+    case Errc::kInvalidAddress: return "invalid address";
+    case Errc::kHostNotFound: return "no such host";
+    case Errc::kLineTooLong: return "line too long";
+    case Errc::kNotInFiber: return "would block outside a gort fiber";
+    case Errc::kSystem: return "system error";
+  }
+  return "?";
+}
+
+std::string Error::message() const {
+  std::string m = to_string(code_);
+  if (detail_ != nullptr && *detail_ != '\0') {
+    m += ": ";
+    m += detail_;
+  }
+  if (sys_errno_ != 0 && code_ == Errc::kSystem) {
+    m += ": ";
+    m += std::strerror(sys_errno_);
+  }
+  if (sys_errno_ != 0) {
+    const char* name = strerrorname_np(sys_errno_);
+    m += " (";
+    m += name ? name : std::to_string(sys_errno_).c_str();
+    m += ")";
+  }
+  return m;
+}
+
+namespace detail {
+void bad_result_access(const Error& e) {
+  std::fprintf(stderr, "fatal error: gort::net::Result::value() on an error: %s\n", e.message().c_str());
+  std::abort();
+}
+}  // namespace detail
+
+}  // namespace gort::net

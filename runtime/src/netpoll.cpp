@@ -1,0 +1,393 @@
+// netpoll.cpp: the generic network poller (see netpoll.h for the design and
+// the slot state machine) and the worker's side of it: sleeping in the
+// poller when idle, polling without blocking when busy.
+#include "netpoll.h"
+
+#include <cerrno>
+#include <mutex>
+
+#include "park.h"
+#include "platform.h"
+#include "scheduler.h"
+
+namespace gort::detail {
+
+namespace {
+
+std::atomic<uint64_t> g_next_runtime_id{1};
+
+constexpr int kPdBlock = 64;                 // descriptors allocated at once
+constexpr int kSeqShift = 48;                // user-space pointers fit in 47 bits
+constexpr uint64_t kPointerMask = (uint64_t(1) << kSeqShift) - 1;
+constexpr uint32_t kSeqMask = 0xFFFF;
+
+uint64_t token_of(PollDesc* pd, uint32_t seq) {
+  return uint64_t(reinterpret_cast<uintptr_t>(pd)) | (uint64_t(seq & kSeqMask) << kSeqShift);
+}
+
+std::atomic<uintptr_t>& slot_of(PollDesc* pd, PollMode mode) {
+  return mode == PollMode::kRead ? pd->rg : pd->wg;
+}
+
+// Go's netpollcheckerr. Reads without the lock: see "closing, rd and wd" in
+// netpoll.h for why a seq_cst load after the slot CAS is enough.
+PollStatus check_error(PollDesc* pd, PollMode mode) {
+  if (pd->closing.load(std::memory_order_seq_cst)) return PollStatus::kClosing;
+  int64_t deadline = (mode == PollMode::kRead ? pd->rd : pd->wd).load(std::memory_order_seq_cst);
+  if (deadline < 0) return PollStatus::kTimeout;
+  return PollStatus::kReady;
+}
+
+// Go's netpollunblock: moves the slot on behalf of an I/O event (ioready)
+// or a deadline/close (!ioready) and returns the parked fiber this call now
+// owns, or null. The CAS on a Fiber* value is what makes the wake-up unique.
+Fiber* unblock(std::atomic<uintptr_t>& slot, bool ioready) {
+  for (;;) {
+    uintptr_t old = slot.load(std::memory_order_seq_cst);
+    if (old == kPdReady) return nullptr;
+    if (old == kPdNil && !ioready) return nullptr;  // the next wait checks the error itself
+    uintptr_t desired = ioready ? kPdReady : kPdNil;
+    // seq_cst: pairs with block()'s CAS nil -> wait and commit()'s CAS
+    // wait -> fiber; for !ioready it follows the store of closing/rd/wd.
+    if (slot.compare_exchange_strong(old, desired, std::memory_order_seq_cst)) {
+      return old > kPdWait ? reinterpret_cast<Fiber*>(old) : nullptr;
+    }
+  }
+}
+
+// Readies fibers taken from slots outside the poller (deadline, evict) and
+// only then uncounts them: the deadlock check must see them queued first.
+void ready_taken(NetPoll* np, Fiber* a, Fiber* b) {
+  int n = 0;
+  for (Fiber* f : {a, b}) {
+    if (f == nullptr) continue;
+    ready(f);
+    ++n;
+  }
+  if (n > 0) np->remove_waiters(n);
+}
+
+// park()'s unlock step for a descriptor wait (Go's netpollblockcommit).
+struct Commit {
+  std::atomic<uintptr_t>* slot;  // rg or wg
+  Fiber* self;                   // the parking fiber
+  NetPoll* np;
+};
+
+bool commit(void* arg) {
+  auto* c = static_cast<Commit*>(arg);
+  NetPoll* np = c->np;  // copy out: after the CAS the fiber may run and free *c
+  uintptr_t expected = kPdWait;
+  // seq_cst: pairs with unblock()'s CAS. After success the fiber is
+  // published: an event, a deadline or evict may ready it at once.
+  if (c->slot->compare_exchange_strong(expected, reinterpret_cast<uintptr_t>(c->self),
+                                       std::memory_order_seq_cst))
+    return true;
+  np->remove_waiters(1);  // readiness or an error came first: do not park
+  return false;
+}
+
+// Go's netpollblock: true if I/O readiness was consumed, false if the wait
+// ended for another reason (the caller re-checks closing and deadlines).
+bool block(PollDesc* pd, PollMode mode) {
+  auto& slot = slot_of(pd, mode);
+  for (;;) {
+    uintptr_t expected = kPdReady;
+    if (slot.compare_exchange_strong(expected, kPdNil, std::memory_order_seq_cst)) return true;
+    expected = kPdNil;
+    if (slot.compare_exchange_strong(expected, kPdWait, std::memory_order_seq_cst)) break;
+    if (expected != kPdReady && expected != kPdNil)
+      fatal("netpoll: double wait on fd %d (two fibers %s the same descriptor at once)", pd->fd,
+            mode == PollMode::kRead ? "read" : "write");
+  }
+  // Re-check after publishing `wait`: evict and deadlines store first and
+  // read the slot second (netpoll.h).
+  if (check_error(pd, mode) == PollStatus::kReady) {
+    NetPoll* np = netpoll_of(pd->sched);
+    np->add_waiter();  // counted before anyone can take us: never negative
+    Commit c{&slot, current_fiber(), np};
+    park(&commit, &c);
+  }
+  uintptr_t old = slot.exchange(kPdNil, std::memory_order_seq_cst);
+  GORT_CHECK(old <= kPdWait);
+  return old == kPdReady;
+}
+
+void deadline_fired(TimerNode* node) {
+  auto* t = static_cast<DeadlineTimer*>(node);
+  PollDesc* pd = t->pd;
+  Fiber* f = nullptr;
+  {
+    SpinGuard guard(pd->lock);
+    auto& deadline = t->mode == PollMode::kRead ? pd->rd : pd->wd;
+    int64_t d = deadline.load(std::memory_order_relaxed);
+    // Stale firing (the deadline was cleared, moved later, already expired,
+    // or the descriptor was reused): the current deadline decides.
+    if (d <= 0 || d > now_ns()) return;
+    deadline.store(-1, std::memory_order_seq_cst);
+    f = unblock(slot_of(pd, t->mode), false);
+  }
+  ready_taken(netpoll_of(pd->sched), f, nullptr);
+}
+
+TimerHeap& heap_for(Scheduler* s) {
+  Worker* w = current_worker();
+  return (w != nullptr && w->sched == s) ? w->timers : s->workers[0]->timers;
+}
+
+// Under pd->lock. Sets one mode's deadline; returns a fiber to ready.
+Fiber* set_one_deadline(PollDesc* pd, PollMode mode, int64_t deadline_ns) GORT_REQUIRES(pd->lock) {
+  DeadlineTimer& t = mode == PollMode::kRead ? pd->rt : pd->wt;
+  auto& deadline = mode == PollMode::kRead ? pd->rd : pd->wd;
+  // false when not armed, or firing right now: then deadline_fired will see
+  // the new value and do nothing unless it has passed.
+  TimerHeap::remove(&t);
+  if (deadline_ns == 0) {
+    deadline.store(0, std::memory_order_seq_cst);
+    return nullptr;
+  }
+  if (deadline_ns <= now_ns()) {
+    deadline.store(-1, std::memory_order_seq_cst);
+    return unblock(slot_of(pd, mode), false);
+  }
+  deadline.store(deadline_ns, std::memory_order_seq_cst);
+  t.when = deadline_ns;
+  if (heap_for(pd->sched).add(&t)) pd->sched->wake_worker_for_timer(deadline_ns);
+  return nullptr;
+}
+
+}  // namespace
+
+// ---- NetPoll ----
+
+NetPoll::NetPoll(Scheduler* s) : id(g_next_runtime_id.fetch_add(1)), sched_(s) {}
+
+bool NetPoll::init(int* error) { return backend_.init(error); }
+
+PollDesc* NetPoll::alloc() {
+  SpinGuard guard(cache_lock_);
+  if (free_list_ == nullptr) {
+    auto block = std::make_unique<PollDesc[]>(kPdBlock);
+    for (int i = 0; i < kPdBlock; ++i) {
+      PollDesc* pd = &block[i];
+      pd->sched = sched_;
+      pd->rt.pd = pd;
+      pd->rt.mode = PollMode::kRead;
+      pd->rt.fire = &deadline_fired;
+      pd->wt.pd = pd;
+      pd->wt.mode = PollMode::kWrite;
+      pd->wt.fire = &deadline_fired;
+      pd->next_free = free_list_;
+      free_list_ = pd;
+    }
+    blocks_.push_back(std::move(block));
+  }
+  PollDesc* pd = free_list_;
+  free_list_ = pd->next_free;
+  pd->next_free = nullptr;
+  return pd;
+}
+
+void NetPoll::free(PollDesc* pd) {
+  // Events still queued in the kernel or in a poller's hands carry the old
+  // seq and are dropped from now on (Go's pollCache.free).
+  pd->seq.fetch_add(1, std::memory_order_seq_cst);
+  SpinGuard guard(cache_lock_);
+  pd->next_free = free_list_;
+  free_list_ = pd;
+}
+
+void NetPoll::add_waiter() {
+  waiters_.fetch_add(1, std::memory_order_seq_cst);
+  // seq_cst: read by nothing_can_run (deadlock check) under idle_mu.
+  sched_->external_wakers.fetch_add(1, std::memory_order_seq_cst);
+}
+
+void NetPoll::remove_waiters(int n) {
+  sched_->external_wakers.fetch_sub(n, std::memory_order_seq_cst);
+  waiters_.fetch_sub(n, std::memory_order_seq_cst);
+}
+
+void NetPoll::poll(int64_t deadline_ns, ReadyBatch& out) {
+  PollEvent events[ReadyBatch::kMax / 2];
+  int n = backend_.wait(deadline_ns, events, ReadyBatch::kMax / 2);
+  for (int i = 0; i < n; ++i) {
+    auto* pd = reinterpret_cast<PollDesc*>(events[i].token & kPointerMask);
+    uint32_t tag = uint32_t(events[i].token >> kSeqShift);
+    // acquire: pairs with free()'s increment; a stale event is dropped.
+    if ((pd->seq.load(std::memory_order_acquire) & kSeqMask) != tag) continue;
+    Fiber* r = events[i].readable ? unblock(pd->rg, true) : nullptr;
+    Fiber* w = events[i].writable ? unblock(pd->wg, true) : nullptr;
+    for (Fiber* f : {r, w}) {
+      if (f == nullptr) continue;
+      f->claim_for_ready();
+      out.fibers[out.n++] = f;
+    }
+  }
+}
+
+NetPoll* netpoll_of(Scheduler* s) { return s->netpoll.load(std::memory_order_acquire); }
+
+void destroy_netpoll(Scheduler* s) { delete s->netpoll.exchange(nullptr); }
+
+static NetPoll* ensure_netpoll(Scheduler* s, int* error) {
+  if (NetPoll* np = netpoll_of(s)) return np;
+  auto fresh = std::make_unique<NetPoll>(s);
+  if (!fresh->init(error)) return nullptr;
+  NetPoll* expected = nullptr;
+  // acq_rel: publishes the initialised poller to netpoll_of's acquire.
+  if (s->netpoll.compare_exchange_strong(expected, fresh.get(), std::memory_order_acq_rel))
+    return fresh.release();
+  return expected;  // another fiber won; ours is closed by unique_ptr
+}
+
+// ---- the seam with gort::net (<gort/detail/netpoll.h>) ----
+
+PollDesc* poll_open(int fd, int* error) {
+  Scheduler* s = current_scheduler();
+  if (s == nullptr) {
+    *error = EPERM;
+    return nullptr;
+  }
+  NetPoll* np = ensure_netpoll(s, error);
+  if (np == nullptr) return nullptr;
+  PollDesc* pd = np->alloc();
+  uint32_t seq;
+  {
+    SpinGuard guard(pd->lock);
+    uintptr_t r = pd->rg.load(std::memory_order_relaxed), w = pd->wg.load(std::memory_order_relaxed);
+    GORT_CHECK(r <= kPdReady && w <= kPdReady);  // nobody waits on a free descriptor
+    pd->fd = fd;
+    pd->closing.store(false, std::memory_order_seq_cst);
+    pd->rd.store(0, std::memory_order_relaxed);
+    pd->wd.store(0, std::memory_order_relaxed);
+    pd->rg.store(kPdNil, std::memory_order_relaxed);
+    pd->wg.store(kPdNil, std::memory_order_relaxed);
+    seq = pd->seq.load(std::memory_order_relaxed);
+  }
+  int err = np->backend().open(fd, token_of(pd, seq));
+  if (err != 0) {
+    np->free(pd);
+    *error = err;
+    return nullptr;
+  }
+  return pd;
+}
+
+void poll_close(PollDesc* pd) {
+  NetPoll* np = netpoll_of(pd->sched);
+  {
+    SpinGuard guard(pd->lock);
+    GORT_CHECK(pd->closing.load(std::memory_order_relaxed));  // poll_evict first
+    GORT_CHECK(pd->rg.load() <= kPdReady && pd->wg.load() <= kPdReady);  // nobody waits
+    TimerHeap::remove(&pd->rt);
+    TimerHeap::remove(&pd->wt);
+    np->backend().close(pd->fd);
+    pd->fd = -1;
+  }
+  np->free(pd);
+}
+
+PollStatus poll_prepare(PollDesc* pd, PollMode mode) {
+  PollStatus st = check_error(pd, mode);
+  if (st != PollStatus::kReady) return st;
+  // Drop a stale notification: the syscall about to run sees the data.
+  slot_of(pd, mode).store(kPdNil, std::memory_order_relaxed);
+  return PollStatus::kReady;
+}
+
+PollStatus poll_wait(PollDesc* pd, PollMode mode) {
+  Worker* w = current_worker();
+  if (w == nullptr || w->current == nullptr || w->sched != pd->sched) return PollStatus::kNotInFiber;
+  PollStatus st = check_error(pd, mode);
+  if (st != PollStatus::kReady) return st;
+  while (!block(pd, mode)) {
+    // Woken by a deadline or evict, or the park was cancelled by one. A
+    // deadline that was moved later meanwhile is not an error: wait again.
+    st = check_error(pd, mode);
+    if (st != PollStatus::kReady) return st;
+  }
+  return PollStatus::kReady;
+}
+
+void poll_set_deadline(PollDesc* pd, int64_t deadline_ns, PollMode mode) {
+  Fiber* r = nullptr;
+  Fiber* w = nullptr;
+  {
+    SpinGuard guard(pd->lock);
+    if (pd->closing.load(std::memory_order_relaxed)) return;
+    if (uint8_t(mode) & uint8_t(PollMode::kRead)) r = set_one_deadline(pd, PollMode::kRead, deadline_ns);
+    if (uint8_t(mode) & uint8_t(PollMode::kWrite)) w = set_one_deadline(pd, PollMode::kWrite, deadline_ns);
+  }
+  ready_taken(netpoll_of(pd->sched), r, w);
+}
+
+void poll_evict(PollDesc* pd) {
+  Fiber* r;
+  Fiber* w;
+  {
+    SpinGuard guard(pd->lock);
+    if (pd->closing.load(std::memory_order_relaxed)) return;
+    // seq_cst store, then the slot CASes in unblock: netpoll.h's ordering.
+    pd->closing.store(true, std::memory_order_seq_cst);
+    r = unblock(pd->rg, false);
+    w = unblock(pd->wg, false);
+    TimerHeap::remove(&pd->rt);
+    TimerHeap::remove(&pd->wt);
+  }
+  ready_taken(netpoll_of(pd->sched), r, w);
+}
+
+uint64_t poll_runtime_id() {
+  Scheduler* s = current_scheduler();
+  NetPoll* np = s != nullptr ? netpoll_of(s) : nullptr;
+  return np != nullptr ? np->id : 0;
+}
+
+// ---- the worker's side (declared in scheduler.h) ----
+
+void Worker::wake() {
+  futex_wake(&wake_word, 1);
+  // Dekker with sleep_in_netpoll: we stored wake_word, then read in_netpoll;
+  // it stores in_netpoll, then reads wake_word. The fences make one of us
+  // see the other: it skips the wait, or we interrupt it.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (in_netpoll.load(std::memory_order_relaxed)) netpoll_of(sched)->backend().interrupt();
+}
+
+bool Worker::sleep_in_netpoll(int64_t deadline, ReadyBatch& io) {
+  NetPoll* np = netpoll_of(sched);
+  if (np == nullptr || !np->has_waiters() || !np->try_become_blocked_poller()) return false;
+  in_netpoll.store(true, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // see wake()
+  while (wake_word.load(std::memory_order_acquire) == 0 && io.n == 0) {
+    if (deadline != kNever && now_ns() >= deadline) break;
+    np->poll(deadline, io);
+  }
+  in_netpoll.store(false, std::memory_order_relaxed);
+  np->stop_being_blocked_poller();
+  return true;
+}
+
+int Worker::queue_polled(ReadyBatch& io) {
+  if (io.n == 0) return 0;
+  for (int i = 0; i < io.n; ++i) push_local(io.fibers[i], false);
+  // After publishing them: the deadlock check must never see them nowhere.
+  netpoll_of(sched)->remove_waiters(io.n);
+  // We run one ourselves; the rest are for whoever is idle (Go's injectglist).
+  if (io.n > 1) sched->wake_idle_worker();
+  int n = io.n;
+  io.n = 0;
+  return n;
+}
+
+bool Worker::poll_network(bool only_if_nobody_blocked) {
+  NetPoll* np = netpoll_of(sched);
+  if (np == nullptr || !np->has_waiters()) return false;
+  if (only_if_nobody_blocked && np->someone_blocked_in_poll()) return false;
+  ReadyBatch io;
+  np->poll(0, io);
+  return queue_polled(io) > 0;
+}
+
+}  // namespace gort::detail
