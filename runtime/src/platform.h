@@ -37,14 +37,6 @@ inline int64_t now_ns() {
 }
 inline constexpr int64_t kNever = INT64_MAX;
 
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
 // futex on a 32-bit word. wait() returns when woken, on timeout (deadline_ns is
 // CLOCK_MONOTONIC, kNever for none), on a spurious wake-up, or at once if the
 // word no longer holds `expected`: callers always re-check their condition.

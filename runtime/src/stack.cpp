@@ -90,7 +90,7 @@ void StackPool::add_slab(std::size_t stack_size) {
     list->push_back(Stack{sb, stack_size, kGuardBytes, false});
   }
   slabs_[index] = Slab{base, stack_size, kStacksPerSlab};
-  // release: publishes the slab entry to in_any_guard()'s acquire load.
+  // release: pairs with slab_count()'s acquire load.
   nslabs_.store(index + 1, std::memory_order_release);
 }
 
@@ -146,21 +146,6 @@ bool StackPool::take_batch(std::size_t stack_size, std::vector<Stack>& out, std:
       stacks.pop_back();
     }
     return !out.empty();
-  }
-  return false;
-}
-
-bool StackPool::in_any_guard(const void* addr, Stack* hit) const {
-  const char* a = static_cast<const char*>(addr);
-  int n = nslabs_.load(std::memory_order_acquire);
-  for (int i = 0; i < n; ++i) {
-    const Slab& slab = slabs_[i];
-    if (a < slab.base || a >= slab.base + slab.stack_size * slab.count) continue;
-    std::size_t offset = std::size_t(a - slab.base) % slab.stack_size;
-    if (offset >= kGuardBytes) return false;
-    char* sb = slab.base + std::size_t(a - slab.base) / slab.stack_size * slab.stack_size;
-    if (hit) *hit = Stack{sb, slab.stack_size, kGuardBytes, false};
-    return true;
   }
   return false;
 }

@@ -88,9 +88,6 @@ class StackPool {
   void note_acquired() { in_use_.fetch_add(1, std::memory_order_relaxed); }
   void note_returned() { in_use_.fetch_sub(1, std::memory_order_relaxed); }
 
-  // Is addr inside the guard of some stack? Used by the overflow handler only
-  // as a fallback; it takes no locks (reads an append-only slab table).
-  bool in_any_guard(const void* addr, Stack* hit) const;
 
  private:
   struct Slab {
@@ -103,7 +100,7 @@ class StackPool {
   GuardMode mode_;
   mutable std::mutex mu_;
   std::vector<std::pair<std::size_t, std::vector<Stack>>> free_;  // by stack size; guarded by mu_
-  // Append-only for lock-free readers in the signal handler.
+  // Every slab, for unmapping at shutdown (append-only).
   static constexpr int kMaxSlabs = 1 << 16;
   Slab* slabs_;                          // kMaxSlabs entries
   std::atomic<int> nslabs_{0};
