@@ -187,6 +187,9 @@ void Scheduler::wake_idle_worker() {
 
 void Scheduler::wake_worker_for_timer(int64_t when) {
   // A worker parked until later than `when` must re-compute its deadline.
+  // The fence pairs with park_worker's: the heap's next_when (written by
+  // add()) is ordered before our reads of parked_until.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   for (auto& w : workers) {
     int64_t until = w->parked_until.load(std::memory_order_seq_cst);
     if (until >= 0 && until > when) {

@@ -275,6 +275,16 @@ void Worker::park_worker() {
     }
     parked_until.store(deadline, std::memory_order_seq_cst);
   }
+  // A timer added from another thread after we read earliest_timer() but
+  // before it saw our parked_until would be lost (the adder thinks nobody
+  // sleeps past it). Dekker with wake_worker_for_timer: each side writes
+  // (parked_until / the heap's next_when), fences seq_cst, then reads the
+  // other's word, so at least one of them sees the other.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (int64_t again = s->earliest_timer(); again < deadline) {
+    deadline = again;
+    parked_until.store(deadline, std::memory_order_seq_cst);
+  }
   // ---- netpoll: while fibers wait for I/O, one idle worker sleeps in the
   // poller instead of on the futex, until the same deadline (netpoll.h).
   ReadyBatch io;

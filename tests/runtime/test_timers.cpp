@@ -2,6 +2,7 @@
 // not latency (latency belongs in the benchmarks).
 #include <atomic>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "export_test.h"
@@ -137,4 +138,26 @@ TEST(TimerHeap, OrdersByDeadlineAndRemoves) {
   EXPECT_EQ(heap.next_when(), gort::detail::kNever);
   EXPECT_EQ(fired.size(), 66u);
   for (std::size_t i = 1; i < fired.size(); ++i) EXPECT_LE(nodes[fired[i - 1]].when, nodes[fired[i]].when);
+}
+
+// A thread outside the runtime adds a timer (through after()) just as the
+// workers run out of work and park. The worker computes its sleep deadline
+// from the timer heaps and then publishes it; a timer added between the two
+// must still wake it (parked_until / next_when are a Dekker pair). A lost
+// wake-up shows as a hang: the timer never fires and the thread never sends.
+TEST_P(Timers, TimerAddedFromThreadWhileWorkersPark) {
+  run([] {
+    constexpr int kRounds = 300 / kScale;
+    gort::Chan<int> done;
+    std::thread t([&] {
+      for (int i = 0; i < kRounds; ++i) {
+        // The main fiber is parking on done.recv() at about this moment.
+        auto timeout = gort::after(std::chrono::microseconds(i % 3 * 100));
+        EXPECT_TRUE(timeout->recv().has_value());
+        done.send(i);
+      }
+    });
+    for (int i = 0; i < kRounds; ++i) EXPECT_EQ(done.recv(), i);
+    t.join();
+  });
 }
