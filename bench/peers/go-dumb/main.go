@@ -10,7 +10,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -109,7 +108,7 @@ func parseArg(arg []byte, limit uint64) (uint64, string) {
 	return v, ""
 }
 
-func serve(conn net.Conn, stop <-chan struct{}) {
+func serve(conn net.Conn) {
 	defer conn.Close()
 	r := bufio.NewReaderSize(conn, 4096)
 	w := bufio.NewWriterSize(conn, 4096)
@@ -154,10 +153,7 @@ func serve(conn net.Conn, stop <-chan struct{}) {
 			switch string(cmd) {
 			case "WAIT":
 				w.Flush()
-				select {
-				case <-time.After(time.Duration(v) * time.Millisecond):
-				case <-stop:
-				}
+				time.Sleep(time.Duration(v) * time.Millisecond) // finished even when stopping (main bounds the drain)
 				w.WriteString("DONE\n")
 			case "BURN":
 				fmt.Fprintf(w, "RESULT %d\n", burnLevel(uint32(v)))
@@ -180,15 +176,50 @@ func serve(conn net.Conn, stop <-chan struct{}) {
 	}
 }
 
+// conns tracks the open connections so that a stop can close the idle ones.
+type conns struct {
+	mu       sync.Mutex
+	open     map[net.Conn]struct{} // guarded by mu
+	stopping bool                  // guarded by mu
+}
+
+// add registers c; false when the server is already stopping.
+func (cs *conns) add(c net.Conn) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.stopping {
+		return false
+	}
+	cs.open[c] = struct{}{}
+	return true
+}
+
+func (cs *conns) remove(c net.Conn) {
+	cs.mu.Lock()
+	delete(cs.open, c)
+	cs.mu.Unlock()
+}
+
+// stop makes every pending and future read fail at once: an idle connection
+// (blocked reading) closes now, a busy one after the reply in progress.
+func (cs *conns) stop() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.stopping = true
+	for c := range cs.open {
+		c.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
 func main() {
-	host := flag.String("host", "127.0.0.1", "address to listen on")
-	port := flag.Int("port", 8090, "TCP port")
+	host := flag.String("host", "127.0.0.1", "address to listen on (IPv4)")
+	port := flag.Int("port", 8090, "TCP port (0 picks a free port)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: go-dumb [--host ADDR] [--port N]\n\nDUMB protocol server (docs/PROTOCOL.md), a goroutine per connection.\n\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: go-dumb [--host ADDR] [--port N]\n\nDUMB protocol server (docs/PROTOCOL.md), a goroutine per connection.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() != 0 || *port < 0 || *port > 65535 {
+	if ip := net.ParseIP(*host); flag.NArg() != 0 || *port < 0 || *port > 65535 || ip == nil || ip.To4() == nil {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -198,14 +229,18 @@ func main() {
 		fmt.Fprintf(os.Stderr, "go-dumb: %v\n", err)
 		os.Exit(1)
 	}
-	stop := make(chan struct{})
+	fmt.Printf("go-dumb listening on %s\n", ln.Addr())
+	// Stop like the C++ servers (apps/dumb/server_main.h): on SIGINT/SIGTERM
+	// stop accepting, let each connection finish the request in progress,
+	// close idle ones at once, and exit 0 within 2 s whatever the clients do.
+	open := &conns{open: map[net.Conn]struct{}{}}
 	var wg sync.WaitGroup
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		<-sigs
-		close(stop)
 		ln.Close()
+		open.stop()
 	}()
 	for {
 		conn, err := ln.Accept()
@@ -217,10 +252,15 @@ func main() {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
+		if !open.add(conn) {
+			conn.Close()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			serve(conn, stop)
+			defer open.remove(conn)
+			serve(conn)
 		}()
 	}
 	done := make(chan struct{})
@@ -229,5 +269,4 @@ func main() {
 	case <-done:
 	case <-time.After(2 * time.Second):
 	}
-	_ = io.EOF
 }

@@ -27,7 +27,11 @@ function parseArgs(argv) {
     else if ((a === '--host' || a === '--port') && i + 1 < argv.length) opts[a.slice(2)] = argv[++i];
     else { process.stderr.write(`dumb.js: unknown argument ${a}\n`); usage(2); }
   }
-  opts.port = Number(opts.port);
+  if (!net.isIPv4(opts.host)) {
+    process.stderr.write('dumb.js: --host must be an IPv4 address\n');
+    process.exit(2);
+  }
+  opts.port = opts.port === '' ? NaN : Number(opts.port);
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
     process.stderr.write('dumb.js: --port must be 0..65535\n');
     process.exit(2);
@@ -72,6 +76,18 @@ function serve(socket, conns) {
   const lines = [];                // complete lines not yet executed
   let busy = false;                // a WAIT or STREAM reply is in progress
   let ended = false;
+  let stopping = false;            // the server is stopping: finish the reply in progress, then close
+
+  // Stop (SIGINT/SIGTERM): an idle connection closes now; a busy one after
+  // its reply is out.  Requests not yet started are dropped.
+  socket.dumbStop = () => {
+    stopping = true;
+    lines.length = 0;
+    if (!busy) closeNow();
+  };
+  function closeNow() {
+    if (!socket.destroyed) socket.end(() => socket.destroy());
+  }
 
   function feed(data) {
     let start = 0;
@@ -117,6 +133,7 @@ function serve(socket, conns) {
 
   function done() {
     busy = false;
+    if (stopping) { closeNow(); return; }
     if (!socket.destroyed) socket.resume();
     pump();
   }
@@ -135,7 +152,7 @@ function serve(socket, conns) {
   }
 
   socket.setNoDelay(true);
-  socket.on('data', (d) => { feed(d); pump(); });
+  socket.on('data', (d) => { if (!stopping) { feed(d); pump(); } });
   socket.on('end', () => { ended = true; pump(); });
   socket.on('error', () => {});
   socket.on('close', () => conns.delete(socket));
@@ -163,15 +180,26 @@ function main() {
   // allowHalfOpen: a client that half-closes still gets every reply (docs/PROTOCOL.md).
   const server = net.createServer({ allowHalfOpen: true }, (s) => serve(s, conns));
   server.on('error', (e) => { process.stderr.write(`dumb.js: ${e.message}\n`); process.exit(1); });
-  server.listen({ host: opts.host, port: opts.port, backlog: 4096 });
+  server.listen({ host: opts.host, port: opts.port, backlog: 4096 }, () => {
+    const a = server.address();
+    process.stdout.write(`dumb.js listening on ${a.address}:${a.port}\n`);
+  });
+  // Like the C++ servers (apps/dumb/server_main.h): stop accepting, let each
+  // connection finish the reply in progress, close idle ones at once, exit 0
+  // within 2 s whatever the clients do.
+  let stopping = false;
   const stop = () => {
+    if (stopping) return;
+    stopping = true;
     server.close();
-    const t = setTimeout(() => process.exit(0), 2000);
-    t.unref();
-    for (const c of conns) c.end();
+    setTimeout(() => process.exit(0), 2000).unref();
+    for (const c of conns) c.dumbStop();
     if (conns.size === 0) process.exit(0);
-    server.on('close', () => process.exit(0));
   };
+  server.on('connection', (c) => {
+    if (stopping) c.destroy();
+    c.on('close', () => { if (stopping && conns.size === 0) process.exit(0); });
+  });
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 }
