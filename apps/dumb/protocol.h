@@ -185,7 +185,7 @@ Request parse(std::string_view line);
 // ------------------------------------------------------------------- BURN ---
 
 // Returns n(n+1)/2, computed by a non-tail recursion n levels deep whose every
-// level owns a 256-byte volatile array that it writes before recursing and
+// level owns a 256-byte array that it fills before recursing and
 // reads after the recursive call returns (so the frame can be neither elided
 // nor reused, and the recursion cannot be turned into a loop).  Meant to be
 // stack-hungry: it runs on the caller's stack.

@@ -107,13 +107,33 @@ class NetFd::Op {
   bool entered_ = false;
 };
 
+// A short read (fewer bytes than asked) means the receive queue was empty
+// when recv returned, so the next read waits for readiness before its recv
+// instead of after an EAGAIN: one syscall fewer per request-reply exchange
+// (nginx does the same with EPOLLRDHUP). No wake-up is lost: the fd is
+// registered edge-triggered, so bytes or a FIN arriving after that recv
+// raise a new edge, and this path does not drop the notification
+// (poll_prepare would). A notification from before the recv only costs a
+// spurious recv that returns EAGAIN. A FIN (or reset) that came before the
+// short recv raised its edge then, and poll_prepare may have dropped it, so
+// once the poller has seen one (poll_read_closed, sticky) reads go straight
+// to recv, as they would without the hint (nginx's pending_eof).
 Result<std::size_t> NetFd::read(void* buf, std::size_t n) {
   Op op(this, PollMode::kRead);
-  if (auto r = op.start(); !r) return r.error();
+  if (!op.entered()) return Errc::kClosed;
+  if (read_drained_ && n > 0 && !gort::detail::poll_read_closed(pd_)) {
+    if (auto r = wait(PollMode::kRead); !r) return r.error();
+  } else if (auto r = op.start(); !r) {
+    return r.error();
+  }
   if (n == 0) return std::size_t(0);
   for (;;) {
     ssize_t got = ::recv(fd_, buf, n, 0);
-    if (got > 0) return std::size_t(got);
+    if (got > 0) {
+      read_drained_ = std::size_t(got) < n;
+      return std::size_t(got);
+    }
+    read_drained_ = false;
     if (got == 0) return Errc::kEof;
     if (errno == EINTR) continue;
     if (errno != EAGAIN) return Error::from_errno(errno);

@@ -70,6 +70,10 @@ class NetFd {
   uint64_t runtime_id_ = 0;               // poll_runtime_id() when registered
   std::atomic<uint32_t> refs_{1};         // the object's + operations'; kClosedBit once closing
   gort::Mutex read_mu_;                   // one reader at a time (accept counts as reading)
+  // The last read returned fewer bytes than asked: the socket's receive
+  // queue was empty then, so the next read parks first instead of paying a
+  // recv that returns EAGAIN (guarded by read_mu_; see NetFd::read).
+  bool read_drained_ = false;
   gort::Mutex write_mu_;                  // one writer at a time (connect counts as writing)
 };
 

@@ -44,7 +44,10 @@ PollStatus check_error(PollDesc* pd, PollMode mode) {
 Fiber* unblock(std::atomic<uintptr_t>& slot, bool ioready) {
   for (;;) {
     uintptr_t old = slot.load(std::memory_order_seq_cst);
-    if (old == kPdReady) return nullptr;
+    // Already ready: an I/O event still writes (ready -> ready), so that a
+    // reader's exchange in poll_prepare that reads the slot afterwards
+    // synchronises with this event and sees pd->read_closed.
+    if (old == kPdReady && !ioready) return nullptr;
     if (old == kPdNil && !ioready) return nullptr;  // the next wait checks the error itself
     uintptr_t desired = ioready ? kPdReady : kPdNil;
     // seq_cst: pairs with block()'s CAS nil -> wait and commit()'s CAS
@@ -216,6 +219,8 @@ void NetPoll::poll(int64_t deadline_ns, ReadyBatch& out) {
     uint32_t tag = uint32_t(events[i].token >> kSeqShift);
     // acquire: pairs with free()'s increment; a stale event is dropped.
     if ((pd->seq.load(std::memory_order_acquire) & kSeqMask) != tag) continue;
+    // release: orders the flag before the wake-up; poll_read_closed acquires.
+    if (events[i].read_closed) pd->read_closed.store(true, std::memory_order_release);
     Fiber* r = events[i].readable ? unblock(pd->rg, true) : nullptr;
     Fiber* w = events[i].writable ? unblock(pd->wg, true) : nullptr;
     for (Fiber* f : {r, w}) {
@@ -259,6 +264,7 @@ PollDesc* poll_open(int fd, int* error) {
     GORT_CHECK(r <= kPdReady && w <= kPdReady);  // nobody waits on a free descriptor
     pd->fd = fd;
     pd->closing.store(false, std::memory_order_seq_cst);
+    pd->read_closed.store(false, std::memory_order_relaxed);
     pd->rd.store(0, std::memory_order_relaxed);
     pd->wd.store(0, std::memory_order_relaxed);
     pd->rg.store(kPdNil, std::memory_order_relaxed);
@@ -292,9 +298,13 @@ PollStatus poll_prepare(PollDesc* pd, PollMode mode) {
   PollStatus st = check_error(pd, mode);
   if (st != PollStatus::kReady) return st;
   // Drop a stale notification: the syscall about to run sees the data.
-  slot_of(pd, mode).store(kPdNil, std::memory_order_relaxed);
+  // acquire (an exchange, not a store): whatever event set the slot is then
+  // visible here, pd->read_closed included (see unblock).
+  slot_of(pd, mode).exchange(kPdNil, std::memory_order_acquire);
   return PollStatus::kReady;
 }
+
+bool poll_read_closed(PollDesc* pd) { return pd->read_closed.load(std::memory_order_acquire); }
 
 PollStatus poll_wait(PollDesc* pd, PollMode mode) {
   Worker* w = current_worker();
@@ -369,25 +379,29 @@ bool Worker::sleep_in_netpoll(int64_t deadline, ReadyBatch& io) {
   return true;
 }
 
-int Worker::queue_polled(ReadyBatch& io) {
+int Worker::queue_polled(ReadyBatch& io, bool behind_injector) {
   if (io.n == 0) return 0;
-  for (int i = 0; i < io.n; ++i) push_local(io.fibers[i], false);
+  if (behind_injector) {
+    sched->injector.push_batch(io.fibers, std::size_t(io.n));
+  } else {
+    for (int i = 0; i < io.n; ++i) push_local(io.fibers[i], false);
+  }
   // After publishing them: the deadlock check must never see them nowhere.
   netpoll_of(sched)->remove_waiters(io.n);
   // We run one ourselves; the rest are for whoever is idle (Go's injectglist).
-  if (io.n > 1) sched->wake_idle_worker();
+  if (io.n > 1 || behind_injector) sched->wake_idle_worker();
   int n = io.n;
   io.n = 0;
   return n;
 }
 
-bool Worker::poll_network(bool only_if_nobody_blocked) {
+bool Worker::poll_network(bool only_if_nobody_blocked, bool behind_injector) {
   NetPoll* np = netpoll_of(sched);
   if (np == nullptr || !np->has_waiters()) return false;
   if (only_if_nobody_blocked && np->someone_blocked_in_poll()) return false;
   ReadyBatch io;
   np->poll(0, io);
-  return queue_polled(io) > 0;
+  return queue_polled(io, behind_injector) > 0;
 }
 
 }  // namespace gort::detail

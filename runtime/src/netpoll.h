@@ -99,6 +99,7 @@ struct PollDesc {
   std::atomic<uintptr_t> rg{kPdNil};    // read slot: nil / ready / wait / Fiber*
   std::atomic<uintptr_t> wg{kPdNil};    // write slot
   std::atomic<bool> closing{false};     // poll_evict was called (written under lock)
+  std::atomic<bool> read_closed{false}; // sticky: the poller saw EOF/hang-up/error (poll_read_closed)
   std::atomic<int64_t> rd{0};           // read deadline: 0 none, -1 expired (under lock)
   std::atomic<int64_t> wd{0};           // write deadline
   Spinlock lock;                        // orders open/close/deadline/evict

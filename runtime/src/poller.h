@@ -41,6 +41,7 @@ struct PollEvent {
   uint64_t token;   // as passed to open()
   bool readable;    // data, EOF, or an error a read would report
   bool writable;    // room, or an error a write would report
+  bool read_closed; // the peer shut its write side, or an error/hang-up: reads never block again
 };
 
 class PollerBackend {

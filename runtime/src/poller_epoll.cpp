@@ -102,6 +102,7 @@ int PollerBackend::wait(int64_t deadline_ns, PollEvent* events, int max) {
     events[out].token = raw[i].data.u64;
     events[out].readable = problem || (e & (EPOLLIN | EPOLLRDHUP | EPOLLPRI)) != 0;
     events[out].writable = problem || (e & EPOLLOUT) != 0;
+    events[out].read_closed = problem || (e & EPOLLRDHUP) != 0;
     ++out;
   }
   return out;

@@ -117,8 +117,11 @@ struct alignas(64) Worker {
 
   // The worker's side of the network poller, defined in netpoll.cpp.
   bool sleep_in_netpoll(int64_t deadline, ReadyBatch& io);  // false: sleep on the futex instead
-  int queue_polled(ReadyBatch& io); // pushes what a poll readied; call when off the idle list
-  bool poll_network(bool only_if_nobody_blocked);  // nonblocking poll; true if fibers were queued
+  // Pushes what a poll readied (call when off the idle list): on the local
+  // queue, or behind everything already waiting in the injector.
+  int queue_polled(ReadyBatch& io, bool behind_injector = false);
+  // Nonblocking poll; true if fibers were queued.
+  bool poll_network(bool only_if_nobody_blocked, bool behind_injector = false);
 };
 
 struct Scheduler {

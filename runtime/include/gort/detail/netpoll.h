@@ -44,6 +44,11 @@ PollDesc* poll_open(int fd, int* error);
 void poll_close(PollDesc* pd);
 PollStatus poll_prepare(PollDesc* pd, PollMode mode);
 PollStatus poll_wait(PollDesc* pd, PollMode mode);
+// True once the poller has seen the peer shut its write side (EPOLLRDHUP),
+// a hang-up or an error on pd: from then on a read never blocks. Sticky.
+// Lets a reader that saw a short read skip the recv that would return
+// EAGAIN without missing an EOF whose edge came before that read.
+bool poll_read_closed(PollDesc* pd);
 // deadline_ns: CLOCK_MONOTONIC; 0 = none; in the past = expired at once.
 // Applies to waits in progress and to later ones (Go's SetDeadline).
 void poll_set_deadline(PollDesc* pd, int64_t deadline_ns, PollMode mode);
