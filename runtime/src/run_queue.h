@@ -40,25 +40,17 @@ class RunQueue {
   // ---- owner side ----
 
   // Appends f; when full, hands half the ring and f to overflow(batch, n).
+  // The common case (room in the ring) is inline; the overflow is not.
   template <class Overflow>
-  void push(Fiber* f, Overflow&& overflow) {
-    for (;;) {
-      uint32_t h = head_.load(std::memory_order_acquire);  // pairs with thieves' CAS
-      uint32_t t = tail_.load(std::memory_order_relaxed);  // only we write it
-      if (t - h < kCapacity) {
-        slots_[t % kCapacity].store(f, std::memory_order_relaxed);
-        tail_.store(t + 1, std::memory_order_release);     // publishes the slot
-        return;
-      }
-      Fiber* batch[kCapacity / 2 + 1];
-      uint32_t n = kCapacity / 2;
-      for (uint32_t i = 0; i < n; ++i) batch[i] = slots_[(h + i) % kCapacity].load(std::memory_order_relaxed);
-      if (!head_.compare_exchange_strong(h, h + n, std::memory_order_release, std::memory_order_relaxed))
-        continue;  // a thief took some; the ring has room now
-      batch[n] = f;
-      overflow(batch, n + 1);
+  __attribute__((always_inline)) void push(Fiber* f, Overflow&& overflow) {
+    uint32_t h = head_.load(std::memory_order_acquire);  // pairs with thieves' CAS
+    uint32_t t = tail_.load(std::memory_order_relaxed);  // only we write it
+    if (__builtin_expect(t - h < kCapacity, 1)) {
+      slots_[t % kCapacity].store(f, std::memory_order_relaxed);
+      tail_.store(t + 1, std::memory_order_release);     // publishes the slot
       return;
     }
+    push_slow(f, overflow);
   }
 
   // Puts f in the next slot; returns the fiber it displaced (to be pushed), or null.
@@ -114,6 +106,28 @@ class RunQueue {
       Fiber* f = slots_[h % kCapacity].load(std::memory_order_relaxed);
       if (head_.compare_exchange_weak(h, h + 1, std::memory_order_release, std::memory_order_relaxed))
         return f;
+    }
+  }
+
+  template <class Overflow>
+  __attribute__((noinline)) void push_slow(Fiber* f, Overflow& overflow) {
+    for (;;) {
+      uint32_t h = head_.load(std::memory_order_acquire);  // pairs with thieves' CAS
+      uint32_t t = tail_.load(std::memory_order_relaxed);  // only we write it
+      if (t - h < kCapacity) {
+        slots_[t % kCapacity].store(f, std::memory_order_relaxed);
+        tail_.store(t + 1, std::memory_order_release);     // publishes the slot
+        return;
+      }
+      Fiber* batch[kCapacity / 2 + 1];
+      uint32_t n = kCapacity / 2;
+      for (uint32_t i = 0; i < n; ++i) batch[i] = slots_[(h + i) % kCapacity].load(std::memory_order_relaxed);
+      // release: as pop's CAS (a thief that copied these slots has claimed them first).
+      if (!head_.compare_exchange_strong(h, h + n, std::memory_order_release, std::memory_order_relaxed))
+        continue;  // a thief took some; the ring has room now
+      batch[n] = f;
+      overflow(batch, n + 1);
+      return;
     }
   }
 

@@ -25,6 +25,8 @@
 
 namespace gort::detail {
 
+static Worker* switch_out(Worker* w, SwitchRequest* req);  // below, with the switching code
+
 namespace {
 
 std::atomic<Scheduler*> g_sched{nullptr};
@@ -263,10 +265,12 @@ static Transfer finish_on_next(Transfer t) {
   return Transfer{w->sched_ctx, w};
 }
 
-// Switches the running fiber out. If the worker's local queue has a fiber,
-// control goes straight to it (one context switch; the request is carried
-// out on top of it, boost's ontop_fcontext); otherwise to the schedule loop.
-Worker* switch_out(Worker* w, SwitchRequest* req) {
+// Switches the running fiber out of worker w (the caller's current worker)
+// with `req`; returns when it is resumed, with the worker that resumed it.
+// If the worker's local queue has a fiber, control goes straight to it (one
+// context switch; the request is carried out on top of it, boost's
+// ontop_fcontext); otherwise to the schedule loop.
+__attribute__((always_inline)) static inline Worker* switch_out(Worker* w, SwitchRequest* req) {
   Fiber* self = w->current;
   req->from = self;
   req->worker = w;

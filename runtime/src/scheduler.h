@@ -89,10 +89,19 @@ struct alignas(64) Worker {
   RunQueue runq;                    // owner: this worker; thieves: all others
   TimerHeap timers;                 // timers added by fibers running here
   StackCache stacks;                // this worker's free stacks (owner only)
+  // Every kInjectorCheckInterval-th schedule the loop looks at the injector
+  // (and the network) before the local queue. Go's: prime, so it does not
+  // beat with other periods.
+  static constexpr uint32_t kInjectorCheckInterval = 61;
+
   Context sched_ctx = nullptr;      // schedule loop's context while a fiber runs
   SanitizerContext sched_san;       // sanitizer view of the schedule loop's stack
   Fiber* current = nullptr;         // fiber running on this worker, or null
-  uint32_t tick = 0;                // fibers scheduled, for the injector fairness check
+  // Schedules left before the injector's fairness turn (owner only). A
+  // countdown rather than a counter taken modulo the interval: the direct
+  // switch path tests it for zero on every switch. find_runnable resets it
+  // when it takes the turn, so it is >= 1 whenever a fiber is scheduled.
+  uint32_t until_fairness_turn = kInjectorCheckInterval - 1;
   uint64_t rng;                     // victim selection (xorshift)
   bool spinning = false;            // counted in sched->nspinning
   bool on_idle_list = false;        // guarded by sched->idle_mu
@@ -104,7 +113,9 @@ struct alignas(64) Worker {
   void loop();                      // the schedule loop; returns when the runtime stops
   Fiber* find_runnable();           // blocks (parks the worker) until work or stop
   void execute(Fiber* f);           // switch into f, then handle the request of whoever returns
+  // The switch path (inline below: it runs on every yield and park).
   void finish_switch(Fiber* from, SwitchRequest* req);
+  void finish_exit(Fiber* from);    // finish_switch's kExit case, out of line
   Fiber* next_for_direct_switch();
   bool push_local(Fiber* f, bool as_next);  // true: something went to the ring (stealable)
   Fiber* take_from_injector();
@@ -180,8 +191,56 @@ struct TeardownCounts {
 };
 TeardownCounts last_teardown();
 
-// Switches the running fiber out of worker w (the caller's current worker)
-// with `req`; returns when it is resumed, with the worker that resumed it.
-Worker* switch_out(Worker* w, SwitchRequest* req);
+// ---- the switch path, inline: every yield and park runs these ----
+
+// The fiber a switching-out fiber may hand its worker to directly, without
+// a round trip through the schedule loop: the local queue's next fiber,
+// unless the loop has something to do first (its injector fairness turn,
+// due timers, stopping). The clock is read only when a timer is pending.
+__attribute__((always_inline)) inline Fiber* Worker::next_for_direct_switch() {
+  if (__builtin_expect(until_fairness_turn == 0, 0)) return nullptr;
+  if (int64_t when = timers.next_when(); __builtin_expect(when != kNever, 0) && when <= now_ns())
+    return nullptr;
+  if (__builtin_expect(sched->stopping.load(std::memory_order_relaxed), 0)) return nullptr;
+  Fiber* f = runq.pop();
+  if (f != nullptr) --until_fairness_turn;  // >= 1 here: tested above
+  return f;
+}
+
+__attribute__((always_inline)) inline bool Worker::push_local(Fiber* f, bool as_next) {
+  if (as_next) {
+    f = runq.set_next(f);
+    if (f == nullptr) return false;
+  }
+  runq.push(f, [this](Fiber** batch, uint32_t n) { sched->injector.push_batch(batch, n); });
+  return true;
+}
+
+// Carries out what `from` asked for when it switched out. Runs after its
+// registers are saved: on the schedule loop's stack, or on the stack of the
+// fiber switched to directly.
+__attribute__((always_inline)) inline void Worker::finish_switch(Fiber* from, SwitchRequest* req) {
+  switch (req->kind) {
+    case SwitchRequest::kYield:
+      from->set_state(FiberState::kRunning, FiberState::kRunnable);
+      push_local(from, false);
+      return;
+    case SwitchRequest::kPark: {
+      // Read the request before unlock: once it returns true the fiber may be
+      // running elsewhere and `req` (on its stack) may be gone.
+      auto unlock = req->unlock;
+      void* arg = req->arg;
+      from->set_state(FiberState::kRunning, FiberState::kParked);
+      if (unlock != nullptr && !unlock(arg)) {
+        from->set_state(FiberState::kParked, FiberState::kRunnable);
+        push_local(from, true);
+      }
+      return;
+    }
+    case SwitchRequest::kExit:
+      finish_exit(from);
+      return;
+  }
+}
 
 }  // namespace gort::detail

@@ -15,7 +15,6 @@ namespace gort::detail {
 namespace {
 thread_local Worker* tls_worker = nullptr;
 constexpr int kStealRounds = 4;
-constexpr uint32_t kInjectorCheckInterval = 61;  // Go's: prime, so it does not beat with other periods
 constexpr int kInjectorBatch = 32;
 constexpr int64_t kDeadlockGraceNs = 100'000'000;
 }  // namespace
@@ -71,7 +70,7 @@ void Worker::stop_spinning() {
 void Worker::execute(Fiber* f) {
   f->set_state(FiberState::kRunnable, FiberState::kRunning);
   current = f;
-  ++tick;
+  --until_fairness_turn;  // >= 1: find_runnable resets it when it reaches 0
   annotate_switch_begin(&sched_san, &f->san, false);
   Transfer t = jump(f->ctx, this);
   annotate_switch_end(&sched_san, &f->san);
@@ -82,61 +81,15 @@ void Worker::execute(Fiber* f) {
   finish_switch(from, req);
 }
 
-// Carries out what `from` asked for when it switched out. Runs after its
-// registers are saved: on the schedule loop's stack, or on the stack of the
-// fiber switched to directly.
-void Worker::finish_switch(Fiber* from, SwitchRequest* req) {
-  switch (req->kind) {
-    case SwitchRequest::kYield:
-      from->set_state(FiberState::kRunning, FiberState::kRunnable);
-      push_local(from, false);
-      break;
-    case SwitchRequest::kPark: {
-      // Read the request before unlock: once it returns true the fiber may be
-      // running elsewhere and `req` (on its stack) may be gone.
-      auto unlock = req->unlock;
-      void* arg = req->arg;
-      from->set_state(FiberState::kRunning, FiberState::kParked);
-      if (unlock != nullptr && !unlock(arg)) {
-        from->set_state(FiberState::kParked, FiberState::kRunnable);
-        push_local(from, true);
-      }
-      break;
-    }
-    case SwitchRequest::kExit: {
-      from->set_state(FiberState::kRunning, FiberState::kDead);
-      from->san.destroy();
-      Stack s = from->stack;
-      from->~Fiber();
-      stacks.put(s);
-      // seq_cst: read by the deadlock check.
-      sched->live_fibers.fetch_sub(1);
-      break;
-    }
-  }
-}
-
-// The fiber a switching-out fiber may hand its worker to directly, without
-// a round trip through the schedule loop: the local queue's next fiber,
-// unless the loop has something to do first (its injector fairness turn,
-// due timers, stopping).
-Fiber* Worker::next_for_direct_switch() {
-  if (__builtin_expect(tick % kInjectorCheckInterval == kInjectorCheckInterval - 1, 0)) return nullptr;
-  int64_t when = timers.next_when();
-  if (when != kNever && when <= now_ns()) return nullptr;
-  if (__builtin_expect(sched->stopping.load(std::memory_order_relaxed), 0)) return nullptr;
-  Fiber* f = runq.pop();
-  if (f != nullptr) ++tick;
-  return f;
-}
-
-bool Worker::push_local(Fiber* f, bool as_next) {
-  if (as_next) {
-    f = runq.set_next(f);
-    if (f == nullptr) return false;
-  }
-  runq.push(f, [this](Fiber** batch, uint32_t n) { sched->injector.push_batch(batch, n); });
-  return true;
+// finish_switch's kExit case (kept out of the inline switch path).
+void Worker::finish_exit(Fiber* from) {
+  from->set_state(FiberState::kRunning, FiberState::kDead);
+  from->san.destroy();
+  Stack s = from->stack;
+  from->~Fiber();
+  stacks.put(s);
+  // seq_cst: read by the deadlock check.
+  sched->live_fibers.fetch_sub(1);
 }
 
 Fiber* Worker::take_from_injector() {
@@ -186,8 +139,8 @@ Fiber* Worker::find_runnable() {
 
     // 2. Fairness: now and then the injector before the local queue, so a
     //    pair of fibers readying each other cannot starve outside work.
-    if (tick % kInjectorCheckInterval == kInjectorCheckInterval - 1) {
-      ++tick;
+    if (until_fairness_turn == 0) {
+      until_fairness_turn = kInjectorCheckInterval;
       // netpoll: the same turn polls the network without blocking (there is
       // no sysmon), so a stream of runnable fibers cannot starve ready I/O.
       // What it readies goes behind the injector, not onto the local queue:
