@@ -116,6 +116,11 @@ bool block(PollDesc* pd, PollMode mode) {
   return old == kPdReady;
 }
 
+TimerHeap& heap_for(Scheduler* s) {
+  Worker* w = current_worker();
+  return (w != nullptr && w->sched == s) ? w->timers : s->workers[0]->timers;
+}
+
 void deadline_fired(TimerNode* node) {
   auto* t = static_cast<DeadlineTimer*>(node);
   PollDesc* pd = t->pd;
@@ -124,24 +129,42 @@ void deadline_fired(TimerNode* node) {
     SpinGuard guard(pd->lock);
     auto& deadline = t->mode == PollMode::kRead ? pd->rd : pd->wd;
     int64_t d = deadline.load(std::memory_order_relaxed);
-    // Stale firing (the deadline was cleared, moved later, already expired,
-    // or the descriptor was reused): the current deadline decides.
-    if (d <= 0 || d > now_ns()) return;
+    // Stale firing (the deadline was cleared, already expired, or the
+    // descriptor was reused): the current deadline decides.
+    if (d <= 0) return;
+    if (d > now_ns()) {
+      // Moved later while armed (set_one_deadline leaves the timer where it
+      // was): arm it again for the current deadline. Only if no one re-armed
+      // it meanwhile: adds happen under pd->lock only, so owner == null here
+      // means it is in no heap and nobody else can add it.
+      if (t->owner.load(std::memory_order_acquire) == nullptr) {
+        t->when = d;
+        if (heap_for(pd->sched).add(t)) pd->sched->wake_worker_for_timer(d);
+      }
+      return;
+    }
     deadline.store(-1, std::memory_order_seq_cst);
     f = unblock(slot_of(pd, t->mode), false);
   }
   ready_taken(netpoll_of(pd->sched), f, nullptr);
 }
 
-TimerHeap& heap_for(Scheduler* s) {
-  Worker* w = current_worker();
-  return (w != nullptr && w->sched == s) ? w->timers : s->workers[0]->timers;
-}
-
 // Under pd->lock. Sets one mode's deadline; returns a fiber to ready.
 Fiber* set_one_deadline(PollDesc* pd, PollMode mode, int64_t deadline_ns) GORT_REQUIRES(pd->lock) {
   DeadlineTimer& t = mode == PollMode::kRead ? pd->rt : pd->wt;
   auto& deadline = mode == PollMode::kRead ? pd->rd : pd->wd;
+  // Moving an armed deadline later (a connection that sets "now + timeout"
+  // before every request) does not touch the heap: the timer fires at the
+  // old time and deadline_fired arms it again for the current deadline (Go's
+  // timerModifiedLater). One heap operation per timeout period instead of a
+  // remove and an add per request. If the timer is being popped right now,
+  // its fire waits for pd->lock and then sees the new deadline.
+  int64_t now = now_ns();
+  if (deadline_ns > now && t.owner.load(std::memory_order_acquire) != nullptr && deadline_ns >= t.when &&
+      deadline.load(std::memory_order_relaxed) > 0) {
+    deadline.store(deadline_ns, std::memory_order_seq_cst);
+    return nullptr;
+  }
   // false when not armed, or firing right now: then deadline_fired will see
   // the new value and do nothing unless it has passed.
   TimerHeap::remove(&t);
@@ -149,7 +172,7 @@ Fiber* set_one_deadline(PollDesc* pd, PollMode mode, int64_t deadline_ns) GORT_R
     deadline.store(0, std::memory_order_seq_cst);
     return nullptr;
   }
-  if (deadline_ns <= now_ns()) {
+  if (deadline_ns <= now) {
     deadline.store(-1, std::memory_order_seq_cst);
     return unblock(slot_of(pd, mode), false);
   }

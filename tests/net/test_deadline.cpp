@@ -169,6 +169,39 @@ TEST_P(Deadlines, RacingDeadlinesAndReadinessWakeExactlyOnce) {
   });
 }
 
+// A deadline moved later while armed stays where its timer was (the timer
+// fires at the old time and is armed again for the new one): the read must
+// time out at the last deadline, not the first, and a deadline pushed later
+// before every request -- the common "now + timeout" pattern -- never fires
+// while requests keep coming.
+TEST_P(Deadlines, DeadlineMovedLaterFiresAtTheLastOne) {
+  run([] {
+    Pair p = connected_pair();
+    char buf[8];
+    // Pushed later before each of 20 exchanges, each 10 ms apart: the first
+    // deadlines pass long before the last exchange; none may fire.
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE(p.client.set_read_deadline(gort::Clock::now() + 60ms));
+      go_spawn([&p] {
+        gort::sleep_for(10ms);
+        (void)p.server.write_all("x", 1);
+      });
+      auto n = p.client.read(buf, 1);
+      ASSERT_TRUE(n) << "exchange " << i << ": " << n.error().message();
+    }
+    // Now moved from 100 ms to 400 ms while a read waits.
+    auto start = gort::Clock::now();
+    ASSERT_TRUE(p.client.set_read_deadline(start + 100ms));
+    ASSERT_TRUE(p.client.set_read_deadline(start + 400ms));
+    auto n = p.client.read(buf, sizeof buf);
+    double t = gort_test::elapsed_s(start);
+    ASSERT_FALSE(n);
+    EXPECT_EQ(n.error(), Errc::kTimeout);
+    EXPECT_GE(t, 0.4);
+    EXPECT_LT(t, 0.4 + kLateBound);
+  });
+}
+
 TEST_P(Deadlines, AcceptAndDialTimeouts) {
   run([] {
     auto ln = listen_tcp("127.0.0.1:0");
