@@ -15,7 +15,7 @@ help:
 	@echo "make test-tsan  same under ThreadSanitizer, built with clang (build/tsan)"
 	@echo "make build      Release build into build/release"
 	@echo "make bench      Release micro-benchmarks, with the Go peer, as one table"
-	@echo "make bench-servers  every DUMB server and the Go/Node.js peers under dumb_load (~13 min;"
+	@echo "make bench-servers  every DUMB server and the Go/Node.js peers under dumb_load (15-35 min;"
 	@echo "                BENCH_ARGS=--quick: ~3 min), JSON/CSV/SVG into build/bench-servers"
 	@echo "make install PREFIX=/usr/local"
 	@echo "make run        start dumb_fiber on 127.0.0.1:8090"

@@ -99,3 +99,13 @@ def kill_tree(pid, sig):
             os.kill(p, sig)
         except ProcessLookupError:
             pass
+
+
+def machine_cpu():
+    """(busy, steal) CPU seconds of the whole machine since boot, from
+    /proc/stat: busy = user + nice + system + irq + softirq; steal = time the
+    hypervisor ran something else on our virtual CPUs."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = v
+    return (user + nice + system + irq + softirq) / CLK_TCK, steal / CLK_TCK

@@ -23,7 +23,7 @@ CSV_FIELDS = ["workload", "server", "connections", "failed", "failure", "load_ge
               "window_throughput", "throughput", "requests", "ok", "errors", "timeouts",
               "connect_failures", "p50_ms", "p99_ms", "p999_ms", "max_ms",
               "cpu_us_per_request", "server_cpu_user_s", "server_cpu_sys_s", "server_cpu_util",
-              "load_cpu_s", "load_cpu_util", "rss_kib", "peak_rss_kib", "threads", "processes",
+              "load_cpu_s", "load_cpu_util", "other_cpu_util", "steal_util", "rss_kib", "peak_rss_kib", "threads", "processes",
               "vcsw", "ivcsw", "ctx_switches_per_request", "window_s", "window_requests"]
 
 
@@ -109,6 +109,14 @@ def pct(v):
     return "-" if v is None else f"{v * 100:.0f}%"
 
 
+def other(r):
+    """CPU used by the rest of the machine over the window (+ steal)."""
+    o, st = r.get("other_cpu_util"), r.get("steal_util")
+    if o is None:
+        return "-"
+    return pct(o) + (f" +{pct(st)} steal" if st and st >= 0.01 else "")
+
+
 def print_tables(results, servers):
     for workload in WORKLOAD_TITLES:
         rows = [r for r in results if r["workload"] == workload]
@@ -116,8 +124,9 @@ def print_tables(results, servers):
             continue
         print(f"\n## {WORKLOAD_TITLES[workload]}\n")
         print("| server | conns | req/s | p50 ms | p99 ms | p99.9 ms | err+to | server CPU µs/req "
-              "| user/sys s | server CPU | RSS MiB | peak MiB | threads | ctx sw/req | load CPU | note |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|")
+              "| user/sys s | server CPU | RSS MiB | peak MiB | threads | ctx sw/req | load CPU | other CPU "
+              "| note |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|")
         for name in servers:
             for r in sorted((r for r in rows if r["server"] == name), key=lambda r: r["connections"]):
                 note = ("FAILED: " + r["failure"]) if r["failed"] else ""
@@ -133,6 +142,7 @@ def print_tables(results, servers):
                       f"| {fmt((r['peak_rss_kib'] / 1024) if r.get('peak_rss_kib') else None, 1)} "
                       f"| {fmt(r.get('threads'))} | {fmt(r.get('ctx_switches_per_request'), 2)} "
                       f"| {pct(r.get('load_cpu_util'))} "
+                      f"| {other(r)} "
                       f"| {note} |")
 
 

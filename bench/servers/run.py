@@ -20,6 +20,12 @@ is skipped for everyone.  Each run starts the server afresh on a free port,
 waits until it accepts, runs dumb_load, then stops it (SIGTERM, SIGKILL after a
 bound).  Every subprocess has a timeout.
 
+Noise: before each run the script waits (up to 1 min) until the rest of the
+machine is idle, and a step during whose window other processes used more
+than 30% of a core is run once more; the quieter run is kept, and the tables
+show the CPU others used.  Waiting and reruns have a budget of 10 minutes per
+benchmark (times --repeat); past it, runs go ahead as they are.
+
 Pinning: the server runs on the first half of this process's CPU affinity mask
 and dumb_load on the rest (2 CPUs: server on one, load on the other); with one
 CPU nothing is pinned.  gort-based binaries (dumb_fiber, dumb_load) and Go size
@@ -30,7 +36,9 @@ The measured window: from dumb_load's first progress line on which every
 connection is up to its progress line at the end of --duration (dialling and
 the final drain excluded).  Over that window, from /proc (summed over the
 server's process tree, so dumb_prefork's workers count): server CPU time, user
-and system, and context switches (per thread, summed); at its end: RSS
+and system, and context switches (per thread, summed), and the CPU the rest
+of the machine used meanwhile (/proc/stat, with the hypervisor's steal
+apart: the noise); at its end: RSS
 (VmRSS), threads; over the whole run: peak RSS (VmHWM).  Requests in the
 window come from the progress lines' cumulative "ok" counts; server CPU
 microseconds per request = window CPU / window requests is the headline.
@@ -46,9 +54,10 @@ RSS and server CPU per request against connections (log x), one line per
 server.  At the end: issue 7's targets, as ratios within the run, PASS/FAIL.
 
 Time, on 2 cores: --quick (100 and 1000 connections, 3 s per step, every
-server) takes about 3 minutes; the full run (10 s per step) about 13 minutes,
-and at most about 25 (96 runs of about 15 s, if every server survived every
-step); --repeat N multiplies it.
+server) takes about 3 minutes; the full run (10 s per step) about 15 minutes
+on a quiet machine, and at most about 35 (96 runs of about 15 s if every
+server survived every step, plus the 10-minute noise budget); --repeat N
+multiplies it.
 """
 
 import argparse
@@ -67,7 +76,7 @@ import time
 from pathlib import Path
 
 import report
-from procstat import kill_tree, sample_tree
+from procstat import kill_tree, machine_cpu, sample_tree
 from report import fmt, log
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +93,10 @@ WORKLOADS = {
 MAX_FAILED_FRACTION = 0.01   # errors + timeouts per request above this fail a step
 LOADGEN_BOUND = 0.90         # dumb_load CPU / window above this: load-generator-bound
 FD_SLACK = 64                # descriptors a process needs besides its connections
+QUIET_CPU = 0.15             # cores the rest of the machine may use before a run starts
+QUIET_WAIT = 60.0            # how long to wait for that, at most, per run
+NOISE_BUDGET = 600.0         # seconds of waiting and reruns over the whole benchmark
+NOISY_CPU = 0.30             # cores used by others during a window: run the step again (once)
 START_TIMEOUT = 10.0         # server must accept within this
 STOP_BOUND = 5.0             # after SIGTERM, before SIGKILL (servers drain <= 2 s)
 
@@ -297,9 +310,11 @@ def measure(proc, load_cmd, duration, conns, log_prefix):
             if start is None and p["conns"] >= conns:
                 # Window start: every connection is up.  Sample the server
                 # right after the progress line, the load generator too.
-                start = (p, sample_tree(proc.pid), sample_tree(load.pid, full=False), time.monotonic())
+                start = (p, sample_tree(proc.pid), sample_tree(load.pid, full=False), time.monotonic(),
+                         machine_cpu())
             elif start is not None and p["t"] >= duration:
-                end = (p, sample_tree(proc.pid), sample_tree(load.pid, full=False), time.monotonic())
+                end = (p, sample_tree(proc.pid), sample_tree(load.pid, full=False), time.monotonic(),
+                       machine_cpu())
     try:
         load.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -321,8 +336,8 @@ def measure(proc, load_cmd, duration, conns, log_prefix):
     for k in ("p50", "p90", "p99", "p999", "max", "mean"):
         out[f"{k}_ms"] = lat.get(k)
     if start and end and end[3] > start[3]:
-        ps, ss, ls, ts = start
-        pe, se, le, te = end
+        ps, ss, ls, ts, (busy_s, steal_s) = start
+        pe, se, le, te, (busy_e, steal_e) = end
         win = te - ts
         reqs = pe["ok"] - ps["ok"]
         cpu_user = se["utime"] - ss["utime"]
@@ -336,6 +351,9 @@ def measure(proc, load_cmd, duration, conns, log_prefix):
             "cpu_us_per_request": round((cpu_user + cpu_sys) * 1e6 / reqs, 3) if reqs > 0 else None,
             "load_cpu_s": round(load_cpu, 3), "load_cpu_util": round(load_cpu / win, 3),
             "load_generator_bound": load_cpu / win >= LOADGEN_BOUND,
+            # The noise: CPU the rest of the machine used meanwhile, and steal.
+            "other_cpu_util": round(max(0.0, (busy_e - busy_s) - cpu_user - cpu_sys - load_cpu) / win, 3),
+            "steal_util": round((steal_e - steal_s) / win, 3),
             "rss_kib": se["rss_kib"], "threads": se["threads"], "processes": se["processes"],
             "vcsw": se["vcsw"] - ss["vcsw"], "ivcsw": se["ivcsw"] - ss["ivcsw"],
             "ctx_switches": (se["vcsw"] - ss["vcsw"]) + (se["ivcsw"] - ss["ivcsw"]),
@@ -349,6 +367,58 @@ def measure(proc, load_cmd, duration, conns, log_prefix):
         peak_hwm = after["hwm_kib"]
     out["peak_rss_kib"] = peak_hwm
     return out
+
+
+def wait_for_quiet(bound):
+    """Waits (at most `bound` s) until the rest of the machine uses under
+    QUIET_CPU cores over a second; the seconds waited, or None if it never was."""
+    t0 = time.monotonic()
+    while True:
+        b0, _ = machine_cpu()
+        time.sleep(1.0)
+        b1, _ = machine_cpu()
+        if b1 - b0 < QUIET_CPU:
+            return round(time.monotonic() - t0, 1)
+        if time.monotonic() - t0 > bound:
+            return None
+
+
+class NoiseBudget:
+    """Bounds the time spent on noise (waiting for quiet, running again) over
+    the whole benchmark, so that a machine that is never quiet costs at most
+    NOISE_BUDGET seconds more."""
+
+    def __init__(self, seconds):
+        self.left = seconds  # seconds of waiting and reruns still allowed
+
+    def spend(self, since):
+        self.left -= time.monotonic() - since
+
+
+def run_quietly(name, base_cmd, workload, conns, args, cpus, out_dir, budget):
+    """run_one on a quiet machine: waits for other work (builds, tests) to
+    stop first, and runs the step once more when something else took over
+    NOISY_CPU cores during its window; keeps the quieter of the two."""
+    runs = []
+    for attempt in range(2):
+        t = time.monotonic()
+        waited = wait_for_quiet(max(1.0, min(QUIET_WAIT, budget.left)))
+        budget.spend(t + 1.0)  # the first second is the measurement itself
+        if waited is None or waited >= 2:
+            log(f"  waited {waited if waited is not None else '(in vain)'} s for the machine to be quiet"
+                f" (noise budget left: {max(0, budget.left):.0f} s)")
+        t = time.monotonic()
+        r = run_one(name, base_cmd, workload, conns, args, cpus, out_dir)
+        if attempt:
+            budget.spend(t)
+        r["quiet_wait_s"] = waited
+        runs.append(r)
+        if (r.get("other_cpu_util") or 0) <= NOISY_CPU or budget.left <= 0:
+            break
+        log(f"  other processes used {r['other_cpu_util'] * 100:.0f}% of a core meanwhile: once more")
+    best = min(runs, key=lambda r: r.get("other_cpu_util") if r.get("other_cpu_util") is not None else 9)
+    best["attempts"] = len(runs)
+    return best
 
 
 def median_of(runs):
@@ -521,6 +591,7 @@ def main(argv):
 
     total = len(workloads) * len(runnable_steps) * len(servers) * args.repeat
     done, t0 = 0, time.monotonic()
+    budget = NoiseBudget(NOISE_BUDGET * args.repeat)
     for workload in workloads:
         dropped = {}  # server -> the step it failed
         for conns in runnable_steps:
@@ -534,7 +605,7 @@ def main(argv):
                 per = elapsed / done if done else args.duration + 5
                 log(f"[{done + 1}/{total}] {workload} {conns} conns: {name}{rep}  "
                     f"(elapsed {elapsed / 60:.1f} min, at most ~{left * per / 60:.1f} min left)")
-                runs = [run_one(name, commands[name], workload, conns, args, cpus, args.out)
+                runs = [run_quietly(name, commands[name], workload, conns, args, cpus, args.out, budget)
                         for _ in range(args.repeat)]
                 r = median_of(runs)
                 results.append(r)
