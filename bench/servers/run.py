@@ -24,7 +24,7 @@ Noise: before each run the script waits (up to 1 min) until the rest of the
 machine is idle, and a step during whose window other processes used more
 than 30% of a core is run once more; the quieter run is kept, and the tables
 show the CPU others used.  Waiting and reruns have a budget of 10 minutes per
-benchmark (times --repeat); past it, runs go ahead as they are.
+benchmark; past it, runs go ahead as they are.
 
 Pinning: the server runs on the first half of this process's CPU affinity mask
 and dumb_load on the rest (2 CPUs: server on one, load on the other); with one
@@ -591,7 +591,7 @@ def main(argv):
 
     total = len(workloads) * len(runnable_steps) * len(servers) * args.repeat
     done, t0 = 0, time.monotonic()
-    budget = NoiseBudget(NOISE_BUDGET * args.repeat)
+    budget = NoiseBudget(NOISE_BUDGET)
     for workload in workloads:
         dropped = {}  # server -> the step it failed
         for conns in runnable_steps:
