@@ -67,13 +67,29 @@ struct Fiber {
     if (__builtin_expect(actual != from, 0)) bad_transition(actual, from, to);
     state.store(to, std::memory_order_release);
   }
-  // kParked -> kRunnable, which two wakers could race for if a wait
-  // structure were buggy: a CAS, so the loser is caught. acq_rel pairs with
-  // the worker's store of kParked before it published the fiber.
+  // kParked -> kRunnable, by the one party that holds the fiber's wake right
+  // (it took the fiber off whatever it waited on: a wait queue under its
+  // lock, a timer heap, a poller slot by CAS). Nobody else may change the
+  // state meanwhile: the parked fiber is in no run queue and its worker is
+  // done with it. So, as in set_state, a checked load and a store suffice;
+  // the checked load still catches a fiber woken twice one after the other.
+  // acquire: pairs with the worker's release store of kParked (which the
+  // lock or CAS that handed us the fiber orders as well); the run queue that
+  // publishes the fiber orders our store before whoever runs it.
+  // Sanitizer builds keep a CAS, which also catches two wakers racing at
+  // the same instant: a bug detector, not something correctness needs, and
+  // a locked instruction on every wake-up everywhere else.
   void claim_for_ready() {
+#if GORT_SANITIZER_BUILD
     FiberState expected = FiberState::kParked;
     if (!state.compare_exchange_strong(expected, FiberState::kRunnable, std::memory_order_acq_rel))
       bad_transition(expected, FiberState::kParked, FiberState::kRunnable);
+#else
+    FiberState actual = state.load(std::memory_order_acquire);
+    if (__builtin_expect(actual != FiberState::kParked, 0))
+      bad_transition(actual, FiberState::kParked, FiberState::kRunnable);
+    state.store(FiberState::kRunnable, std::memory_order_relaxed);
+#endif
   }
   [[noreturn]] void bad_transition(FiberState actual, FiberState from, FiberState to);
 };

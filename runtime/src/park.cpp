@@ -13,62 +13,59 @@
 
 namespace gort::detail {
 
-void WaitQueue::push_back(Waiter* w) {
-  GORT_CHECK(!w->queued);
-  w->queued = true;
-  w->next = nullptr;
-  w->prev = tail_;
-  if (tail_) {
-    tail_->next = w;
-  } else {
-    head_ = w;
-  }
-  tail_ = w;
-}
-
-Waiter* WaitQueue::pop_front() {
-  Waiter* w = head_;
-  if (w) remove(w);
-  return w;
-}
-
-void WaitQueue::remove(Waiter* w) {
-  GORT_CHECK(w->queued);
-  if (w->prev) {
-    w->prev->next = w->next;
-  } else {
-    head_ = w->next;
-  }
-  if (w->next) {
-    w->next->prev = w->prev;
-  } else {
-    tail_ = w->prev;
-  }
-  w->next = w->prev = nullptr;
-  w->queued = false;
-}
+void wait_queue_misuse(const char* what) { fatal("runtime invariant violated: WaitQueue %s", what); }
 
 void prepare_wait(Waiter* w) {
-  w->fiber = current_fiber();
+  Worker* wk = current_worker();
+  w->worker = wk;
+  w->fiber = wk != nullptr ? wk->current : nullptr;  // null on a worker's own stack, too
   w->signaled.store(0, std::memory_order_relaxed);
-}
-
-// park()'s unlock step for block(): releases a lock the parked fiber took.
-static bool unlock_spinlock(void* lock) GORT_NO_THREAD_SAFETY_ANALYSIS {
-  static_cast<Spinlock*>(lock)->unlock();
-  return true;
 }
 
 void block(Waiter* w, Spinlock& lock) GORT_NO_THREAD_SAFETY_ANALYSIS {
   if (w->fiber != nullptr) {
-    // The lock is released by the worker after the switch (park.h).
-    park(&unlock_spinlock, &lock);
+    // The lock is released by the worker after the switch (park.h). The
+    // fiber has not switched since prepare_wait: w->worker is still its worker.
+    park_releasing(w->worker, lock);
     return;
   }
   // A plain thread: the futex word closes the window between unlock and sleep.
   lock.unlock();
   // acquire: pairs with wake()'s release; the waker's writes are visible.
   while (w->signaled.load(std::memory_order_acquire) == 0) futex_wait(&w->signaled, 0, kNever);
+}
+
+// ---- park/ready ----
+
+void park_on(Worker* w, bool (*unlock)(void*), void* arg) {
+  if (__builtin_expect(w->in_worker_stack, 0))
+    fatal("a fiber blocked inside gort::on_worker_stack (only non-blocking work may run there)");
+  SwitchRequest req{SwitchRequest::kPark, unlock, arg};
+  switch_out(w, &req);
+}
+
+void park(bool (*unlock)(void*), void* arg) { park_on(current_worker(), unlock, arg); }
+
+void park_releasing(Worker* w, Spinlock& lock) GORT_NO_THREAD_SAFETY_ANALYSIS {
+  if (__builtin_expect(w->in_worker_stack, 0))
+    fatal("a fiber blocked inside gort::on_worker_stack (only non-blocking work may run there)");
+  SwitchRequest req{SwitchRequest::kParkReleasing, nullptr, &lock};
+  switch_out(w, &req);
+}
+
+void ready(Fiber* f) {
+  f->claim_for_ready();
+  // Like Go's goready: the woken fiber runs next on this worker, while the
+  // data it was handed is still in cache. A worker thread belongs to the one
+  // running scheduler (tls_worker is set only inside its loop), so w->sched
+  // needs no check against current_scheduler().
+  if (Worker* w = current_worker(); __builtin_expect(w != nullptr, 1)) {
+    if (w->push_local(f, true)) w->sched->wake_idle_worker();
+    return;
+  }
+  Scheduler* s = current_scheduler();
+  GORT_CHECK(s != nullptr);
+  s->ready(f, true);
 }
 
 void wake(Waiter* w) {

@@ -15,11 +15,21 @@
 // released by unlock(). This is Go's gopark(unlockf)/goready.
 #pragma once
 
+#include <gort/detail/spinlock.h>
+
 #include "fiber.h"
 
 namespace gort::detail {
 
+struct Worker;
+
 void park(bool (*unlock)(void* arg), void* arg);
+// The same, for a caller that already holds its worker (read since its last
+// suspension): saves the thread-local read.
+void park_on(Worker* w, bool (*unlock)(void* arg), void* arg);
+// park_on(w, unlock, &lock) where the unlock step releases `lock` (never
+// cancels): block()'s case, without an indirect call after the switch.
+void park_releasing(Worker* w, Spinlock& lock) GORT_RELEASE(lock);
 void ready(Fiber* f);
 
 }  // namespace gort::detail

@@ -18,6 +18,10 @@
 //  * pop/steal CAS head (release on success)  ->  push's head load (acquire):
 //    the owner may not overwrite a slot until the thief that copied it has
 //    claimed it.
+//  * set_next into an empty next slot is a plain store (release), not an
+//    exchange: only the owner ever fills the slot, so an empty slot cannot
+//    change under it  ->  the acq_rel exchange that takes the fiber out
+//    (a thief's, or the owner's pop) sees what the readier wrote before.
 // Slots are atomics accessed relaxed so that a thief's speculative read of a
 // slot the owner is rewriting is not a data race (the CAS then fails).
 //
@@ -54,7 +58,19 @@ class RunQueue {
   }
 
   // Puts f in the next slot; returns the fiber it displaced (to be pushed), or null.
-  Fiber* set_next(Fiber* f) { return next_.exchange(f, std::memory_order_acq_rel); }
+  // Only the owner puts a fiber into the slot; thieves only take one out.
+  // So a slot we see empty stays empty until we fill it, and a plain store
+  // does: release, pairing with the acq_rel exchange of a thief (or of our
+  // own pop) that takes f, as the exchange's release half did. A full slot
+  // can be emptied by a thief at any moment: only an exchange tells us
+  // whether we displaced its fiber.
+  Fiber* set_next(Fiber* f) {
+    if (next_.load(std::memory_order_relaxed) == nullptr) {
+      next_.store(f, std::memory_order_release);
+      return nullptr;
+    }
+    return next_.exchange(f, std::memory_order_acq_rel);
+  }
 
   // Next fiber to run: the next slot first, then the ring's head. After
   // kMaxNextStreak fibers in a row from the next slot the ring goes first
@@ -70,6 +86,8 @@ class RunQueue {
     }
     next_streak_ = 0;
     if (Fiber* f = pop_ring()) return f;
+    // An empty slot stays empty (only we fill it): skip the exchange.
+    if (next_.load(std::memory_order_relaxed) == nullptr) return nullptr;
     return next_.exchange(nullptr, std::memory_order_acq_rel);
   }
 

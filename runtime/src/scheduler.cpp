@@ -15,7 +15,6 @@
 #include <typeinfo>
 
 #include <gort/runtime.h>
-#include <gort/worker_stack.h>
 
 #include "netpoll.h"
 #include "overflow.h"
@@ -24,8 +23,6 @@
 #include "services.h"
 
 namespace gort::detail {
-
-static Worker* switch_out(Worker* w, SwitchRequest* req);  // below, with the switching code
 
 namespace {
 
@@ -248,69 +245,6 @@ bool Scheduler::nothing_can_run() {
 #endif
   int threads = process_threads();
   return threads >= 0 && threads <= expected;
-}
-
-// ---- switching ----
-
-// Runs on the stack of the fiber switched to, before it resumes: saves the
-// context of the fiber that switched out and carries out its request. The
-// returned transfer is what the resumed fiber sees: the schedule loop's
-// context (unchanged) and its worker.
-static Transfer finish_on_next(Transfer t) {
-  auto* req = static_cast<SwitchRequest*>(t.data);
-  Worker* w = req->worker;  // same thread: the switch did not change workers
-  Fiber* from = req->from;
-  from->ctx = t.fctx;
-  w->finish_switch(from, req);
-  return Transfer{w->sched_ctx, w};
-}
-
-// Switches the running fiber out of worker w (the caller's current worker)
-// with `req`; returns when it is resumed, with the worker that resumed it.
-// If the worker's local queue has a fiber, control goes straight to it (one
-// context switch; the request is carried out on top of it, boost's
-// ontop_fcontext); otherwise to the schedule loop.
-__attribute__((always_inline)) static inline Worker* switch_out(Worker* w, SwitchRequest* req) {
-  Fiber* self = w->current;
-  req->from = self;
-  req->worker = w;
-  bool dying = req->kind == SwitchRequest::kExit;
-  Transfer t;
-  if (Fiber* next = w->next_for_direct_switch()) {
-    next->set_state(FiberState::kRunnable, FiberState::kRunning);
-    w->current = next;
-    annotate_switch_begin(&self->san, &next->san, dying);
-    if (next->started) {
-      t = jump_ontop(next->ctx, req, &finish_on_next);
-    } else {
-      next->entry_request = req;
-      t = jump(next->ctx, req);
-    }
-  } else {
-    annotate_switch_begin(&self->san, &w->sched_san, dying);
-    t = jump(w->sched_ctx, req);
-  }
-  // Resumed, maybe by another worker: everything thread-specific is re-read.
-  w = static_cast<Worker*>(t.data);
-  w->sched_ctx = t.fctx;
-  annotate_switch_end(&self->san, &w->sched_san);
-  return w;
-}
-
-void park(bool (*unlock)(void*), void* arg) {
-  if (__builtin_expect(on_worker_stack_now(), 0))
-    fatal("a fiber blocked inside gort::on_worker_stack (only non-blocking work may run there)");
-  SwitchRequest req{SwitchRequest::kPark, unlock, arg};
-  switch_out(current_worker(), &req);
-}
-
-void ready(Fiber* f) {
-  f->claim_for_ready();
-  Scheduler* s = current_scheduler();
-  GORT_CHECK(s != nullptr);
-  // Like Go's goready: the woken fiber runs next on this worker, while the
-  // data it was handed is still in cache.
-  s->ready(f, true);
 }
 
 // ---- spawning ----

@@ -73,10 +73,13 @@ class NetPoll;     // netpoll.h
 struct ReadyBatch; // netpoll.h
 
 // What a fiber asks of the scheduler when it switches out.
+// kParkReleasing is kPark whose unlock step releases the Spinlock `arg`:
+// what every wait queue's block() asks for, carried out without an indirect
+// call (it cannot cancel the park).
 struct SwitchRequest {
-  enum Kind { kYield, kPark, kExit } kind;
+  enum Kind { kYield, kPark, kParkReleasing, kExit } kind;
   bool (*unlock)(void* arg) = nullptr;  // kPark: runs after the switch; false = stay runnable
-  void* arg = nullptr;
+  void* arg = nullptr;                  // kPark: unlock's argument; kParkReleasing: the Spinlock
   Fiber* from = nullptr;                // the fiber switching out (set by switch_out)
   Worker* worker = nullptr;             // the worker it switches out on (set by switch_out)
 };
@@ -105,6 +108,7 @@ struct alignas(64) Worker {
   uint64_t rng;                     // victim selection (xorshift)
   bool spinning = false;            // counted in sched->nspinning
   bool on_idle_list = false;        // guarded by sched->idle_mu
+  bool in_worker_stack = false;     // the running fiber is inside on_worker_stack: parking is fatal
   std::atomic<uint32_t> wake_word{0};             // futex: 1 = woken
   std::atomic<int64_t> parked_until{-1};          // deadline while parked, -1 when running
   std::atomic<bool> in_netpoll{false};            // parked in the poller, not on wake_word's futex
@@ -219,7 +223,8 @@ __attribute__((always_inline)) inline bool Worker::push_local(Fiber* f, bool as_
 // Carries out what `from` asked for when it switched out. Runs after its
 // registers are saved: on the schedule loop's stack, or on the stack of the
 // fiber switched to directly.
-__attribute__((always_inline)) inline void Worker::finish_switch(Fiber* from, SwitchRequest* req) {
+__attribute__((always_inline)) inline void Worker::finish_switch(Fiber* from, SwitchRequest* req)
+    GORT_NO_THREAD_SAFETY_ANALYSIS {  // kParkReleasing releases a lock the parked fiber took
   switch (req->kind) {
     case SwitchRequest::kYield:
       from->set_state(FiberState::kRunning, FiberState::kRunnable);
@@ -237,10 +242,62 @@ __attribute__((always_inline)) inline void Worker::finish_switch(Fiber* from, Sw
       }
       return;
     }
+    case SwitchRequest::kParkReleasing:
+      from->set_state(FiberState::kRunning, FiberState::kParked);
+      // The release is the last access to the lock (and to req): from here a
+      // waker may take the fiber, run it elsewhere and free both.
+      static_cast<Spinlock*>(req->arg)->unlock();
+      return;
     case SwitchRequest::kExit:
       finish_exit(from);
       return;
   }
+}
+
+// Runs on the stack of the fiber switched to, before it resumes: saves the
+// context of the fiber that switched out and carries out its request. The
+// returned transfer is what the resumed fiber sees: the schedule loop's
+// context (unchanged) and its worker.
+inline Transfer finish_on_next(Transfer t) {
+  auto* req = static_cast<SwitchRequest*>(t.data);
+  Worker* w = req->worker;  // same thread: the switch did not change workers
+  Fiber* from = req->from;
+  from->ctx = t.fctx;
+  w->finish_switch(from, req);
+  return Transfer{w->sched_ctx, w};
+}
+
+// Switches the running fiber out of worker w (the caller's current worker)
+// with `req`; returns when it is resumed, with the worker that resumed it.
+// If the worker's local queue has a fiber, control goes straight to it (one
+// context switch; the request is carried out on top of it, boost's
+// ontop_fcontext); otherwise to the schedule loop. Inline into its three
+// callers: yield, park and a fiber's exit.
+__attribute__((always_inline)) inline Worker* switch_out(Worker* w, SwitchRequest* req) {
+  Fiber* self = w->current;
+  req->from = self;
+  req->worker = w;
+  bool dying = req->kind == SwitchRequest::kExit;
+  Transfer t;
+  if (Fiber* next = w->next_for_direct_switch()) {
+    next->set_state(FiberState::kRunnable, FiberState::kRunning);
+    w->current = next;
+    annotate_switch_begin(&self->san, &next->san, dying);
+    if (next->started) {
+      t = jump_ontop(next->ctx, req, &finish_on_next);
+    } else {
+      next->entry_request = req;
+      t = jump(next->ctx, req);
+    }
+  } else {
+    annotate_switch_begin(&self->san, &w->sched_san, dying);
+    t = jump(w->sched_ctx, req);
+  }
+  // Resumed, maybe by another worker: everything thread-specific is re-read.
+  w = static_cast<Worker*>(t.data);
+  w->sched_ctx = t.fctx;
+  annotate_switch_end(&self->san, &w->sched_san);
+  return w;
 }
 
 }  // namespace gort::detail

@@ -25,7 +25,6 @@ constexpr std::size_t kWorkerStackSize = 8u << 20;
 struct WorkerStack {
   char* base = nullptr;   // guard page at base, usable above it
   SanitizerContext san;   // the big stack's sanitizer view
-  bool active = false;    // a call is running on it
   ~WorkerStack() {
     if (base) {
       san.destroy();
@@ -62,11 +61,16 @@ void entry(Transfer t) {
 
 }  // namespace
 
-bool on_worker_stack_now() { return tls_stack.active; }
+bool on_worker_stack_now() {
+  Worker* w = current_worker();
+  return w != nullptr && w->in_worker_stack;
+}
 
+// The flag that says a call is running lives on the Worker, not here: park
+// reads it from the worker it already holds (no thread-local read).
 void run_on_worker_stack(void (*fn)(void*), void* arg) {
   Worker* w = current_worker();
-  if (w == nullptr || w->current == nullptr || tls_stack.active) {
+  if (w == nullptr || w->current == nullptr || w->in_worker_stack) {
     fn(arg);
     return;
   }
@@ -74,13 +78,13 @@ void run_on_worker_stack(void (*fn)(void*), void* arg) {
   ws.ensure();
   Fiber* self = w->current;
   Call call{fn, arg, &self->san};
-  ws.active = true;
+  w->in_worker_stack = true;
   char* top = ws.base + page_size() + kWorkerStackSize;
   Context ctx = make_context(top, kWorkerStackSize, entry);
   annotate_switch_begin(&self->san, &ws.san, false);
   jump(ctx, &call);
   annotate_switch_end(&self->san, &ws.san);
-  ws.active = false;
+  w->in_worker_stack = false;  // the same worker: the fiber did not park
 }
 
 }  // namespace gort::detail

@@ -36,9 +36,11 @@
 namespace gort::detail {
 
 struct Fiber;
+struct Worker;
 
 struct Waiter {
   Fiber* fiber = nullptr;               // null: a kernel thread is blocked on `signaled`
+  Worker* worker = nullptr;             // fibers: the worker running it from prepare_wait to block
   std::atomic<uint32_t> signaled{0};    // thread waiters: futex word, 1 = woken
   Waiter* next = nullptr;               // links in the WaitQueue it is on
   Waiter* prev = nullptr;
@@ -72,8 +74,51 @@ class WaitQueue {
   Waiter* tail_ = nullptr;
 };
 
+// A Waiter queued twice, or removed from a queue it is not on (fatal).
+[[noreturn]] void wait_queue_misuse(const char* what);
+
+// Inline: every channel operation that meets a partner runs these.
+inline void WaitQueue::push_back(Waiter* w) {
+  if (__builtin_expect(w->queued, 0)) wait_queue_misuse("push_back of a queued Waiter");
+  w->queued = true;
+  w->next = nullptr;
+  w->prev = tail_;
+  if (tail_) {
+    tail_->next = w;
+  } else {
+    head_ = w;
+  }
+  tail_ = w;
+}
+
+inline void WaitQueue::remove(Waiter* w) {
+  if (__builtin_expect(!w->queued, 0)) wait_queue_misuse("remove of a Waiter not queued");
+  if (w->prev) {
+    w->prev->next = w->next;
+  } else {
+    head_ = w->next;
+  }
+  if (w->next) {
+    w->next->prev = w->prev;
+  } else {
+    tail_ = w->prev;
+  }
+  w->next = w->prev = nullptr;
+  w->queued = false;
+}
+
+inline Waiter* WaitQueue::pop_front() {
+  Waiter* w = head_;
+  if (w) remove(w);
+  return w;
+}
+
 // Makes w's owner a waiter of the current context: fills w->fiber (null
-// outside a fiber) and prepares the futex word. Call before enqueueing.
+// outside a fiber) and w->worker, and prepares the futex word. Call before
+// enqueueing, with no suspension between it and block() (every caller holds
+// a spinlock or takes one in between, and nothing switches fibers under a
+// spinlock): block() parks on the worker recorded here instead of reading
+// the thread-local again.
 void prepare_wait(Waiter* w);
 // Blocks until wake(w). `lock` is held on entry (w already enqueued under it)
 // and released by the time anything else can observe the caller as blocked.
