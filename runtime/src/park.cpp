@@ -41,7 +41,7 @@ void park_on(Worker* w, bool (*unlock)(void*), void* arg) {
   if (__builtin_expect(w->in_worker_stack, 0))
     fatal("a fiber blocked inside gort::on_worker_stack (only non-blocking work may run there)");
   SwitchRequest req{SwitchRequest::kPark, unlock, arg};
-  switch_out(w, &req);
+  switch_out<SwitchRequest::kPark>(w, &req);
 }
 
 void park(bool (*unlock)(void*), void* arg) { park_on(current_worker(), unlock, arg); }
@@ -50,7 +50,7 @@ void park_releasing(Worker* w, Spinlock& lock) GORT_NO_THREAD_SAFETY_ANALYSIS {
   if (__builtin_expect(w->in_worker_stack, 0))
     fatal("a fiber blocked inside gort::on_worker_stack (only non-blocking work may run there)");
   SwitchRequest req{SwitchRequest::kParkReleasing, nullptr, &lock};
-  switch_out(w, &req);
+  switch_out<SwitchRequest::kParkReleasing>(w, &req);
 }
 
 void ready(Fiber* f) {

@@ -89,7 +89,7 @@ void fiber_entry(Transfer t) {
           f->name ? " \"" : "", f->name ? f->name : "", f->name ? "\"" : "");
   }
   SwitchRequest exit{SwitchRequest::kExit};
-  switch_out(current_worker(), &exit);
+  switch_out<SwitchRequest::kExit>(current_worker(), &exit);
   __builtin_unreachable();
 }
 
@@ -382,7 +382,7 @@ void yield() {
     return;
   }
   detail::SwitchRequest req{detail::SwitchRequest::kYield};
-  detail::switch_out(w, &req);
+  detail::switch_out<detail::SwitchRequest::kYield>(w, &req);
 }
 
 bool in_fiber() { return detail::current_fiber() != nullptr; }

@@ -119,6 +119,8 @@ struct alignas(64) Worker {
   void execute(Fiber* f);           // switch into f, then handle the request of whoever returns
   // The switch path (inline below: it runs on every yield and park).
   void finish_switch(Fiber* from, SwitchRequest* req);
+  template <SwitchRequest::Kind K>
+  void finish_switch_as(Fiber* from, SwitchRequest* req);  // the same, for a kind known at compile time
   void finish_exit(Fiber* from);    // finish_switch's kExit case, out of line
   Fiber* next_for_direct_switch();
   bool push_local(Fiber* f, bool as_next);  // true: something went to the ring (stealable)
@@ -220,71 +222,80 @@ __attribute__((always_inline)) inline bool Worker::push_local(Fiber* f, bool as_
   return true;
 }
 
-// Carries out what `from` asked for when it switched out. Runs after its
-// registers are saved: on the schedule loop's stack, or on the stack of the
-// fiber switched to directly.
-__attribute__((always_inline)) inline void Worker::finish_switch(Fiber* from, SwitchRequest* req)
+// Carries out what `from` asked for when it switched out (its request of
+// kind K). Runs after its registers are saved: on the schedule loop's stack,
+// or on the stack of the fiber switched to directly.
+template <SwitchRequest::Kind K>
+__attribute__((always_inline)) inline void Worker::finish_switch_as(Fiber* from, SwitchRequest* req)
     GORT_NO_THREAD_SAFETY_ANALYSIS {  // kParkReleasing releases a lock the parked fiber took
-  switch (req->kind) {
-    case SwitchRequest::kYield:
-      from->set_state(FiberState::kRunning, FiberState::kRunnable);
-      push_local(from, false);
-      return;
-    case SwitchRequest::kPark: {
-      // Read the request before unlock: once it returns true the fiber may be
-      // running elsewhere and `req` (on its stack) may be gone.
-      auto unlock = req->unlock;
-      void* arg = req->arg;
-      from->set_state(FiberState::kRunning, FiberState::kParked);
-      if (unlock != nullptr && !unlock(arg)) {
-        from->set_state(FiberState::kParked, FiberState::kRunnable);
-        push_local(from, true);
-      }
-      return;
+  if constexpr (K == SwitchRequest::kYield) {
+    from->set_state(FiberState::kRunning, FiberState::kRunnable);
+    push_local(from, false);
+  } else if constexpr (K == SwitchRequest::kPark) {
+    // Read the request before unlock: once it returns true the fiber may be
+    // running elsewhere and `req` (on its stack) may be gone.
+    auto unlock = req->unlock;
+    void* arg = req->arg;
+    from->set_state(FiberState::kRunning, FiberState::kParked);
+    if (unlock != nullptr && !unlock(arg)) {
+      from->set_state(FiberState::kParked, FiberState::kRunnable);
+      push_local(from, true);
     }
-    case SwitchRequest::kParkReleasing:
-      from->set_state(FiberState::kRunning, FiberState::kParked);
-      // The release is the last access to the lock (and to req): from here a
-      // waker may take the fiber, run it elsewhere and free both.
-      static_cast<Spinlock*>(req->arg)->unlock();
-      return;
-    case SwitchRequest::kExit:
-      finish_exit(from);
-      return;
+  } else if constexpr (K == SwitchRequest::kParkReleasing) {
+    from->set_state(FiberState::kRunning, FiberState::kParked);
+    // The release is the last access to the lock (and to req): from here a
+    // waker may take the fiber, run it elsewhere and free both.
+    static_cast<Spinlock*>(req->arg)->unlock();
+  } else {
+    finish_exit(from);
+  }
+}
+
+// The same when the kind is known only at run time: the schedule loop, and
+// a fresh fiber's entry (entry_request).
+__attribute__((always_inline)) inline void Worker::finish_switch(Fiber* from, SwitchRequest* req) {
+  switch (req->kind) {
+    case SwitchRequest::kYield: return finish_switch_as<SwitchRequest::kYield>(from, req);
+    case SwitchRequest::kPark: return finish_switch_as<SwitchRequest::kPark>(from, req);
+    case SwitchRequest::kParkReleasing: return finish_switch_as<SwitchRequest::kParkReleasing>(from, req);
+    case SwitchRequest::kExit: return finish_switch_as<SwitchRequest::kExit>(from, req);
   }
 }
 
 // Runs on the stack of the fiber switched to, before it resumes: saves the
 // context of the fiber that switched out and carries out its request. The
 // returned transfer is what the resumed fiber sees: the schedule loop's
-// context (unchanged) and its worker.
-inline Transfer finish_on_next(Transfer t) {
+// context (unchanged) and its worker. One instance per kind: switch_out
+// knows the kind at compile time, so nothing dispatches on it here.
+template <SwitchRequest::Kind K>
+Transfer finish_on_next(Transfer t) {
   auto* req = static_cast<SwitchRequest*>(t.data);
   Worker* w = req->worker;  // same thread: the switch did not change workers
   Fiber* from = req->from;
   from->ctx = t.fctx;
-  w->finish_switch(from, req);
+  w->finish_switch_as<K>(from, req);
   return Transfer{w->sched_ctx, w};
 }
 
 // Switches the running fiber out of worker w (the caller's current worker)
-// with `req`; returns when it is resumed, with the worker that resumed it.
-// If the worker's local queue has a fiber, control goes straight to it (one
-// context switch; the request is carried out on top of it, boost's
-// ontop_fcontext); otherwise to the schedule loop. Inline into its three
+// with `req` (of kind K); returns when it is resumed, with the worker that
+// resumed it. If the worker's local queue has a fiber, control goes straight
+// to it (one context switch; the request is carried out on top of it,
+// boost's ontop_fcontext); otherwise to the schedule loop. Inline into its
 // callers: yield, park and a fiber's exit.
+template <SwitchRequest::Kind K>
 __attribute__((always_inline)) inline Worker* switch_out(Worker* w, SwitchRequest* req) {
   Fiber* self = w->current;
   req->from = self;
   req->worker = w;
-  bool dying = req->kind == SwitchRequest::kExit;
+  constexpr bool dying = K == SwitchRequest::kExit;
   Transfer t;
   if (Fiber* next = w->next_for_direct_switch()) {
     next->set_state(FiberState::kRunnable, FiberState::kRunning);
     w->current = next;
     annotate_switch_begin(&self->san, &next->san, dying);
     if (next->started) {
-      t = jump_ontop(next->ctx, req, &finish_on_next);
+      t = jump_ontop(next->ctx, req, &finish_on_next<K>);
     } else {
       next->entry_request = req;
       t = jump(next->ctx, req);
