@@ -223,10 +223,11 @@ def target_checks(results):
         if not rss_measured(f, 10000) or not rss_measured(o, 10000):
             gone = [n for n, r in (("dumb_fiber", f), (other_name, o)) if not rss_measured(r, 10000)]
             reasons = [why_missing(n, "course", 10000) for n in gone]
-            # For information: the largest count at which both were measured.
+            # For information: the largest count both passed.
+            def passed(r, c):
+                return rss_measured(r, c) and not r["failed"]
             both = [c for c in sorted({r["connections"] for r in results}, reverse=True)
-                    if rss_measured(get("dumb_fiber", "course", c), c)
-                    and rss_measured(get(other_name, "course", c), c)]
+                    if passed(get("dumb_fiber", "course", c), c) and passed(get(other_name, "course", c), c)]
             if both:
                 c = both[0]
                 fr = get("dumb_fiber", "course", c)["rss_kib"] / 1024
