@@ -1,5 +1,6 @@
-// park.cpp: wait queues and the block/wake pair built on park/ready, plus
-// sleeping. See park.h and <gort/detail/wait_queue.h>.
+// park.cpp: park/ready (the switch itself is switch_out, scheduler.h), the
+// block/wake pair of wait queues built on them, and sleeping. See park.h and
+// <gort/detail/wait_queue.h>.
 #include "park.h"
 
 #include <thread>
