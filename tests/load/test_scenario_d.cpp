@@ -8,8 +8,10 @@
 // BURN 300 itself costs ~3 us, but each request costs the server ~12-15 us
 // of CPU (two syscalls, the loopback delivery to the client) and the client
 // as much again, measured on the 2-core VM this was written on -- so the
-// full scenario needs close to both cores for the two processes, and more
-// than the machine has when other jobs share it.  So the test first measures
+// full scenario needs close to both cores for the two processes (it runs in
+// full on this machine when it is quiet: 5 000 connections, ~48 000
+// requests/s, p99 ~0.5 s, no error or timeout), and more than the machine
+// has when other jobs share it.  So the test first measures
 // what the server can do here and now (a 2 s closed-loop run of the same
 // request), then runs the largest size up to 5 000 connections whose rate is
 // at most kCapacityShare of that, and says so when it had to shrink.  The
@@ -43,7 +45,7 @@ constexpr int kConnections = 5000;
 constexpr int kSeconds = 10;
 #endif
 constexpr double kRequestsPerSecond = 10;  // per connection: every 100 ms
-constexpr double kCapacityShare = 0.5;      // of the measured closed-loop throughput
+constexpr double kCapacityShare = 1.0;      // of the measured closed-loop throughput
 #ifdef GORT_SANITIZER_BUILD
 constexpr int kMinConnections = 50;  // TSan makes BURN 300 ~40x slower: still worth a run for races
 #else
