@@ -64,7 +64,11 @@ namespace {
 using namespace std::chrono_literals;
 using gort::net::Conn;
 
-constexpr std::size_t kReadBuffer = 8 * 1024;  // per connection, on the heap
+// Per connection, on the heap, and resident for the connection's life: it is
+// most of what an idle connection costs. 2 KiB holds a longest line (1024 +
+// newline) with room to spare; an 8 KiB buffer made RSS at 10 000 idle-ish
+// connections 127 MiB instead of 67 MiB (12.7 against 6.7 KiB each).
+constexpr std::size_t kReadBuffer = 2 * 1024;
 constexpr std::size_t kOutLimit = 16 * 1024;   // flush the batched replies past this
 
 // What the main fiber, the acceptor and the connection fibers share.
