@@ -321,9 +321,14 @@ PollStatus poll_prepare(PollDesc* pd, PollMode mode) {
   PollStatus st = check_error(pd, mode);
   if (st != PollStatus::kReady) return st;
   // Drop a stale notification: the syscall about to run sees the data.
-  // acquire (an exchange, not a store): whatever event set the slot is then
-  // visible here, pd->read_closed included (see unblock).
-  slot_of(pd, mode).exchange(kPdNil, std::memory_order_acquire);
+  // Reads: acquire, and an exchange rather than a store, so that whatever
+  // event set the slot is visible here, pd->read_closed included (see
+  // unblock; NetFd::read relies on it). Writes need neither.
+  if (mode == PollMode::kRead) {
+    pd->rg.exchange(kPdNil, std::memory_order_acquire);
+  } else {
+    slot_of(pd, mode).store(kPdNil, std::memory_order_relaxed);
+  }
   return PollStatus::kReady;
 }
 
@@ -411,8 +416,9 @@ int Worker::queue_polled(ReadyBatch& io, bool behind_injector) {
   }
   // After publishing them: the deadlock check must never see them nowhere.
   netpoll_of(sched)->remove_waiters(io.n);
-  // We run one ourselves; the rest are for whoever is idle (Go's injectglist).
-  if (io.n > 1 || behind_injector) sched->wake_idle_worker();
+  // We run one ourselves (from the injector too: the fairness turn takes
+  // from it next); the rest are for whoever is idle (Go's injectglist).
+  if (io.n > 1) sched->wake_idle_worker();
   int n = io.n;
   io.n = 0;
   return n;

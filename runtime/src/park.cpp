@@ -38,9 +38,18 @@ void block(Waiter* w, Spinlock& lock) GORT_NO_THREAD_SAFETY_ANALYSIS {
 
 // ---- park/ready ----
 
-void park_on(Worker* w, bool (*unlock)(void*), void* arg) {
+namespace {
+
+// Both ways of parking refuse to from inside on_worker_stack (worker_stack.h).
+__attribute__((always_inline)) inline void check_may_park(Worker* w) {
   if (__builtin_expect(w->in_worker_stack, 0))
     fatal("a fiber blocked inside gort::on_worker_stack (only non-blocking work may run there)");
+}
+
+}  // namespace
+
+void park_on(Worker* w, bool (*unlock)(void*), void* arg) {
+  check_may_park(w);
   SwitchRequest req{SwitchRequest::kPark, unlock, arg};
   switch_out<SwitchRequest::kPark>(w, &req);
 }
@@ -48,8 +57,7 @@ void park_on(Worker* w, bool (*unlock)(void*), void* arg) {
 void park(bool (*unlock)(void*), void* arg) { park_on(current_worker(), unlock, arg); }
 
 void park_releasing(Worker* w, Spinlock& lock) GORT_NO_THREAD_SAFETY_ANALYSIS {
-  if (__builtin_expect(w->in_worker_stack, 0))
-    fatal("a fiber blocked inside gort::on_worker_stack (only non-blocking work may run there)");
+  check_may_park(w);
   SwitchRequest req{SwitchRequest::kParkReleasing, nullptr, &lock};
   switch_out<SwitchRequest::kParkReleasing>(w, &req);
 }
@@ -59,7 +67,9 @@ void ready(Fiber* f) {
   // Like Go's goready: the woken fiber runs next on this worker, while the
   // data it was handed is still in cache. A worker thread belongs to the one
   // running scheduler (tls_worker is set only inside its loop), so w->sched
-  // needs no check against current_scheduler().
+  // needs no check against current_scheduler(). This is Scheduler::ready's
+  // worker branch, inlined: calling it costs ~25 instructions per wake-up
+  // (callgrind: ping-pong round trip 528 -> 580 Ir).
   if (Worker* w = current_worker(); __builtin_expect(w != nullptr, 1)) {
     if (w->push_local(f, true)) w->sched->wake_idle_worker();
     return;
