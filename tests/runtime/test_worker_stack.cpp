@@ -99,6 +99,22 @@ TEST_P(WorkerStack, ManyFibersInterleaved) {
   });
 }
 
+// A server calls on_worker_stack for every request, so one worker's stack
+// serves hundreds of thousands of calls: nothing may build up per call. (A
+// fresh context per call, abandoned after it, left a frame on TSan's shadow
+// call stack each time; that stack holds 64 Ki frames, and a TSan build of
+// dumb_fiber crashed after ~65 000 BURNs on one worker.)
+TEST_P(WorkerStack, HundredsOfThousandsOfCallsOnOneWorker) {
+  run([] {
+    constexpr int kCalls = 200000;  // > 64 Ki even in sanitizer builds: the bug needs that many
+    uint64_t sum = 0;
+    for (int i = 0; i < kCalls; ++i) sum += gort::on_worker_stack([i] { return deep(uint32_t(i % 4)); });
+    uint64_t expected = 0;
+    for (int i = 0; i < kCalls; ++i) expected += uint64_t(i % 4) * (i % 4 + 1) / 2;
+    EXPECT_EQ(sum, expected);
+  });
+}
+
 TEST(WorkerStackOutsideFibers, RunsInPlace) {
   EXPECT_EQ(gort::on_worker_stack([] { return deep(100); }), 5050u);
 }
