@@ -93,6 +93,17 @@ def sample_tree(pid, full=True):
     return s
 
 
+def sample_memory(pid):
+    """RSS (KiB) and threads of pid's tree: /proc/<pid>/status only, cheap
+    enough to take once a second even with 10 000 threads."""
+    rss = threads = 0
+    for p in process_tree(pid):
+        m = read_status_kib(p, ("VmRSS", "Threads"))
+        rss += m["VmRSS"]
+        threads += m["Threads"]
+    return rss, threads
+
+
 def kill_tree(pid, sig):
     for p in reversed(process_tree(pid)):
         try:

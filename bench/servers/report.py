@@ -162,6 +162,9 @@ def target_checks(results):
         lines.append(f"{'PASS' if ok else 'FAIL'}  {label}: {detail}")
 
     def why_missing(server, workload, conns):
+        here = get(server, workload, conns)
+        if here is not None and here["failed"]:
+            return f"{server} at {conns} connections: {here['failure']}"
         failed = sorted((r for r in results if r["server"] == server and r["workload"] == workload
                          and r["failed"] and r["connections"] <= conns), key=lambda r: r["connections"])
         if failed:
@@ -213,9 +216,11 @@ def target_checks(results):
     g = get("go-dumb", "course", 10000)
     m = get("dumb_multithreaded", "course", 10000)
     # RSS needs every connection up, not every request answered: a server
-    # that times out some requests under the load still holds the connections.
+    # that times out some requests under the load still holds the
+    # connections.  run.py records rss_kib only from samples taken while
+    # every connection was up.
     def rss_measured(r, conns):
-        return (r is not None and r.get("rss_kib") and not r.get("connect_failures")
+        return (r is not None and bool(r.get("rss_kib"))
                 and (r.get("connections_peak") or 0) >= conns)
 
     for other_name, o in (("go-dumb", g), ("dumb_multithreaded", m)):
@@ -223,17 +228,19 @@ def target_checks(results):
         if not rss_measured(f, 10000) or not rss_measured(o, 10000):
             gone = [n for n, r in (("dumb_fiber", f), (other_name, o)) if not rss_measured(r, 10000)]
             reasons = [why_missing(n, "course", 10000) for n in gone]
-            # For information: the largest count both passed.
-            def passed(r, c):
-                return rss_measured(r, c) and not r["failed"]
+            # For information: the largest count at which both held every
+            # connection at once (failing on timeouts or not).
             both = [c for c in sorted({r["connections"] for r in results}, reverse=True)
-                    if passed(get("dumb_fiber", "course", c), c) and passed(get(other_name, "course", c), c)]
+                    if rss_measured(get("dumb_fiber", "course", c), c)
+                    and rss_measured(get(other_name, "course", c), c)]
             if both:
                 c = both[0]
-                fr = get("dumb_fiber", "course", c)["rss_kib"] / 1024
-                orss = get(other_name, "course", c)["rss_kib"] / 1024
-                reasons.append(f"at {c} connections: dumb_fiber {fr:.1f} MiB, {other_name} {orss:.1f} MiB, "
-                               f"ratio {fr / orss:.2f}")
+                fr_r, o_r = get("dumb_fiber", "course", c), get(other_name, "course", c)
+                fr, orss = fr_r["rss_kib"] / 1024, o_r["rss_kib"] / 1024
+                failing = "".join(f", {n} failing there ({r['failure']})"
+                                  for n, r in (("dumb_fiber", fr_r), (other_name, o_r)) if r["failed"])
+                reasons.append(f"at {c} connections, all up: dumb_fiber {fr:.1f} MiB, {other_name} {orss:.1f} MiB, "
+                               f"ratio {fr / orss:.2f}{failing}")
             missing(label, *reasons)
             continue
         fr, orss = f["rss_kib"] / 1024, o["rss_kib"] / 1024

@@ -12,13 +12,18 @@ Workloads (each server, each connection count):
   ping     closed-loop "PING": each connection sends its next request as soon
            as the previous reply is in (dumb_load --closed-loop)
 
-Connection counts: 100, 1000, 5000, 10000, 50000.  A server that fails a step
-(connections that do not all come up, connect failures, errors + timeouts above
-1% of its requests or above 1% of its connections, or the server dies) is not run at the larger counts of that
-workload; a step that needs more descriptors than the hard RLIMIT_NOFILE allows
-is skipped for everyone.  Each run starts the server afresh on a free port,
-waits until it accepts, runs dumb_load, then stops it (SIGTERM, SIGKILL after a
-bound).  Every subprocess has a timeout.
+Connection counts: 100, 1000, 5000, 10000, 50000.  A server fails a step on
+connections that do not all come up, connect failures, errors + timeouts above
+1% of its requests or above 1% of its connections, or when it dies.  After a
+failed step, a server that still had every connection up at once (so that
+step has a measured window) goes on to the larger counts up to 10 000, the
+steps every server is measured at, its runs marked failed, so that its CPU
+and memory there are on record; a server that could not hold its
+connections is not run at larger counts, and 50 000 is run only by servers
+that passed every smaller step.  A step that needs more descriptors than the
+hard RLIMIT_NOFILE allows is skipped for everyone.  Each run starts the
+server afresh on a free port, waits until it accepts, runs dumb_load, then
+stops it (SIGTERM, SIGKILL after a bound).  Every subprocess has a timeout.
 
 Noise: before each run the script waits (up to 1 min) until the rest of the
 machine is idle, and a step during whose window other processes used more
@@ -38,8 +43,10 @@ the final drain excluded).  Over that window, from /proc (summed over the
 server's process tree, so dumb_prefork's workers count): server CPU time, user
 and system, and context switches (per thread, summed), and the CPU the rest
 of the machine used meanwhile (/proc/stat, with the hypervisor's steal
-apart: the noise); at its end: RSS
-(VmRSS), threads; over the whole run: peak RSS (VmHWM).  Requests in the
+apart: the noise); at each progress line of the window on which every
+connection is up: RSS (VmRSS) and threads, the largest RSS kept (not at the
+window's end, when dumb_load may be closing connections); over the whole
+run: peak RSS (VmHWM).  Requests in the
 window come from the progress lines' cumulative "ok" counts; server CPU
 microseconds per request = window CPU / window requests is the headline.
 Latency percentiles, errors and timeouts are dumb_load's own, over its whole
@@ -76,7 +83,7 @@ import time
 from pathlib import Path
 
 import report
-from procstat import kill_tree, machine_cpu, sample_tree
+from procstat import kill_tree, machine_cpu, sample_memory, sample_tree
 from report import fmt, log
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,6 +92,7 @@ GO_DUMB_SRC = ROOT / "bench" / "peers" / "go-dumb"
 NODE_DUMB = ROOT / "bench" / "peers" / "node" / "dumb.js"
 
 FULL_CONNECTIONS = [100, 1000, 5000, 10000, 50000]
+MEASURED_UP_TO = 10000       # failed servers that still hold their connections run up to here
 QUICK_CONNECTIONS = [100, 1000]
 WORKLOADS = {
     "course": ["--cmd", "BURN 300", "--rate", "10"],
@@ -281,6 +289,7 @@ def measure(proc, load_cmd, duration, conns, log_prefix):
     t_start = time.monotonic()
     deadline = t_start + duration + 45 + conns / 500  # dialling, the drain, slack
     start = end = None   # (progress dict, server sample, load sample, monotonic time)
+    mem = (0, 0)         # the largest RSS (KiB) sampled in the window with every connection up, threads then
     peak_hwm = 0
     buf = b""
     fd = load.stderr.fileno()
@@ -315,6 +324,14 @@ def measure(proc, load_cmd, duration, conns, log_prefix):
             elif start is not None and p["t"] >= duration:
                 end = (p, sample_tree(proc.pid), sample_tree(load.pid, full=False), time.monotonic(),
                        machine_cpu())
+            if end is None and start is not None and p["conns"] >= conns:
+                # Memory while every connection is up, once a second.  Not
+                # at the window's end: by then dumb_load may be closing
+                # connections, and a thread-per-connection server's threads
+                # (and their stacks) go with them.
+                rss, threads = sample_memory(proc.pid)
+                if rss > mem[0]:
+                    mem = (rss, threads)
     try:
         load.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -354,7 +371,8 @@ def measure(proc, load_cmd, duration, conns, log_prefix):
             # The noise: CPU the rest of the machine used meanwhile, and steal.
             "other_cpu_util": round(max(0.0, (busy_e - busy_s) - cpu_user - cpu_sys - load_cpu) / win, 3),
             "steal_util": round((steal_e - steal_s) / win, 3),
-            "rss_kib": se["rss_kib"], "threads": se["threads"], "processes": se["processes"],
+            "rss_kib": mem[0] or None, "threads": mem[1] or None, "processes": se["processes"],
+            "rss_at_window_end_kib": se["rss_kib"], "threads_at_window_end": se["threads"],
             "vcsw": se["vcsw"] - ss["vcsw"], "ivcsw": se["ivcsw"] - ss["ivcsw"],
             "ctx_switches": (se["vcsw"] - ss["vcsw"]) + (se["ivcsw"] - ss["ivcsw"]),
             "ctx_switches_per_request": round(((se["vcsw"] - ss["vcsw"]) + (se["ivcsw"] - ss["ivcsw"])) / reqs, 3)
@@ -490,7 +508,8 @@ def parse_args(argv):
                     help="run each step N times (a fresh server each time) and report the median "
                          "of every figure; a step fails if any repetition fails (default 1)")
     ap.add_argument("--replot", type=Path, default=None,
-                    help="redo tables, plots and target checks from a results.json, running nothing")
+                    help="redo tables, plots and target checks from a results.json (or the directory "
+                         "holding one), running nothing")
     a = ap.parse_args(argv)
     a.duration = a.duration or (3.0 if a.quick else 10.0)
     a.build = a.build.resolve()
@@ -502,7 +521,12 @@ def main(argv):
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.replot:
-        data = json.loads(args.replot.read_text())
+        source = args.replot / "results.json" if args.replot.is_dir() else args.replot
+        try:
+            data = json.loads(source.read_text())
+        except (OSError, ValueError) as e:
+            log(f"--replot {args.replot}: cannot read results: {e}")
+            return 2
         report.write_report(data, args.out)
         return 0
     (args.out / "logs").mkdir(exist_ok=True)
@@ -593,10 +617,11 @@ def main(argv):
     done, t0 = 0, time.monotonic()
     budget = NoiseBudget(NOISE_BUDGET)
     for workload in workloads:
-        dropped = {}  # server -> the step it failed
+        dropped = {}  # server -> the step it failed without holding its connections
+        limited = {}  # server -> the first step it failed while holding them
         for conns in runnable_steps:
             for name in servers:
-                if name in dropped:
+                if name in dropped or (name in limited and conns > MEASURED_UP_TO):
                     done += args.repeat
                     continue
                 elapsed = time.monotonic() - t0
@@ -616,14 +641,22 @@ def main(argv):
                            f"load CPU {fmt((r.get('load_cpu_util') or 0) * 100, 0)}%")
                 if r["failed"]:
                     summary += f"  FAILED: {r['failure']}"
-                    dropped[name] = conns
+                    if r.get("rss_kib") is None:
+                        dropped[name] = conns
+                    else:
+                        limited.setdefault(name, conns)
                 log(summary)
                 (args.out / "results.json").write_text(json.dumps(data, indent=1))
         for name, conns in dropped.items():
             larger = [c for c in runnable_steps if c > conns]
             if larger:
-                notes.append(f"{workload}: {name} failed at {conns} connections; not run at "
-                             f"{', '.join(map(str, larger))}")
+                notes.append(f"{workload}: {name} failed at {conns} connections without holding them all; "
+                             f"not run at {', '.join(map(str, larger))}")
+        for name, conns in limited.items():
+            larger = [c for c in runnable_steps if c > MEASURED_UP_TO]
+            notes.append(f"{workload}: {name} failed at {conns} connections but held them all; run as a "
+                         f"failing server up to {MEASURED_UP_TO}"
+                         + (f", not at {', '.join(map(str, larger))}" if larger else ""))
     data["wall_s"] = round(time.monotonic() - t0, 1)
     (args.out / "results.json").write_text(json.dumps(data, indent=1))
     log(f"done in {data['wall_s'] / 60:.1f} min; results in {args.out}")
