@@ -22,6 +22,10 @@
 //  * Replies: each request line's expected reply is computed once from the
 //    protocol module (a STREAM's n bytes are read and counted, then DONE);
 //    anything else is an error.
+//  * Send lag (open loop): how late dumb_load itself sent each request after
+//    its intended time -- its own queueing, which the latency includes.  A
+//    tail in the latency that is also in the send lag is the load
+//    generator's, not the server's.
 //  * Latencies go to kShards relaxed-atomic histograms (histogram.h),
 //    connection i to shard i % kShards; the controller merges snapshots and
 //    subtracts the previous one for the last second or the last ramp step.
@@ -47,6 +51,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <span>
 #include <string>
@@ -117,6 +122,7 @@ struct Shared {
   std::vector<Exchange> exchanges;
   gort::Chan<char> dial_slots;  // a semaphore: send to take a slot, receive to give it back
   std::array<load::Histogram, kShards> latency;
+  std::array<load::Histogram, kShards> send_lag;  // open loop: actual send - intended send
   std::atomic<std::uint64_t> ok{0}, timeouts{0}, errors{0}, connect_failures{0};
   std::atomic<int> connected{0};
   std::atomic<int> active{0};  // connection fibers alive
@@ -132,9 +138,11 @@ struct Shared {
     return {ok.load(std::memory_order_relaxed), timeouts.load(std::memory_order_relaxed),
             errors.load(std::memory_order_relaxed), connect_failures.load(std::memory_order_relaxed)};
   }
-  load::HistogramData snapshot() const {
+  load::HistogramData snapshot() const { return merged(latency); }
+  load::HistogramData send_lag_snapshot() const { return merged(send_lag); }
+  static load::HistogramData merged(const std::array<load::Histogram, kShards>& shards) {
     load::HistogramData all;
-    for (const auto& shard : latency) shard.snapshot_into(all);
+    for (const auto& shard : shards) shard.snapshot_into(all);
     return all;
   }
 };
@@ -204,6 +212,7 @@ void run_connection(Shared& s, int index) {
   std::minstd_rand rng(std::uint32_t(index) * 2654435761u + 1);
   const auto interval = nanoseconds(std::int64_t(1e9 / o.rate));
   load::Histogram& latency = s.latency[std::size_t(index % kShards)];
+  load::Histogram& send_lag = s.send_lag[std::size_t(index % kShards)];
   std::size_t next_command = std::size_t(index) % s.exchanges.size();
   std::unique_ptr<char[]> scratch;
   nanoseconds backoff = kFirstBackoff;
@@ -237,7 +246,10 @@ void run_connection(Shared& s, int index) {
         if (s.stopping.load(std::memory_order_relaxed)) break;
         const Exchange& e = s.exchanges[next_command];
         next_command = (next_command + 1) % s.exchanges.size();
-        Outcome r = exchange(*conn, e, Clock::now() + o.timeout, scratch, &why);
+        const auto sent = Clock::now();
+        if (!o.closed_loop)
+          send_lag.record(std::uint64_t(std::chrono::duration_cast<nanoseconds>(sent - intended).count()));
+        Outcome r = exchange(*conn, e, sent + o.timeout, scratch, &why);
         if (r == Outcome::ok) {
           latency.record(std::uint64_t(std::chrono::duration_cast<nanoseconds>(Clock::now() - intended).count()));
           s.ok.fetch_add(1, std::memory_order_relaxed);
@@ -308,6 +320,12 @@ class Controller {
         load::HistogramData current = s_.snapshot();
         load::Totals totals = s_.totals();
         if (progress_) print_progress(current.since(last), totals.ok - last_totals.ok, totals, target);
+        // The steady state starts at the first tick with every connection up
+        // (bench/servers' measured window starts at the same progress line).
+        if (!o_.ramp && !all_up_ && s_.connected.load(std::memory_order_relaxed) >= o_.connections) {
+          all_up_ = current;
+          all_up_s_ = std::chrono::duration<double>(now - start_).count();
+        }
         last = std::move(current);
         last_totals = totals;
         next_tick += 1s;
@@ -377,6 +395,11 @@ class Controller {
     summary.elapsed_s = std::chrono::duration<double>(stopped - start_).count();
     summary.totals = s_.totals();
     summary.latency = s_.snapshot();
+    summary.send_lag = s_.send_lag_snapshot();
+    if (all_up_) {
+      summary.latency_all_up = summary.latency.since(*all_up_);
+      summary.all_up_s = all_up_s_;
+    }
     summary.connections_peak = peak_;
     {
       std::lock_guard lock(s_.kinds_mutex);
@@ -421,6 +444,8 @@ class Controller {
   bool line_open_ = false;
   bool interrupted_ = false;
   int peak_ = 0;
+  std::optional<load::HistogramData> all_up_;  // latencies up to the first tick with every connection up
+  double all_up_s_ = 0;                        // that tick, seconds from the start
   Clock::time_point start_;
 };
 

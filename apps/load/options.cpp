@@ -230,6 +230,12 @@ loop), with latencies in a log-linear histogram.
   --workers N             gort worker threads (default: CPUs, or GORT_PROCS)
   --help                  print this and exit
 
+The summary gives latency percentiles over the whole run (dialling included)
+and, without --ramp, over the steady state: the requests answered once every
+connection was up.  Open loop, it also gives the send lag, how late dumb_load
+itself sent each request: a tail there is the load generator's, not the
+server's.
+
 Durations: 10 (seconds), 2.5s, 250ms, 100us, 1m.  Exit status: 2 on a bad
 flag; otherwise 0 when every request succeeded (with --ramp: when the ramp
 ran), 1 when any failed or timed out or nothing could connect.

@@ -69,6 +69,20 @@ void print_summary(std::FILE* out, const Summary& s) {
                format_ms(h.percentile(0.99)).c_str(), format_ms(h.percentile(0.999)).c_str(),
                format_ms(h.max()).c_str(), format_ms(std::uint64_t(h.mean())).c_str(),
                o.closed_loop ? "" : "; from the intended send time");
+  if (s.latency_all_up) {
+    const HistogramData& a = *s.latency_all_up;
+    std::fprintf(out, "  all up       p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (from %.0f s, when every connection was up)\n",
+                 format_ms(a.percentile(0.50)).c_str(), format_ms(a.percentile(0.90)).c_str(),
+                 format_ms(a.percentile(0.99)).c_str(), format_ms(a.percentile(0.999)).c_str(),
+                 format_ms(a.max()).c_str(), s.all_up_s);
+  }
+  if (!o.closed_loop && s.send_lag.count() > 0) {
+    const HistogramData& g = s.send_lag;
+    std::fprintf(out, "  send lag     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (dumb_load's own delay, in the latency)\n",
+                 format_ms(g.percentile(0.50)).c_str(), format_ms(g.percentile(0.90)).c_str(),
+                 format_ms(g.percentile(0.99)).c_str(), format_ms(g.percentile(0.999)).c_str(),
+                 format_ms(g.max()).c_str());
+  }
   for (const auto& [kind, n] : s.error_kinds)
     std::fprintf(out, "  failure      %llu x %s\n", (unsigned long long)n, kind.c_str());
   if (s.ramp) {
@@ -105,6 +119,20 @@ void print_json(std::FILE* out, const Summary& s) {
                "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f,\"mean\":%.3f},",
                ms(h.percentile(0.5)), ms(h.percentile(0.9)), ms(h.percentile(0.99)), ms(h.percentile(0.999)),
                ms(h.max()), h.mean() / 1e6);
+  if (s.latency_all_up) {
+    const HistogramData& a = *s.latency_all_up;
+    std::fprintf(out,
+                 "\"all_up_s\":%.3f,\"latency_all_up_ms\":{\"requests\":%llu,\"p50\":%.3f,\"p90\":%.3f,"
+                 "\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},",
+                 s.all_up_s, (unsigned long long)a.count(), ms(a.percentile(0.5)), ms(a.percentile(0.9)),
+                 ms(a.percentile(0.99)), ms(a.percentile(0.999)), ms(a.max()));
+  }
+  if (!o.closed_loop) {
+    const HistogramData& g = s.send_lag;
+    std::fprintf(out, "\"send_lag_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},",
+                 ms(g.percentile(0.5)), ms(g.percentile(0.9)), ms(g.percentile(0.99)), ms(g.percentile(0.999)),
+                 ms(g.max()));
+  }
   std::fprintf(out, "\"failures\":{");
   bool first = true;
   for (const auto& [kind, n] : s.error_kinds) {

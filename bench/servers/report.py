@@ -21,7 +21,8 @@ def log(msg):
 
 CSV_FIELDS = ["workload", "server", "connections", "failed", "failure", "load_generator_bound",
               "window_throughput", "throughput", "requests", "ok", "errors", "timeouts",
-              "connect_failures", "p50_ms", "p99_ms", "p999_ms", "max_ms",
+              "connect_failures", "steady_p50_ms", "steady_p99_ms", "steady_p999_ms", "steady_max_ms",
+              "p50_ms", "p99_ms", "p999_ms", "max_ms", "send_lag_p99_ms",
               "cpu_us_per_request", "server_cpu_user_s", "server_cpu_sys_s", "server_cpu_util",
               "load_cpu_s", "load_cpu_util", "other_cpu_util", "steal_util", "rss_kib", "peak_rss_kib", "threads", "processes",
               "vcsw", "ivcsw", "ctx_switches_per_request", "window_s", "window_requests"]
@@ -37,8 +38,8 @@ def write_csv(path, results):
 
 PLOTS = [  # (file stem, field, y label, log y)
     ("throughput", "window_throughput", "requests/s (measured window)", False),
-    ("p99", "p99_ms", "p99 latency (ms)", True),
-    ("rss", "rss_mib", "server RSS at the end of the window (MiB)", True),
+    ("p99", "steady_p99_ms", "p99 latency, every connection up (ms)", True),
+    ("rss", "rss_mib", "server RSS, every connection up (MiB)", True),
     ("cpu_per_request", "cpu_us_per_request", "server CPU time per request (µs)", True),
 ]
 
@@ -123,10 +124,10 @@ def print_tables(results, servers):
         if not rows:
             continue
         print(f"\n## {WORKLOAD_TITLES[workload]}\n")
-        print("| server | conns | req/s | p50 ms | p99 ms | p99.9 ms | err+to | server CPU µs/req "
+        print("| server | conns | req/s | p50 ms | p99 ms | p99.9 ms | p99 run | err+to | server CPU µs/req "
               "| user/sys s | server CPU | RSS MiB | peak MiB | threads | ctx sw/req | load CPU | other CPU "
               "| note |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|")
         for name in servers:
             for r in sorted((r for r in rows if r["server"] == name), key=lambda r: r["connections"]):
                 note = ("FAILED: " + r["failure"]) if r["failed"] else ""
@@ -134,7 +135,8 @@ def print_tables(results, servers):
                     note = (note + "; " if note else "") + "load-generator-bound"
                 bad = None if r.get("errors") is None else (r["errors"] or 0) + (r.get("timeouts") or 0)
                 print(f"| {name} | {r['connections']} | {fmt(r.get('window_throughput'), 0)} "
-                      f"| {fmt(r.get('p50_ms'), 2)} | {fmt(r.get('p99_ms'), 2)} | {fmt(r.get('p999_ms'), 2)} "
+                      f"| {fmt(r.get('steady_p50_ms'), 2)} | {fmt(r.get('steady_p99_ms'), 2)} "
+                      f"| {fmt(r.get('steady_p999_ms'), 2)} | {fmt(r.get('p99_ms'), 2)} "
                       f"| {fmt(bad)} | {fmt(r.get('cpu_us_per_request'), 1)} "
                       f"| {fmt(r.get('server_cpu_user_s'), 2)}/{fmt(r.get('server_cpu_sys_s'), 2)} "
                       f"| {pct(r.get('server_cpu_util'))} "
@@ -157,6 +159,14 @@ def target_checks(results):
         return None
 
     lines = []
+
+    # The p99 the targets use: of the requests answered once every
+    # connection was up (the steady state the workload describes), as the
+    # CPU figures are over that window.  Results recorded before dumb_load
+    # reported it have only the whole run's.
+    def steady_p99(r):
+        v = r.get("steady_p99_ms")
+        return v if v is not None else r.get("p99_ms")
 
     def check(label, ok, detail):
         lines.append(f"{'PASS' if ok else 'FAIL'}  {label}: {detail}")
@@ -197,9 +207,11 @@ def target_checks(results):
         check(f"{label} throughput >= go-dumb and dumb_epoll_workers", ft >= gt and ft >= et,
               f"dumb_fiber {ft:.0f}/s, go-dumb {gt:.0f}/s ({ft / gt:.2f}x), "
               f"dumb_epoll_workers {et:.0f}/s ({ft / et:.2f}x){note}")
-        fp, gp, ep = f["p99_ms"], g["p99_ms"], e["p99_ms"]
-        check(f"{label} p99 <= go-dumb and dumb_epoll_workers", fp <= gp and fp <= ep,
-              f"dumb_fiber {fp:.2f} ms, go-dumb {gp:.2f} ms, dumb_epoll_workers {ep:.2f} ms")
+        fp, gp, ep = steady_p99(f), steady_p99(g), steady_p99(e)
+        check(f"{label} p99 <= go-dumb and dumb_epoll_workers", None not in (fp, gp, ep) and fp <= gp and fp <= ep,
+              f"with every connection up: dumb_fiber {fmt(fp, 2)} ms, go-dumb {fmt(gp, 2)} ms, "
+              f"dumb_epoll_workers {fmt(ep, 2)} ms; over the whole run, dialling included: "
+              f"{fmt(f.get('p99_ms'), 2)}, {fmt(g.get('p99_ms'), 2)}, {fmt(e.get('p99_ms'), 2)} ms")
     f = get("dumb_fiber", "course", 5000)
     label = "course @5000"
     if f is None or f.get("load_json") is None or not f["load_json"]:
@@ -210,8 +222,10 @@ def target_checks(results):
               f"errors {f.get('errors')}, timeouts {f.get('timeouts')}, connect failures "
               f"{f.get('connect_failures')}, {f.get('requests')} requests"
               + (f" ({f['failure']})" if f["failed"] else ""))
-        p99 = f.get("p99_ms")
-        check(f"{label} dumb_fiber p99 <= 10 ms", p99 is not None and p99 <= 10.0, f"p99 {fmt(p99, 2)} ms")
+        p99 = steady_p99(f)
+        check(f"{label} dumb_fiber p99 <= 10 ms", p99 is not None and p99 <= 10.0,
+              f"p99 {fmt(p99, 2)} ms with every connection up; {fmt(f.get('p99_ms'), 2)} ms over the whole "
+              f"run, dialling included; dumb_load's send lag p99 {fmt(f.get('send_lag_p99_ms'), 2)} ms")
     f = get("dumb_fiber", "course", 10000)
     g = get("go-dumb", "course", 10000)
     m = get("dumb_multithreaded", "course", 10000)

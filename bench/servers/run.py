@@ -49,8 +49,11 @@ window's end, when dumb_load may be closing connections); over the whole
 run: peak RSS (VmHWM).  Requests in the
 window come from the progress lines' cumulative "ok" counts; server CPU
 microseconds per request = window CPU / window requests is the headline.
-Latency percentiles, errors and timeouts are dumb_load's own, over its whole
-run.  dumb_load's CPU over the window is recorded too: at >= 90% of its core
+Latency percentiles are dumb_load's own: over its whole run (dialling
+included) and over the steady state, the requests answered once every
+connection was up (the tables and target checks use the latter); errors and
+timeouts over the whole run.  dumb_load's send lag (how late it sent each
+request, open loop) tells its own queueing apart from the server's.  dumb_load's CPU over the window is recorded too: at >= 90% of its core
 the run is flagged load-generator-bound (throughput then measures the load
 generator, not the server; CPU per request still compares servers).
 
@@ -352,6 +355,12 @@ def measure(proc, load_cmd, duration, conns, log_prefix):
     lat = summary.get("latency_ms", {})
     for k in ("p50", "p90", "p99", "p999", "max", "mean"):
         out[f"{k}_ms"] = lat.get(k)
+    # The steady state: requests answered once every connection was up
+    # (dumb_load starts it at the progress line the window starts at).
+    steady = summary.get("latency_all_up_ms", {})
+    for k in ("p50", "p90", "p99", "p999", "max"):
+        out[f"steady_{k}_ms"] = steady.get(k)
+    out["send_lag_p99_ms"] = summary.get("send_lag_ms", {}).get("p99")
     if start and end and end[3] > start[3]:
         ps, ss, ls, ts, (busy_s, steal_s) = start
         pe, se, le, te, (busy_e, steal_e) = end
