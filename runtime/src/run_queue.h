@@ -122,8 +122,20 @@ class RunQueue {
       uint32_t t = tail_.load(std::memory_order_relaxed);
       if (h == t) return nullptr;
       Fiber* f = slots_[h % kCapacity].load(std::memory_order_relaxed);
-      if (head_.compare_exchange_weak(h, h + 1, std::memory_order_release, std::memory_order_relaxed))
+      if (head_.compare_exchange_weak(h, h + 1, std::memory_order_release, std::memory_order_relaxed)) {
+        // Start loading the control block of the fiber behind f: switching
+        // to a fiber first touches its state and saved context, and with
+        // thousands of fibers (a server's connections, readied by the
+        // poller into this ring) that line and its page's TLB entry are
+        // rarely cached. f runs meanwhile, time enough for the load
+        // (measured at 10 000 connections: ~1 % of the server's CPU moved
+        // out of park_on and the context switch). A hint only: a thief may
+        // take that fiber first, and a prefetch of a block that is gone
+        // does not fault. The next slot needs none: whoever filled it just
+        // touched that fiber.
+        if (h + 1 != t) __builtin_prefetch(slots_[(h + 1) % kCapacity].load(std::memory_order_relaxed));
         return f;
+      }
     }
   }
 
