@@ -27,6 +27,23 @@ std::string json_string(std::string_view s) {
 
 double ms(std::uint64_t ns) { return double(ns) / 1e6; }
 
+// "p50 X  p90 X  p99 X  p99.9 X  max X": a latency line of the summary.
+std::string percentiles_text(const HistogramData& h) {
+  return "p50 " + format_ms(h.percentile(0.50)) + "  p90 " + format_ms(h.percentile(0.90)) +
+         "  p99 " + format_ms(h.percentile(0.99)) + "  p99.9 " + format_ms(h.percentile(0.999)) +
+         "  max " + format_ms(h.max());
+}
+
+// "p50":..,"p90":..,"p99":..,"p999":..,"max":.. in ms: the members every
+// latency object of the JSON summary has.
+std::string percentiles_json(const HistogramData& h) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f",
+                ms(h.percentile(0.5)), ms(h.percentile(0.9)), ms(h.percentile(0.99)), ms(h.percentile(0.999)),
+                ms(h.max()));
+  return buf;
+}
+
 void print_step_json(std::FILE* out, const char* name, const std::optional<StepResult>& step) {
   if (!step) {
     std::fprintf(out, "\"%s\":null", name);
@@ -64,25 +81,14 @@ void print_summary(std::FILE* out, const Summary& s) {
                (unsigned long long)t.connect_failures, s.connections_peak);
   std::fprintf(out, "  throughput   %.0f requests/s\n", s.elapsed_s > 0 ? double(t.ok) / s.elapsed_s : 0.0);
   const HistogramData& h = s.latency;
-  std::fprintf(out, "  latency      p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (mean %s%s)\n",
-               format_ms(h.percentile(0.50)).c_str(), format_ms(h.percentile(0.90)).c_str(),
-               format_ms(h.percentile(0.99)).c_str(), format_ms(h.percentile(0.999)).c_str(),
-               format_ms(h.max()).c_str(), format_ms(std::uint64_t(h.mean())).c_str(),
-               o.closed_loop ? "" : "; from the intended send time");
-  if (s.latency_all_up) {
-    const HistogramData& a = *s.latency_all_up;
-    std::fprintf(out, "  all up       p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (from %.0f s, when every connection was up)\n",
-                 format_ms(a.percentile(0.50)).c_str(), format_ms(a.percentile(0.90)).c_str(),
-                 format_ms(a.percentile(0.99)).c_str(), format_ms(a.percentile(0.999)).c_str(),
-                 format_ms(a.max()).c_str(), s.all_up_s);
-  }
-  if (!o.closed_loop && s.send_lag.count() > 0) {
-    const HistogramData& g = s.send_lag;
-    std::fprintf(out, "  send lag     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (dumb_load's own delay, in the latency)\n",
-                 format_ms(g.percentile(0.50)).c_str(), format_ms(g.percentile(0.90)).c_str(),
-                 format_ms(g.percentile(0.99)).c_str(), format_ms(g.percentile(0.999)).c_str(),
-                 format_ms(g.max()).c_str());
-  }
+  std::fprintf(out, "  latency      %s  (mean %s%s)\n", percentiles_text(h).c_str(),
+               format_ms(std::uint64_t(h.mean())).c_str(), o.closed_loop ? "" : "; from the intended send time");
+  if (s.latency_all_up)
+    std::fprintf(out, "  all up       %s  (from %.0f s, when every connection was up)\n",
+                 percentiles_text(*s.latency_all_up).c_str(), s.all_up_s);
+  if (!o.closed_loop && s.send_lag.count() > 0)
+    std::fprintf(out, "  send lag     %s  (dumb_load's own delay, in the latency)\n",
+                 percentiles_text(s.send_lag).c_str());
   for (const auto& [kind, n] : s.error_kinds)
     std::fprintf(out, "  failure      %llu x %s\n", (unsigned long long)n, kind.c_str());
   if (s.ramp) {
@@ -115,24 +121,11 @@ void print_json(std::FILE* out, const Summary& s) {
                (unsigned long long)t.ok, (unsigned long long)t.timeouts, (unsigned long long)t.errors,
                (unsigned long long)t.connect_failures, s.connections_peak,
                s.elapsed_s > 0 ? double(t.ok) / s.elapsed_s : 0.0);
-  std::fprintf(out,
-               "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f,\"mean\":%.3f},",
-               ms(h.percentile(0.5)), ms(h.percentile(0.9)), ms(h.percentile(0.99)), ms(h.percentile(0.999)),
-               ms(h.max()), h.mean() / 1e6);
-  if (s.latency_all_up) {
-    const HistogramData& a = *s.latency_all_up;
-    std::fprintf(out,
-                 "\"all_up_s\":%.3f,\"latency_all_up_ms\":{\"requests\":%llu,\"p50\":%.3f,\"p90\":%.3f,"
-                 "\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},",
-                 s.all_up_s, (unsigned long long)a.count(), ms(a.percentile(0.5)), ms(a.percentile(0.9)),
-                 ms(a.percentile(0.99)), ms(a.percentile(0.999)), ms(a.max()));
-  }
-  if (!o.closed_loop) {
-    const HistogramData& g = s.send_lag;
-    std::fprintf(out, "\"send_lag_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},",
-                 ms(g.percentile(0.5)), ms(g.percentile(0.9)), ms(g.percentile(0.99)), ms(g.percentile(0.999)),
-                 ms(g.max()));
-  }
+  std::fprintf(out, "\"latency_ms\":{%s,\"mean\":%.3f},", percentiles_json(h).c_str(), h.mean() / 1e6);
+  if (s.latency_all_up)
+    std::fprintf(out, "\"all_up_s\":%.3f,\"latency_all_up_ms\":{\"requests\":%llu,%s},", s.all_up_s,
+                 (unsigned long long)s.latency_all_up->count(), percentiles_json(*s.latency_all_up).c_str());
+  if (!o.closed_loop) std::fprintf(out, "\"send_lag_ms\":{%s},", percentiles_json(s.send_lag).c_str());
   std::fprintf(out, "\"failures\":{");
   bool first = true;
   for (const auto& [kind, n] : s.error_kinds) {

@@ -53,8 +53,9 @@ Latency percentiles are dumb_load's own: over its whole run (dialling
 included) and over the steady state, the requests answered once every
 connection was up (the tables and target checks use the latter); errors and
 timeouts over the whole run.  dumb_load's send lag (how late it sent each
-request, open loop) tells its own queueing apart from the server's.  dumb_load's CPU over the window is recorded too: at >= 90% of its core
-the run is flagged load-generator-bound (throughput then measures the load
+request, open loop) tells its own queueing apart from the server's.
+dumb_load's CPU over the window is recorded too: at >= 90% of its core the
+run is flagged load-generator-bound (throughput then measures the load
 generator, not the server; CPU per request still compares servers).
 
 Output (default build/bench-servers/): results.json (everything, raw),

@@ -121,6 +121,13 @@ TimerHeap& heap_for(Scheduler* s) {
   return (w != nullptr && w->sched == s) ? w->timers : s->workers[0]->timers;
 }
 
+// Puts a deadline timer (in no heap) into one for `when`, waking a worker
+// if it is now the earliest. Adds happen under pd->lock only.
+void arm(PollDesc* pd, DeadlineTimer& t, int64_t when) GORT_REQUIRES(pd->lock) {
+  t.when = when;
+  if (heap_for(pd->sched).add(&t)) pd->sched->wake_worker_for_timer(when);
+}
+
 void deadline_fired(TimerNode* node) {
   auto* t = static_cast<DeadlineTimer*>(node);
   PollDesc* pd = t->pd;
@@ -137,10 +144,7 @@ void deadline_fired(TimerNode* node) {
       // was): arm it again for the current deadline. Only if no one re-armed
       // it meanwhile: adds happen under pd->lock only, so owner == null here
       // means it is in no heap and nobody else can add it.
-      if (t->owner.load(std::memory_order_acquire) == nullptr) {
-        t->when = d;
-        if (heap_for(pd->sched).add(t)) pd->sched->wake_worker_for_timer(d);
-      }
+      if (t->owner.load(std::memory_order_acquire) == nullptr) arm(pd, *t, d);
       return;
     }
     deadline.store(-1, std::memory_order_seq_cst);
@@ -177,8 +181,7 @@ Fiber* set_one_deadline(PollDesc* pd, PollMode mode, int64_t deadline_ns) GORT_R
     return unblock(slot_of(pd, mode), false);
   }
   deadline.store(deadline_ns, std::memory_order_seq_cst);
-  t.when = deadline_ns;
-  if (heap_for(pd->sched).add(&t)) pd->sched->wake_worker_for_timer(deadline_ns);
+  arm(pd, t, deadline_ns);
   return nullptr;
 }
 

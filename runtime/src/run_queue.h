@@ -47,14 +47,9 @@ class RunQueue {
   // The common case (room in the ring) is inline; the overflow is not.
   template <class Overflow>
   __attribute__((always_inline)) void push(Fiber* f, Overflow&& overflow) {
-    uint32_t h = head_.load(std::memory_order_acquire);  // pairs with thieves' CAS
-    uint32_t t = tail_.load(std::memory_order_relaxed);  // only we write it
-    if (__builtin_expect(t - h < kCapacity, 1)) {
-      slots_[t % kCapacity].store(f, std::memory_order_relaxed);
-      tail_.store(t + 1, std::memory_order_release);     // publishes the slot
-      return;
-    }
-    push_slow(f, overflow);
+    uint32_t h;
+    if (__builtin_expect(try_append(f, h), 1)) return;
+    push_slow(f, h, overflow);
   }
 
   // Puts f in the next slot; returns the fiber it displaced (to be pushed), or null.
@@ -128,8 +123,8 @@ class RunQueue {
         // thousands of fibers (a server's connections, readied by the
         // poller into this ring) that line and its page's TLB entry are
         // rarely cached. f runs meanwhile, time enough for the load
-        // (measured at 10 000 connections: ~1 % of the server's CPU moved
-        // out of park_on and the context switch). A hint only: a thief may
+        // (measured at 10 000 connections: ~3 % less server CPU per request,
+        // docs/ARCHITECTURE.md). A hint only: a thief may
         // take that fiber first, and a prefetch of a block that is gone
         // does not fault. The next slot needs none: whoever filled it just
         // touched that fiber.
@@ -139,22 +134,29 @@ class RunQueue {
     }
   }
 
+  // Appends f if the ring has room (owner only). If not, h is the head at
+  // which it was full: the kCapacity slots from h are taken.
+  __attribute__((always_inline)) bool try_append(Fiber* f, uint32_t& h) {
+    h = head_.load(std::memory_order_acquire);           // pairs with thieves' CAS
+    uint32_t t = tail_.load(std::memory_order_relaxed);  // only we write it
+    if (t - h >= kCapacity) return false;
+    slots_[t % kCapacity].store(f, std::memory_order_relaxed);
+    tail_.store(t + 1, std::memory_order_release);       // publishes the slot
+    return true;
+  }
+
   template <class Overflow>
-  __attribute__((noinline)) void push_slow(Fiber* f, Overflow& overflow) {
+  // The ring was full at head h: move its older half and f to overflow.
+  __attribute__((noinline)) void push_slow(Fiber* f, uint32_t h, Overflow& overflow) {
     for (;;) {
-      uint32_t h = head_.load(std::memory_order_acquire);  // pairs with thieves' CAS
-      uint32_t t = tail_.load(std::memory_order_relaxed);  // only we write it
-      if (t - h < kCapacity) {
-        slots_[t % kCapacity].store(f, std::memory_order_relaxed);
-        tail_.store(t + 1, std::memory_order_release);     // publishes the slot
-        return;
-      }
       Fiber* batch[kCapacity / 2 + 1];
       uint32_t n = kCapacity / 2;
       for (uint32_t i = 0; i < n; ++i) batch[i] = slots_[(h + i) % kCapacity].load(std::memory_order_relaxed);
       // release: as pop's CAS (a thief that copied these slots has claimed them first).
-      if (!head_.compare_exchange_strong(h, h + n, std::memory_order_release, std::memory_order_relaxed))
-        continue;  // a thief took some; the ring has room now
+      if (!head_.compare_exchange_strong(h, h + n, std::memory_order_release, std::memory_order_relaxed)) {
+        if (try_append(f, h)) return;  // a thief took some; the ring has room now
+        continue;
+      }
       batch[n] = f;
       overflow(batch, n + 1);
       return;
