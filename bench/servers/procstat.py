@@ -120,3 +120,21 @@ def machine_cpu():
         v = [int(x) for x in f.readline().split()[1:9]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = v
     return (user + nice + system + irq + softirq) / CLK_TCK, steal / CLK_TCK
+
+
+def softirq_seconds(cpus):
+    """Softirq time (s) since boot on the given CPUs (all if None), from
+    /proc/stat.  On loopback the kernel does the receiving side's TCP work
+    in softirq on the sender's CPU, and runs a socket's delayed-ACK timer
+    on the CPU where it was armed: part of this time on the server's CPUs is
+    the load generator's TCP work, yet it is charged to whatever task was
+    running there -- mostly the server."""
+    total = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            if not line.startswith("cpu") or line.startswith("cpu "):
+                continue
+            fields = line.split()
+            if cpus is None or int(fields[0][3:]) in cpus:
+                total += int(fields[7])
+    return total / CLK_TCK

@@ -43,12 +43,16 @@ the final drain excluded).  Over that window, from /proc (summed over the
 server's process tree, so dumb_prefork's workers count): server CPU time, user
 and system, and context switches (per thread, summed), and the CPU the rest
 of the machine used meanwhile (/proc/stat, with the hypervisor's steal
-apart: the noise); at each progress line of the window on which every
-connection is up: RSS (VmRSS) and threads, the largest RSS kept (not at the
-window's end, when dumb_load may be closing connections); over the whole
-run: peak RSS (VmHWM).  Requests in the
-window come from the progress lines' cumulative "ok" counts; server CPU
-microseconds per request = window CPU / window requests is the headline.
+apart: the noise), and the softirq time on the server's CPUs (on loopback
+part of it is the load generator's TCP work, charged to the server: see
+procstat.softirq_seconds); at each progress line of the window on which
+every connection is up: RSS (VmRSS) and threads, the largest RSS kept (not
+at the window's end, when dumb_load may be closing connections); at every
+progress line up to the window's end: the largest RSS and the connections
+up then (for a server that never held them all); over the whole run: peak
+RSS (VmHWM).  Requests in the window come from the progress lines'
+cumulative "ok" counts; server CPU microseconds per request = window CPU /
+window requests is the headline, recorded also split into user and system.
 Latency percentiles are dumb_load's own: over its whole run (dialling
 included) and over the steady state, the requests answered once every
 connection was up (the tables and target checks use the latter); errors and
@@ -87,7 +91,7 @@ import time
 from pathlib import Path
 
 import report
-from procstat import kill_tree, machine_cpu, sample_memory, sample_tree
+from procstat import kill_tree, machine_cpu, sample_memory, sample_tree, softirq_seconds
 from report import fmt, log
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -273,7 +277,7 @@ def run_one(name, base_cmd, workload, conns, args, cpus, out_dir):
                            "--duration", f"{args.duration}s", "--progress", "--json"]
                           + WORKLOADS[workload], load_cpus)
         res["load_cmd"] = load_cmd
-        res.update(measure(proc, load_cmd, args.duration, conns, logs / f"{tag}.load"))
+        res.update(measure(proc, load_cmd, args.duration, conns, logs / f"{tag}.load", server_cpus))
         if proc.poll() is not None:
             res.update(failed=True, failure=f"server died (status {proc.returncode})")
     finally:
@@ -283,7 +287,7 @@ def run_one(name, base_cmd, workload, conns, args, cpus, out_dir):
     return res
 
 
-def measure(proc, load_cmd, duration, conns, log_prefix):
+def measure(proc, load_cmd, duration, conns, log_prefix, server_cpus=None):
     out = {}
     json_path = Path(str(log_prefix) + ".json")
     progress_log = open(str(log_prefix) + ".progress.log", "w")
@@ -294,6 +298,7 @@ def measure(proc, load_cmd, duration, conns, log_prefix):
     deadline = t_start + duration + 45 + conns / 500  # dialling, the drain, slack
     start = end = None   # (progress dict, server sample, load sample, monotonic time)
     mem = (0, 0)         # the largest RSS (KiB) sampled in the window with every connection up, threads then
+    mem_any = (0, 0)     # the largest RSS (KiB) sampled at any progress line up to the window's end, connections up then
     peak_hwm = 0
     buf = b""
     fd = load.stderr.fileno()
@@ -324,18 +329,23 @@ def measure(proc, load_cmd, duration, conns, log_prefix):
                 # Window start: every connection is up.  Sample the server
                 # right after the progress line, the load generator too.
                 start = (p, sample_tree(proc.pid), sample_tree(load.pid, full=False), time.monotonic(),
-                         machine_cpu())
+                         machine_cpu(), softirq_seconds(server_cpus))
             elif start is not None and p["t"] >= duration:
                 end = (p, sample_tree(proc.pid), sample_tree(load.pid, full=False), time.monotonic(),
-                       machine_cpu())
-            if end is None and start is not None and p["conns"] >= conns:
-                # Memory while every connection is up, once a second.  Not
-                # at the window's end: by then dumb_load may be closing
-                # connections, and a thread-per-connection server's threads
-                # (and their stacks) go with them.
+                       machine_cpu(), softirq_seconds(server_cpus))
+            if end is None:
+                # Memory once a second.  Not at the window's end: by then
+                # dumb_load may be closing connections, and a
+                # thread-per-connection server's threads (and their stacks)
+                # go with them.  rss_kib counts only samples with every
+                # connection up; rss_max_kib any, with the connections up
+                # then -- for a server that never held them all, the most
+                # it needed for as many as it held.
                 rss, threads = sample_memory(proc.pid)
-                if rss > mem[0]:
+                if start is not None and p["conns"] >= conns and rss > mem[0]:
                     mem = (rss, threads)
+                if rss > mem_any[0]:
+                    mem_any = (rss, p["conns"])
     try:
         load.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -363,8 +373,8 @@ def measure(proc, load_cmd, duration, conns, log_prefix):
         out[f"steady_{k}_ms"] = steady.get(k)
     out["send_lag_p99_ms"] = summary.get("send_lag_ms", {}).get("p99")
     if start and end and end[3] > start[3]:
-        ps, ss, ls, ts, (busy_s, steal_s) = start
-        pe, se, le, te, (busy_e, steal_e) = end
+        ps, ss, ls, ts, (busy_s, steal_s), sirq_s = start
+        pe, se, le, te, (busy_e, steal_e), sirq_e = end
         win = te - ts
         reqs = pe["ok"] - ps["ok"]
         cpu_user = se["utime"] - ss["utime"]
@@ -376,6 +386,12 @@ def measure(proc, load_cmd, duration, conns, log_prefix):
             "server_cpu_user_s": round(cpu_user, 3), "server_cpu_sys_s": round(cpu_sys, 3),
             "server_cpu_util": round((cpu_user + cpu_sys) / win, 3),
             "cpu_us_per_request": round((cpu_user + cpu_sys) * 1e6 / reqs, 3) if reqs > 0 else None,
+            "cpu_user_us_per_request": round(cpu_user * 1e6 / reqs, 3) if reqs > 0 else None,
+            "cpu_sys_us_per_request": round(cpu_sys * 1e6 / reqs, 3) if reqs > 0 else None,
+            # Softirq on the server's CPUs, whoever it was charged to (mostly
+            # the server, inside its system time): procstat.softirq_seconds.
+            "server_cpus_softirq_us_per_request": round((sirq_e - sirq_s) * 1e6 / reqs, 3)
+            if reqs > 0 and server_cpus is not None else None,
             "load_cpu_s": round(load_cpu, 3), "load_cpu_util": round(load_cpu / win, 3),
             "load_generator_bound": load_cpu / win >= LOADGEN_BOUND,
             # The noise: CPU the rest of the machine used meanwhile, and steal.
@@ -394,6 +410,8 @@ def measure(proc, load_cmd, duration, conns, log_prefix):
                                  else "no progress line at the end of --duration")
         peak_hwm = after["hwm_kib"]
     out["peak_rss_kib"] = peak_hwm
+    out["rss_max_kib"] = mem_any[0] or None
+    out["rss_max_conns"] = mem_any[1] if mem_any[0] else None
     return out
 
 
