@@ -340,7 +340,8 @@ def measure(proc, load_cmd, duration, conns, log_prefix, server_cpus=None):
                 # go with them.  rss_kib counts only samples with every
                 # connection up; rss_max_kib any, with the connections up
                 # then -- for a server that never held them all, the most
-                # it needed for as many as it held.
+                # memory it took while trying: a lower bound on what
+                # holding them all would take (report.py's RSS checks).
                 rss, threads = sample_memory(proc.pid)
                 if start is not None and p["conns"] >= conns and rss > mem[0]:
                     mem = (rss, threads)
