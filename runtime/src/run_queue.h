@@ -145,8 +145,8 @@ class RunQueue {
     return true;
   }
 
-  template <class Overflow>
   // The ring was full at head h: move its older half and f to overflow.
+  template <class Overflow>
   __attribute__((noinline)) void push_slow(Fiber* f, uint32_t h, Overflow& overflow) {
     for (;;) {
       Fiber* batch[kCapacity / 2 + 1];

@@ -44,28 +44,27 @@ def line(lines, prefix):
 
 
 class RssAgainstThreads(unittest.TestCase):
-    LABEL = "course @10000 RSS vs dumb_multithreaded"
+    def rss_line(self, fiber, other):
+        """The RSS check against dumb_multithreaded, for these two results."""
+        return line(report.target_checks([fiber, other]), "course @10000 RSS vs dumb_multithreaded")
 
     def test_collapsed_server_gives_a_lower_bound_that_passes(self):
-        lines = report.target_checks([course("dumb_fiber", 10000, 65.0),
-                                      collapsed("dumb_multithreaded", 10000, 7437, 332.6)])
-        l = line(lines, self.LABEL)
+        l = self.rss_line(course("dumb_fiber", 10000, 65.0),
+                          collapsed("dumb_multithreaded", 10000, 7437, 332.6))
         self.assertTrue(l.startswith("PASS"), l)
         self.assertIn("a bound", l)
         self.assertIn("7437 of the 10 000", l)
         self.assertIn("ratio at most 0.20", l)
 
     def test_bound_fails_when_fiber_needs_more_than_a_quarter_of_it(self):
-        lines = report.target_checks([course("dumb_fiber", 10000, 90.0),
-                                      collapsed("dumb_multithreaded", 10000, 7437, 332.6)])
-        l = line(lines, self.LABEL)
+        l = self.rss_line(course("dumb_fiber", 10000, 90.0),
+                          collapsed("dumb_multithreaded", 10000, 7437, 332.6))
         self.assertTrue(l.startswith("FAIL"), l)
         self.assertIn("ratio at most 0.27", l)
 
     def test_both_measured_is_a_plain_ratio(self):
-        lines = report.target_checks([course("dumb_fiber", 10000, 65.0),
-                                      course("dumb_multithreaded", 10000, 600.0)])
-        l = line(lines, self.LABEL)
+        l = self.rss_line(course("dumb_fiber", 10000, 65.0),
+                          course("dumb_multithreaded", 10000, 600.0))
         self.assertTrue(l.startswith("PASS"), l)
         self.assertNotIn("bound", l)
         self.assertIn("ratio 0.11", l)
@@ -75,21 +74,18 @@ class RssAgainstThreads(unittest.TestCase):
         # figure with every connection up is not a bound, so not measured.
         other = course("dumb_multithreaded", 10000, 600.0)
         other["rss_kib"] = None
-        lines = report.target_checks([course("dumb_fiber", 10000, 65.0), other])
-        l = line(lines, self.LABEL)
+        l = self.rss_line(course("dumb_fiber", 10000, 65.0), other)
         self.assertTrue(l.startswith("FAIL") and "not measured" in l, l)
 
     def test_no_bound_without_fiber_at_all_connections(self):
         fiber = collapsed("dumb_fiber", 10000, 9000, 60.0)
-        lines = report.target_checks([fiber, collapsed("dumb_multithreaded", 10000, 7437, 332.6)])
-        l = line(lines, self.LABEL)
+        l = self.rss_line(fiber, collapsed("dumb_multithreaded", 10000, 7437, 332.6))
         self.assertTrue(l.startswith("FAIL") and "not measured" in l, l)
 
     def test_older_results_without_rss_max_are_not_measured(self):
         other = collapsed("dumb_multithreaded", 10000, 7437, 332.6)
         del other["rss_max_kib"]
-        lines = report.target_checks([course("dumb_fiber", 10000, 65.0), other])
-        l = line(lines, self.LABEL)
+        l = self.rss_line(course("dumb_fiber", 10000, 65.0), other)
         self.assertTrue(l.startswith("FAIL") and "not measured" in l, l)
 
 
