@@ -1,0 +1,107 @@
+"""Tests of bench/servers/ping_floor, the floor server ab.py compares
+against: it must answer PING as the DUMB servers do, close what it does not
+serve instead of fixing it up, and stop on SIGTERM.  The binary comes from
+$PING_FLOOR (ctest sets it)."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import unittest
+
+BIN = os.environ.get("PING_FLOOR", "")
+TIMEOUT = 10
+
+
+def recv_exactly(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@unittest.skipUnless(BIN and os.path.exists(BIN), "PING_FLOOR does not name the ping_floor binary")
+class PingFloor(unittest.TestCase):
+    def setUp(self):
+        self.proc = subprocess.Popen([BIN, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        line = self.proc.stdout.readline()
+        m = re.match(r"ping_floor listening on 127\.0\.0\.1:(\d+)$", line.strip())
+        self.assertIsNotNone(m, f"listening line: {line!r}")
+        self.port = int(m.group(1))
+
+    def tearDown(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=TIMEOUT)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+    def connect(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT)
+        self.addCleanup(s.close)
+        return s
+
+    def test_a_ping_split_across_sends_and_a_pipelined_one(self):
+        s = self.connect()
+        s.sendall(b"PI")
+        s.sendall(b"NG\nPING\n")
+        self.assertEqual(recv_exactly(s, 10), b"PONG\nPONG\n")
+
+    def test_many_connections_each_get_their_reply(self):
+        socks = [self.connect() for _ in range(50)]
+        for round_ in range(3):
+            for s in socks:
+                s.sendall(b"PING\n")
+            for s in socks:
+                self.assertEqual(recv_exactly(s, 5), b"PONG\n", f"round {round_}")
+
+    def test_another_line_closes_the_connection_and_says_so(self):
+        s = self.connect()
+        s.sendall(b"PING\nWAIT 5\n")
+        self.assertEqual(recv_exactly(s, 5), b"PONG\n")
+        self.assertEqual(s.recv(16), b"")  # closed, no reply
+        ok = self.connect()  # the server goes on
+        ok.sendall(b"PING\n")
+        self.assertEqual(recv_exactly(ok, 5), b"PONG\n")
+        self.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.proc.wait(timeout=TIMEOUT), 0)
+        self.assertIn("a line other than PING", self.proc.stderr.read())
+
+    def test_a_ping_that_comes_with_the_fin_is_answered_then_the_connection_closed(self):
+        s = self.connect()
+        s.sendall(b"PING\n")
+        s.shutdown(socket.SHUT_WR)
+        self.assertEqual(recv_exactly(s, 5), b"PONG\n")
+        self.assertEqual(s.recv(16), b"")
+
+    def test_sigterm_ends_it_with_status_0(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.proc.wait(timeout=TIMEOUT), 0)
+
+
+@unittest.skipUnless(BIN and os.path.exists(BIN), "PING_FLOOR does not name the ping_floor binary")
+class Flags(unittest.TestCase):
+    def run_flags(self, *flags):
+        return subprocess.run([BIN, *flags], capture_output=True, text=True, timeout=TIMEOUT)
+
+    def test_help(self):
+        r = self.run_flags("--help")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("usage: ping_floor", r.stdout)
+
+    def test_bad_flags_exit_2_with_a_reason(self):
+        for flags, reason in ((["--port", "70000"], "--port wants"), (["--port", "x"], "--port wants"),
+                              (["--host", "localhost"], "--host wants an IPv4"), (["--bogus"], "unknown")):
+            with self.subTest(flags=flags):
+                r = self.run_flags(*flags)
+                self.assertEqual(r.returncode, 2)
+                self.assertIn(reason, r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
