@@ -19,8 +19,9 @@
 // other than "PING" (message on stderr once), a partial line held over
 // more than 4 bytes, and a reply the socket's send buffer cannot take at
 // once (a closed-loop client has one request in flight, so it never gets
-// there).  SIGINT/SIGTERM (through a signalfd in the same epoll set) end
-// it with status 0.
+// there).  When accept fails (out of descriptors, say) the listener
+// rests until a connection closes.  SIGINT/SIGTERM (through a signalfd in
+// the same epoll set) end it with status 0.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -156,12 +157,20 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ping_floor: %s\n", std::strerror(errno));
     return 1;
   }
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.fd = ls;
-  epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
-  ev.data.fd = sfd;
-  epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+  // The listener is level-triggered.  When accept fails for want of a
+  // descriptor or memory it leaves the set until a connection closes (it
+  // would otherwise stay readable and spin the loop).
+  bool listener_paused = false;
+  auto watch = [&](int fd) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0;
+  };
+  if (!watch(ls) || !watch(sfd)) {
+    std::fprintf(stderr, "ping_floor: epoll_ctl: %s\n", std::strerror(errno));
+    return 1;
+  }
   std::printf("ping_floor listening on %s:%u\n", host.c_str(), unsigned(ntohs(addr.sin_port)));
   std::fflush(stdout);
 
@@ -175,6 +184,7 @@ int main(int argc, char** argv) {
   auto close_conn = [&](int fd) {
     conns[std::size_t(fd)].open = false;
     close(fd);  // also leaves the epoll set
+    if (listener_paused && watch(ls)) listener_paused = false;
   };
   epoll_event events[kBatch];
   for (;;) {
@@ -192,8 +202,12 @@ int main(int argc, char** argv) {
           int c = accept4(ls, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
           if (c < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-              std::fprintf(stderr, "ping_floor: accept: %s\n", std::strerror(errno));  // EMFILE: the listener waits
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+              std::fprintf(stderr, "ping_floor: accept: %s; accepting again once a connection closes\n",
+                           std::strerror(errno));
+              epoll_ctl(ep, EPOLL_CTL_DEL, ls, nullptr);
+              listener_paused = true;
+            }
             break;
           }
           setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -5,9 +5,12 @@ $PING_FLOOR (ctest sets it)."""
 
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
+import tempfile
+import time
 import unittest
 
 BIN = os.environ.get("PING_FLOOR", "")
@@ -82,6 +85,52 @@ class PingFloor(unittest.TestCase):
     def test_sigterm_ends_it_with_status_0(self):
         self.proc.send_signal(signal.SIGTERM)
         self.assertEqual(self.proc.wait(timeout=TIMEOUT), 0)
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@unittest.skipUnless(BIN and os.path.exists(BIN), "PING_FLOOR does not name the ping_floor binary")
+class OutOfDescriptors(unittest.TestCase):
+    """With RLIMIT_NOFILE at 16 (6 for stdio, listener, signalfd, epoll),
+    the 11th connection finds no descriptor: it must wait in the backlog,
+    without the loop spinning on the readable listener, and be served once
+    another connection closes."""
+
+    def test_accept_rests_until_a_connection_closes(self):
+        # stderr to a file, not a pipe: a pipe nobody reads could fill and
+        # stop the process, hiding a spin.
+        err = tempfile.TemporaryFile(mode="w+")
+        self.addCleanup(err.close)
+        proc = subprocess.Popen([BIN, "--port", "0"], stdout=subprocess.PIPE, stderr=err, text=True,
+                                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (16, 16)))
+        self.addCleanup(proc.wait, TIMEOUT)
+        self.addCleanup(proc.kill)
+        self.addCleanup(proc.stdout.close)
+        port = int(proc.stdout.readline().strip().rsplit(":", 1)[1])
+        socks = []
+        for _ in range(12):
+            s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+            self.addCleanup(s.close)
+            s.sendall(b"PING\n")
+            socks.append(s)
+        served = socks[:10]
+        for s in served:
+            self.assertEqual(recv_exactly(s, 5), b"PONG\n")
+        before = cpu_seconds(proc.pid)
+        time.sleep(1.0)
+        # A loop spinning on the listener would have used about a second.
+        self.assertLess(cpu_seconds(proc.pid) - before, 0.5)
+        served[0].close()
+        served[1].close()
+        for s in socks[10:]:
+            self.assertEqual(recv_exactly(s, 5), b"PONG\n")
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(timeout=TIMEOUT), 0)
+        err.seek(0)
+        self.assertIn("accepting again once a connection closes", err.read())
 
 
 @unittest.skipUnless(BIN and os.path.exists(BIN), "PING_FLOOR does not name the ping_floor binary")
