@@ -15,13 +15,15 @@
 // and one send, and one epoll_wait per batch of up to 128 ready
 // connections: the syscalls dumb_fiber makes, and nothing else.
 //
-// Limits, each a closed connection rather than a silent fix-up: a line
-// other than "PING" (message on stderr once), a partial line held over
-// more than 4 bytes, and a reply the socket's send buffer cannot take at
-// once (a closed-loop client has one request in flight, so it never gets
-// there).  When accept fails (out of descriptors, say) the listener
-// rests until a connection closes.  SIGINT/SIGTERM (through a signalfd in
-// the same epoll set) end it with status 0.
+// Lines are framed as docs/PROTOCOL.md says (LF, one CR before it
+// dropped).  Limits, each a closed connection rather than a silent fix-up,
+// and each kind said once on stderr: a line other than "PING" (after the
+// PONGs owed before it), a connection epoll will not watch, and a reply the
+// socket's send buffer cannot take at once (a closed-loop client has one
+// request in flight, so it never gets there).  When accept runs out of
+// descriptors or memory, the listener rests until a connection closes; with
+// none open, ping_floor exits 1.  SIGINT/SIGTERM (through a signalfd in the
+// same epoll set) end it with status 0.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -50,21 +52,30 @@ void usage(FILE* out) {
   std::fprintf(out,
                "usage: ping_floor [--host HOST] [--port PORT] [--help]\n"
                "The floor under the closed-loop PING benchmark: one thread, one epoll set, one recv and one\n"
-               "send per request, nothing else.  Answers \"PING\" lines with \"PONG\"; any other line closes\n"
-               "the connection.  Not a DUMB server: an instrument for bench/servers/ab.py.\n\n"
+               "send per request, nothing else.  Answers \"PING\" lines (LF or CRLF) with \"PONG\"; any other\n"
+               "line closes the connection.  Not a DUMB server: an instrument for bench/servers/ab.py.\n\n"
                "  --host HOST   IPv4 address to listen on (default 127.0.0.1)\n"
                "  --port PORT   TCP port (default 8090; 0 picks a free port)\n"
                "  --help        print this and exit\n");
 }
 
-// Per connection: the bytes of a line not yet complete (at most "PING").
+// Per connection: the bytes of a line not yet complete -- at most "PING\r"
+// (one CR before the LF is dropped, as docs/PROTOCOL.md frames lines).
 struct Conn {
-  char partial[kPingLen] = {};
+  char partial[kPingLen + 1] = {};
   std::size_t held = 0;
   bool open = false;
 };
 
-bool warned_other_line = false;
+// Each way a connection can end early is said once on stderr (a run has
+// thousands of connections; one line per kind is enough to notice).
+enum class Closed { kOtherLine, kNotWatched, kSendFailed, kCount };
+bool said[int(Closed::kCount)] = {};
+void say_once(Closed why, const char* what) {
+  if (said[int(why)]) return;
+  said[int(why)] = true;
+  std::fprintf(stderr, "ping_floor: %s; closing that connection (said once)\n", what);
+}
 
 // Frames `data` onto c's partial line: the PONGs owed for the PING lines
 // in it, and whether a line other than PING came after them (the
@@ -79,23 +90,22 @@ Framed frame(Conn& c, const char* data, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
     char ch = data[i];
     if (ch == '\n') {
-      if (c.held != kPingLen || std::memcmp(c.partial, kPing, kPingLen) != 0) {
+      std::size_t len = c.held;
+      if (len == kPingLen + 1 && c.partial[kPingLen] == '\r') --len;
+      if (len != kPingLen || std::memcmp(c.partial, kPing, kPingLen) != 0) {
         f.other_line = true;
         break;
       }
       c.held = 0;
       ++f.pongs;
-    } else if (c.held == kPingLen) {  // longer than "PING": not a PING line
+    } else if (c.held == kPingLen + 1) {  // longer than "PING\r": not a PING line
       f.other_line = true;
       break;
     } else {
       c.partial[c.held++] = ch;
     }
   }
-  if (f.other_line && !warned_other_line) {
-    std::fprintf(stderr, "ping_floor: a line other than PING; closing that connection\n");
-    warned_other_line = true;
-  }
+  if (f.other_line) say_once(Closed::kOtherLine, "a line other than PING");
   return f;
 }
 
@@ -181,8 +191,10 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < kBuffer / 5 + 1; ++i) s += "PONG\n";
     return s;
   }();
+  std::size_t open_conns = 0;
   auto close_conn = [&](int fd) {
     conns[std::size_t(fd)].open = false;
+    --open_conns;
     close(fd);  // also leaves the epoll set
     if (listener_paused && watch(ls)) listener_paused = false;
   };
@@ -201,23 +213,36 @@ int main(int argc, char** argv) {
         for (;;) {
           int c = accept4(ls, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
           if (c < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            int err = errno;
+            if (err == EAGAIN || err == EWOULDBLOCK) break;
+            // Interrupted, or the connection's own trouble (accept(2) lists
+            // these as pending network errors): take the next one.
+            if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == ENETDOWN || err == ENOPROTOOPT ||
+                err == EHOSTDOWN || err == ENONET || err == EHOSTUNREACH || err == EOPNOTSUPP || err == ENETUNREACH)
+              continue;
+            if ((err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) && open_conns > 0) {
               std::fprintf(stderr, "ping_floor: accept: %s; accepting again once a connection closes\n",
-                           std::strerror(errno));
+                           std::strerror(err));
               epoll_ctl(ep, EPOLL_CTL_DEL, ls, nullptr);
               listener_paused = true;
+              break;
             }
-            break;
+            // Nothing open whose closing could free what accept lacks.
+            std::fprintf(stderr, "ping_floor: accept: %s\n", std::strerror(err));
+            return 1;
           }
           setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
           if (std::size_t(c) >= conns.size()) conns.resize(std::size_t(c) + 1);
           conns[std::size_t(c)] = Conn{};
           conns[std::size_t(c)].open = true;
+          ++open_conns;
           epoll_event cev{};
           cev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
           cev.data.fd = c;
-          if (epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev) != 0) close_conn(c);
+          if (epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev) != 0) {
+            say_once(Closed::kNotWatched, (std::string("epoll_ctl: ") + std::strerror(errno)).c_str());
+            close_conn(c);
+          }
         }
         continue;
       }
@@ -236,8 +261,17 @@ int main(int argc, char** argv) {
         }
         Framed f = frame(c, buf, std::size_t(got));
         std::size_t bytes = f.pongs * 5;
-        if ((bytes > 0 && send(fd, pongs.data(), bytes, MSG_NOSIGNAL) != ssize_t(bytes)) || f.other_line) {
-          close_conn(fd);  // an error, a send buffer that cannot take the replies at once, or not a PING
+        if (bytes > 0) {
+          ssize_t put = send(fd, pongs.data(), bytes, MSG_NOSIGNAL);
+          if (put != ssize_t(bytes)) {
+            say_once(Closed::kSendFailed, put < 0 ? (std::string("send: ") + std::strerror(errno)).c_str()
+                                                  : "a reply the send buffer could not take at once");
+            close_conn(fd);
+            break;
+          }
+        }
+        if (f.other_line) {
+          close_conn(fd);
           break;
         }
         if (std::size_t(got) < sizeof buf && !closing) break;  // drained: wait for the next edge

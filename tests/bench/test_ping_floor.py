@@ -49,11 +49,25 @@ class PingFloor(unittest.TestCase):
         self.addCleanup(s.close)
         return s
 
-    def test_a_ping_split_across_sends_and_a_pipelined_one(self):
+    def test_a_ping_split_across_reads_and_a_pipelined_one(self):
         s = self.connect()
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.sendall(b"PI")
+        time.sleep(0.1)  # so that the server reads "PI" on its own and must hold it
         s.sendall(b"NG\nPING\n")
         self.assertEqual(recv_exactly(s, 10), b"PONG\nPONG\n")
+
+    def test_crlf_lines(self):
+        s = self.connect()
+        s.sendall(b"PING\r\nPING\r")
+        time.sleep(0.1)  # the CR held apart from its LF
+        s.sendall(b"\n")
+        self.assertEqual(recv_exactly(s, 10), b"PONG\nPONG\n")
+
+    def test_a_burst_longer_than_one_read_is_answered_whole(self):
+        s = self.connect()
+        s.sendall(b"PING\n" * 2000)  # 10 000 bytes: several 2 KiB reads on one edge
+        self.assertEqual(recv_exactly(s, 5 * 2000), b"PONG\n" * 2000)
 
     def test_many_connections_each_get_their_reply(self):
         socks = [self.connect() for _ in range(50)]
@@ -65,7 +79,7 @@ class PingFloor(unittest.TestCase):
 
     def test_another_line_closes_the_connection_and_says_so(self):
         s = self.connect()
-        s.sendall(b"PING\nWAIT 5\n")
+        s.sendall(b"PING\nPING\rX\n")
         self.assertEqual(recv_exactly(s, 5), b"PONG\n")
         self.assertEqual(s.recv(16), b"")  # closed, no reply
         ok = self.connect()  # the server goes on
@@ -88,18 +102,21 @@ class PingFloor(unittest.TestCase):
 
 
 def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @unittest.skipUnless(BIN and os.path.exists(BIN), "PING_FLOOR does not name the ping_floor binary")
 class OutOfDescriptors(unittest.TestCase):
-    """With RLIMIT_NOFILE at 16 (6 for stdio, listener, signalfd, epoll),
-    the 11th connection finds no descriptor: it must wait in the backlog,
+    """A connection that finds no descriptor must wait in the backlog,
     without the loop spinning on the readable listener, and be served once
-    another connection closes."""
+    another connection closes; with no connection open to close, ping_floor
+    says so and exits 1 instead of waiting for ever."""
 
     def test_accept_rests_until_a_connection_closes(self):
+        # RLIMIT_NOFILE 16: 6 for stdio, the listener, the signalfd and the
+        # epoll set, so the 11th connection finds no descriptor.
         # stderr to a file, not a pipe: a pipe nobody reads could fill and
         # stop the process, hiding a spin.
         err = tempfile.TemporaryFile(mode="w+")
@@ -131,6 +148,25 @@ class OutOfDescriptors(unittest.TestCase):
         self.assertEqual(proc.wait(timeout=TIMEOUT), 0)
         err.seek(0)
         self.assertIn("accepting again once a connection closes", err.read())
+
+
+    def test_out_of_descriptors_with_nothing_open_exits_1(self):
+        # 6 descriptors: stdio, the listener, the signalfd, the epoll set;
+        # none left for a connection, and none that closing could free.
+        proc = subprocess.Popen([BIN, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (6, 6)))
+        port = int(proc.stdout.readline().strip().rsplit(":", 1)[1])
+        s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        try:
+            self.assertEqual(proc.wait(timeout=TIMEOUT), 1)
+            self.assertIn("accept:", proc.stderr.read())
+        finally:
+            s.close()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=TIMEOUT)
+            proc.stdout.close()
+            proc.stderr.close()
 
 
 @unittest.skipUnless(BIN and os.path.exists(BIN), "PING_FLOOR does not name the ping_floor binary")
