@@ -38,7 +38,7 @@ timeouts); only 127.0.0.1 is used.
 
 Output: progress, one line per run, on stderr; the table on stdout (on
 stderr with --json, when stdout is the whole record as one JSON object);
-ab.json and each run's logs in --out.  Exit status: 0 when every variant
+ab.json, and each round's logs in round-N/logs, in --out.  Exit status: 0 when every variant
 had at least one successful run, 1 otherwise, 2 on a usage error.
 """
 
@@ -47,7 +47,6 @@ import json
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -126,33 +125,18 @@ def exit_status(summary):
     return 0 if all("cpu_us_per_request" in s for s in summary.values()) else 1
 
 
-def one_run(name, env, argv, args, cpus, logs):
-    server_cpus, load_cpus = cpus
-    port = run.free_port()
-    cmd = run.pinned(argv + ["--host", "127.0.0.1", "--port", str(port)], server_cpus)
-    with open(logs / f"{name}.{port}.server.log", "w") as srv_log:
-        proc = subprocess.Popen(cmd, stdout=srv_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=dict(os.environ, **env), start_new_session=True)
-        try:
-            if not run.wait_accepting(port, proc, run.START_TIMEOUT):
-                return {"failed": True, "failure": "server did not start"}
-            load_cmd = run.pinned([str(args.build / "apps" / "dumb_load"), "--host", "127.0.0.1",
-                                   "--port", str(port), "--connections", str(args.connections),
-                                   "--duration", f"{args.duration}s", "--progress", "--json",
-                                   "--closed-loop", "--cmd", "PING"], load_cpus)
-            res = run.measure(proc, load_cmd, args.duration, args.connections, logs / f"{name}.{port}.load",
-                              server_cpus)
-            if proc.poll() is not None:
-                res.update(failed=True, failure=f"server died (status {proc.returncode})")
-        finally:
-            run.stop_server(proc)
+def one_run(name, env, argv, args, cpus, out_dir):
+    """run.py's run_one at this PING step (the variant's environment set
+    through env(1)); on top of run.py's verdict, any error or timeout, or
+    no measured window, fails the run: a ratio wants every run clean."""
+    cmd = (["env"] + [f"{k}={v}" for k, v in env.items()] if env else []) + argv
+    res = run.run_one(name, cmd, "ping", args.connections, args, cpus, out_dir)
     bad = (res.get("errors") or 0) + (res.get("timeouts") or 0)
-    if res.get("cpu_us_per_request") is None:
-        res.update(failed=True, failure=res.get("window_missing") or res.get("failure") or "no window")
-    elif bad:
+    if not res["failed"] and res.get("cpu_us_per_request") is None:
+        res.update(failed=True, failure=res.get("window_missing") or "no window")
+    elif not res["failed"] and bad:
         res.update(failed=True, failure=f"{bad} errors and timeouts")
-    res.setdefault("failed", False)
-    res.pop("load_json", None)
+    res.pop("load_json", None)  # dumb_load's whole summary stays in the round's logs
     return res
 
 
@@ -196,8 +180,6 @@ def main(argv):
         log(f"{args.connections} connections need more descriptors than RLIMIT_NOFILE allows ({soft})")
         return 2
     cpus = run.cpu_split(os.sched_getaffinity(0))
-    logs = args.out / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     variants = {n: (env, words) for n, env, words in args.parsed}
     runs = {n: [] for n in variants}
     total, done, t0 = args.rounds * len(variants), 0, time.monotonic()
@@ -210,7 +192,9 @@ def main(argv):
                 if run.wait_for_quiet(min(run.QUIET_WAIT, quiet_budget)) is None:
                     log(f"the machine stayed busy; running {name} anyway")
                 quiet_budget -= time.monotonic() - t
-            res = one_run(name, env, words, args, cpus, logs)
+            round_dir = args.out / f"round-{r + 1}"  # run_one writes round_dir/logs/<name>.ping.<conns>.*
+            (round_dir / "logs").mkdir(parents=True, exist_ok=True)
+            res = one_run(name, env, words, args, cpus, round_dir)
             res["round"] = r + 1
             runs[name].append(res)
             done += 1

@@ -109,6 +109,18 @@ Framed frame(Conn& c, const char* data, std::size_t n) {
   return f;
 }
 
+// accept(2)'s "pending network errors": the new connection's own trouble,
+// or an interruption; the listener goes on with the next one.
+bool retry_accept(int err) {
+  switch (err) {
+    case EINTR: case ECONNABORTED: case EPROTO: case ENETDOWN: case ENOPROTOOPT:
+    case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -198,6 +210,73 @@ int main(int argc, char** argv) {
     close(fd);  // also leaves the epoll set
     if (listener_paused && watch(ls)) listener_paused = false;
   };
+  // Takes every queued connection; false when accept fails with nothing
+  // open whose closing could free what it lacks.
+  auto accept_ready = [&]() -> bool {
+    for (;;) {
+      int c = accept4(ls, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (c < 0) {
+        int err = errno;
+        if (err == EAGAIN || err == EWOULDBLOCK) return true;
+        if (retry_accept(err)) continue;
+        if ((err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) && open_conns > 0) {
+          std::fprintf(stderr, "ping_floor: accept: %s; accepting again once a connection closes\n",
+                       std::strerror(err));
+          epoll_ctl(ep, EPOLL_CTL_DEL, ls, nullptr);
+          listener_paused = true;
+          return true;
+        }
+        std::fprintf(stderr, "ping_floor: accept: %s\n", std::strerror(err));
+        return false;
+      }
+      setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      if (std::size_t(c) >= conns.size()) conns.resize(std::size_t(c) + 1);
+      conns[std::size_t(c)] = Conn{};
+      conns[std::size_t(c)].open = true;
+      ++open_conns;
+      epoll_event cev{};
+      cev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+      cev.data.fd = c;
+      if (epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev) != 0) {
+        say_once(Closed::kNotWatched, (std::string("epoll_ctl: ") + std::strerror(errno)).c_str());
+        close_conn(c);
+      }
+    }
+  };
+  // One edge of a connection: recv, answer, until drained (or closed).
+  auto serve_ready = [&](int fd, uint32_t events) {
+    Conn& c = conns[std::size_t(fd)];
+    if (!c.open) return;  // closed earlier in this batch
+    // With the peer's FIN in this edge, a short recv is no sign that no
+    // further edge is needed: read on to EOF.
+    bool closing = (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+    for (;;) {
+      ssize_t got = recv(fd, buf, sizeof buf, 0);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (got <= 0) {  // EOF or an error: the peer is gone
+        close_conn(fd);
+        return;
+      }
+      Framed f = frame(c, buf, std::size_t(got));
+      std::size_t bytes = f.pongs * 5;
+      if (bytes > 0) {
+        ssize_t put = send(fd, pongs.data(), bytes, MSG_NOSIGNAL);
+        if (put != ssize_t(bytes)) {
+          say_once(Closed::kSendFailed, put < 0 ? (std::string("send: ") + std::strerror(errno)).c_str()
+                                                : "a reply the send buffer could not take at once");
+          close_conn(fd);
+          return;
+        }
+      }
+      if (f.other_line) {
+        close_conn(fd);
+        return;
+      }
+      if (std::size_t(got) < sizeof buf && !closing) return;  // drained: wait for the next edge
+    }
+  };
+
   epoll_event events[kBatch];
   for (;;) {
     int n = epoll_wait(ep, events, kBatch, -1);
@@ -209,72 +288,10 @@ int main(int argc, char** argv) {
     for (int i = 0; i < n; ++i) {
       int fd = events[i].data.fd;
       if (fd == sfd) return 0;
-      if (fd == ls) {
-        for (;;) {
-          int c = accept4(ls, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-          if (c < 0) {
-            int err = errno;
-            if (err == EAGAIN || err == EWOULDBLOCK) break;
-            // Interrupted, or the connection's own trouble (accept(2) lists
-            // these as pending network errors): take the next one.
-            if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == ENETDOWN || err == ENOPROTOOPT ||
-                err == EHOSTDOWN || err == ENONET || err == EHOSTUNREACH || err == EOPNOTSUPP || err == ENETUNREACH)
-              continue;
-            if ((err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) && open_conns > 0) {
-              std::fprintf(stderr, "ping_floor: accept: %s; accepting again once a connection closes\n",
-                           std::strerror(err));
-              epoll_ctl(ep, EPOLL_CTL_DEL, ls, nullptr);
-              listener_paused = true;
-              break;
-            }
-            // Nothing open whose closing could free what accept lacks.
-            std::fprintf(stderr, "ping_floor: accept: %s\n", std::strerror(err));
-            return 1;
-          }
-          setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-          if (std::size_t(c) >= conns.size()) conns.resize(std::size_t(c) + 1);
-          conns[std::size_t(c)] = Conn{};
-          conns[std::size_t(c)].open = true;
-          ++open_conns;
-          epoll_event cev{};
-          cev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
-          cev.data.fd = c;
-          if (epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev) != 0) {
-            say_once(Closed::kNotWatched, (std::string("epoll_ctl: ") + std::strerror(errno)).c_str());
-            close_conn(c);
-          }
-        }
-        continue;
-      }
-      Conn& c = conns[std::size_t(fd)];
-      if (!c.open) continue;
-      // With the peer's FIN in this edge, a short recv is no sign that no
-      // further edge is needed: read on to EOF.
-      bool closing = (events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
-      for (;;) {
-        ssize_t got = recv(fd, buf, sizeof buf, 0);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        if (got <= 0) {  // EOF or an error: the peer is gone
-          close_conn(fd);
-          break;
-        }
-        Framed f = frame(c, buf, std::size_t(got));
-        std::size_t bytes = f.pongs * 5;
-        if (bytes > 0) {
-          ssize_t put = send(fd, pongs.data(), bytes, MSG_NOSIGNAL);
-          if (put != ssize_t(bytes)) {
-            say_once(Closed::kSendFailed, put < 0 ? (std::string("send: ") + std::strerror(errno)).c_str()
-                                                  : "a reply the send buffer could not take at once");
-            close_conn(fd);
-            break;
-          }
-        }
-        if (f.other_line) {
-          close_conn(fd);
-          break;
-        }
-        if (std::size_t(got) < sizeof buf && !closing) break;  // drained: wait for the next edge
+      if (fd != ls) {
+        serve_ready(fd, events[i].events);
+      } else if (!accept_ready()) {
+        return 1;
       }
     }
   }

@@ -27,22 +27,27 @@ def recv_exactly(sock, n):
     return data
 
 
+def start(test, nofile=None, stderr=subprocess.PIPE):
+    """Starts ping_floor on a free port (with RLIMIT_NOFILE at `nofile`),
+    stopped and closed when `test` ends; (process, port)."""
+    limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
+    proc = subprocess.Popen([BIN, "--port", "0"], stdout=subprocess.PIPE, stderr=stderr, text=True,
+                            preexec_fn=limit)
+    test.addCleanup(proc.wait, TIMEOUT)  # cleanups run last-in first-out: kill, then wait
+    test.addCleanup(lambda: proc.poll() is None and proc.kill())
+    test.addCleanup(proc.stdout.close)
+    if proc.stderr is not None:
+        test.addCleanup(proc.stderr.close)
+    line = proc.stdout.readline()
+    m = re.match(r"ping_floor listening on 127\.0\.0\.1:(\d+)$", line.strip())
+    test.assertIsNotNone(m, f"listening line: {line!r}")
+    return proc, int(m.group(1))
+
+
 @unittest.skipUnless(BIN and os.path.exists(BIN), "PING_FLOOR does not name the ping_floor binary")
 class PingFloor(unittest.TestCase):
     def setUp(self):
-        self.proc = subprocess.Popen([BIN, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
-        line = self.proc.stdout.readline()
-        m = re.match(r"ping_floor listening on 127\.0\.0\.1:(\d+)$", line.strip())
-        self.assertIsNotNone(m, f"listening line: {line!r}")
-        self.port = int(m.group(1))
-
-    def tearDown(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=TIMEOUT)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
+        self.proc, self.port = start(self)
 
     def connect(self):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT)
@@ -121,12 +126,7 @@ class OutOfDescriptors(unittest.TestCase):
         # stop the process, hiding a spin.
         err = tempfile.TemporaryFile(mode="w+")
         self.addCleanup(err.close)
-        proc = subprocess.Popen([BIN, "--port", "0"], stdout=subprocess.PIPE, stderr=err, text=True,
-                                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (16, 16)))
-        self.addCleanup(proc.wait, TIMEOUT)
-        self.addCleanup(proc.kill)
-        self.addCleanup(proc.stdout.close)
-        port = int(proc.stdout.readline().strip().rsplit(":", 1)[1])
+        proc, port = start(self, nofile=16, stderr=err)
         socks = []
         for _ in range(12):
             s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
@@ -153,20 +153,11 @@ class OutOfDescriptors(unittest.TestCase):
     def test_out_of_descriptors_with_nothing_open_exits_1(self):
         # 6 descriptors: stdio, the listener, the signalfd, the epoll set;
         # none left for a connection, and none that closing could free.
-        proc = subprocess.Popen([BIN, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (6, 6)))
-        port = int(proc.stdout.readline().strip().rsplit(":", 1)[1])
+        proc, port = start(self, nofile=6)
         s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-        try:
-            self.assertEqual(proc.wait(timeout=TIMEOUT), 1)
-            self.assertIn("accept:", proc.stderr.read())
-        finally:
-            s.close()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=TIMEOUT)
-            proc.stdout.close()
-            proc.stderr.close()
+        self.addCleanup(s.close)
+        self.assertEqual(proc.wait(timeout=TIMEOUT), 1)
+        self.assertIn("accept:", proc.stderr.read())
 
 
 @unittest.skipUnless(BIN and os.path.exists(BIN), "PING_FLOOR does not name the ping_floor binary")
