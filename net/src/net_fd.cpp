@@ -2,6 +2,7 @@
 #include "net_fd.h"
 
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,6 +11,31 @@
 namespace gort::net::detail {
 
 using gort::detail::PollStatus;
+
+namespace {
+
+// recv and send as bare system calls, as Go's runtime makes them. glibc's
+// recv and send are pthread cancellation points: each brackets its system
+// call with two compare-and-swaps on the thread's cancellation word. Per
+// PING request-reply at 10 000 connections that was 82 of dumb_fiber's
+// 1 017 user instructions (callgrind) and 4 locked instructions. A worker
+// thread is never cancelled, so none of that is needed. Sanitizer builds keep the libc calls: ASan checks the buffer in
+// its interceptor, and TSan's interceptors order a send before the recv
+// that sees its bytes (without them a fiber and a plain thread talking
+// over a socket would look like a race).
+#if GORT_SANITIZER_BUILD
+ssize_t sys_recv(int fd, void* buf, std::size_t n) { return ::recv(fd, buf, n, 0); }
+ssize_t sys_send(int fd, const void* buf, std::size_t n) { return ::send(fd, buf, n, MSG_NOSIGNAL); }
+#else
+ssize_t sys_recv(int fd, void* buf, std::size_t n) {
+  return ::syscall(SYS_recvfrom, fd, buf, n, 0, nullptr, nullptr);
+}
+ssize_t sys_send(int fd, const void* buf, std::size_t n) {
+  return ::syscall(SYS_sendto, fd, buf, n, MSG_NOSIGNAL, nullptr, 0);
+}
+#endif
+
+}  // namespace
 
 Result<std::unique_ptr<NetFd>> NetFd::open(int fd) {
   std::unique_ptr<NetFd> nfd(new NetFd(fd));
@@ -128,7 +154,7 @@ Result<std::size_t> NetFd::read(void* buf, std::size_t n) {
   }
   if (n == 0) return std::size_t(0);
   for (;;) {
-    ssize_t got = ::recv(fd_, buf, n, 0);
+    ssize_t got = sys_recv(fd_, buf, n);
     if (got > 0) {
       read_drained_ = std::size_t(got) < n;
       return std::size_t(got);
@@ -147,7 +173,7 @@ Result<std::size_t> NetFd::write(const void* buf, std::size_t n) {
   if (n == 0) return std::size_t(0);
   for (;;) {
     // MSG_NOSIGNAL: a write to a reset connection is EPIPE, not SIGPIPE.
-    ssize_t put = ::send(fd_, buf, n, MSG_NOSIGNAL);
+    ssize_t put = sys_send(fd_, buf, n);
     if (put >= 0) return std::size_t(put);
     if (errno == EINTR) continue;
     if (errno != EAGAIN) return Error::from_errno(errno);

@@ -108,8 +108,9 @@ bool block(PollDesc* pd, PollMode mode) {
   if (check_error(pd, mode) == PollStatus::kReady) {
     NetPoll* np = netpoll_of(pd->sched);
     np->add_waiter();  // counted before anyone can take us: never negative
-    Commit c{&slot, current_fiber(), np};
-    park(&commit, &c);
+    Worker* w = current_worker();  // read afresh: a wait that loops may have moved workers
+    Commit c{&slot, w->current, np};
+    park_on(w, &commit, &c);
   }
   uintptr_t old = slot.exchange(kPdNil, std::memory_order_seq_cst);
   GORT_CHECK(old <= kPdWait);
