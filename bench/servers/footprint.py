@@ -16,9 +16,12 @@ NAME=COMMAND is read as by ab.py (leading VAR=value words set the
 environment); "--host 127.0.0.1 --port P" is appended.  Each variant in
 turn runs under `valgrind --tool=callgrind --cache-sim=yes`, pinned to the
 first half of this process's CPUs, with dumb_load (--closed-loop --cmd
-PING, not under valgrind) on the rest.  After --warmup seconds with the
-load running, the counters are zeroed (callgrind_control -z); --window
-seconds later they are dumped.  Per request, from that dump:
+PING, not under valgrind) on the rest.  The counters are dumped
+(callgrind_control -d) after --warmup seconds with the load running, and
+again --window seconds later; the second dump holds the window alone.
+dumb_load is then stopped; a run fails if it saw any error, timeout or
+connect failure, or had not every connection up before the window.  Per
+request, from the window's dump:
 
   instructions   user-space instructions executed (Ir)
   D1 misses      reads and writes missing callgrind's first-level data cache
@@ -41,8 +44,10 @@ such a run mean nothing and are not reported.
 Output: progress on stderr; the table on stdout (on stderr with --json,
 when stdout is the JSON record); footprint.json and the logs in --out.
 Exit status: 0 when every variant measured, 1 otherwise, 2 on a usage
-error or a missing tool.  Bounded: each variant takes warmup + window + at
-most ~40 s; only 127.0.0.1 is used.
+error or a missing tool.  Bounded: each variant takes warmup + window and
+at most about two minutes more (start-up, the two dumps, stopping
+dumb_load and the server, each with its own bound); only 127.0.0.1 is
+used.
 """
 
 import argparse
@@ -51,6 +56,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -61,21 +67,28 @@ import run
 from report import log
 
 START_BOUND = 30        # s for the server to accept under valgrind
+CONTROL_BOUND = 30      # s for one callgrind_control request
+LOAD_STOP_BOUND = 30    # s for dumb_load to stop after SIGINT
 REQUEST_FUNCTION = "dumb::parse("
 
 
-def l2_geometry():
-    """(size, associativity, line) of CPU 0's L2 from sysfs, or 1 MiB, 16, 64
-    when it is missing or not a geometry callgrind accepts (sets a power of 2)."""
-    base = Path("/sys/devices/system/cpu/cpu0/cache/index2")
+def l2_geometry(cache_dir=Path("/sys/devices/system/cpu/cpu0/cache")):
+    """(size, associativity, line) of CPU 0's level-2 data or unified cache
+    from sysfs, or 1 MiB, 16, 64 when there is none or it is not a geometry
+    callgrind accepts (sets a power of two)."""
     try:
-        size_text = (base / "size").read_text().strip()
-        size = int(size_text[:-1]) * 1024 if size_text.endswith("K") else int(size_text)
-        assoc = int((base / "ways_of_associativity").read_text())
-        line = int((base / "coherency_line_size").read_text())
-        sets = size // (assoc * line)
-        if sets > 0 and sets & (sets - 1) == 0 and size == sets * assoc * line:
-            return size, assoc, line
+        for index in sorted(cache_dir.glob("index*")):
+            if (index / "level").read_text().strip() != "2" or \
+                    (index / "type").read_text().strip() not in ("Data", "Unified"):
+                continue
+            size_text = (index / "size").read_text().strip()
+            size = int(size_text[:-1]) * 1024 if size_text.endswith("K") else int(size_text)
+            assoc = int((index / "ways_of_associativity").read_text())
+            line = int((index / "coherency_line_size").read_text())
+            sets = size // (assoc * line) if assoc > 0 and line > 0 else 0
+            if sets > 0 and sets & (sets - 1) == 0 and size == sets * assoc * line:
+                return size, assoc, line
+            break
     except (OSError, ValueError):
         pass
     return 1 << 20, 16, 64
@@ -123,6 +136,10 @@ def per_request(totals, requests):
             "ll_misses": (get("DLmr") + get("DLmw")) / requests}
 
 
+def ratio(a, b):
+    return f"{a / b:.2f}" if b else "-"
+
+
 def table(results, names, ll):
     base = next((n for n in names if results[n].get("figures")), None)
     b = results[base]["figures"] if base else None
@@ -136,9 +153,42 @@ def table(results, names, ll):
             lines.append(f"| {n} | failed: {results[n].get('failure', '?')} | | | | | |")
             continue
         lines.append(f"| {n} | {f['requests']} | {f['instructions']:.0f} | {f['d1_misses']:.1f} "
-                     f"| {f['ll_misses']:.1f} | {f['instructions'] / b['instructions']:.2f} "
-                     f"| {f['ll_misses'] / b['ll_misses']:.2f} |")
+                     f"| {f['ll_misses']:.1f} | {ratio(f['instructions'], b['instructions'])} "
+                     f"| {ratio(f['ll_misses'], b['ll_misses'])} |")
     return lines
+
+
+def window_dump(dump):
+    """The window's dump of a run that wrote `dump` (its --callgrind-out-file):
+    callgrind names the dumps callgrind_control asks for dump.1, dump.2, ...,
+    each with the costs since the one before, and writes plain `dump` at
+    exit. The run dumps twice (end of warm-up, end of the window), so the
+    window is dump.2, and only if dump.1 exists too: callgrind_control exits
+    0 even when nothing was dumped, so the files are the only proof."""
+    first, second = Path(f"{dump}.1"), Path(f"{dump}.2")
+    if not first.exists():
+        return None, "no dump at the end of the warm-up"
+    if not second.exists():
+        return None, "no dump at the end of the window"
+    return second, None
+
+
+def check_load(summary, warmup):
+    """Why dumb_load's JSON summary makes the window worthless, or None."""
+    if summary is None:
+        return "dumb_load printed no summary"
+    bad = sum(summary.get(k) or 0 for k in ("errors", "timeouts", "connect_failures"))
+    if bad:
+        return f"dumb_load saw {bad} errors, timeouts or connect failures"
+    up = summary.get("all_up_s")
+    if up is None or up >= warmup:
+        return f"not every connection was up before the window (all up at {up} s, warm-up {warmup} s)"
+    return None
+
+
+def control(pid, what):
+    # Raises SubprocessError on a hang; its exit status says nothing (see window_dump).
+    subprocess.run(["callgrind_control", what, str(pid)], capture_output=True, timeout=CONTROL_BOUND)
 
 
 def measure(name, env, argv, args, cpus, ll, out_dir):
@@ -150,36 +200,50 @@ def measure(name, env, argv, args, cpus, ll, out_dir):
     vg = ["valgrind", "--tool=callgrind", "--cache-sim=yes", f"--LL={ll[0]},{ll[1]},{ll[2]}",
           f"--callgrind-out-file={dump}"]
     cmd = run.pinned(vg + argv + ["--host", "127.0.0.1", "--port", str(port)], cpus[0])
+    load_json = out_dir / f"{name}.load.json"
     with open(out_dir / f"{name}.server.log", "w") as slog:
         server = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=slog, stderr=subprocess.STDOUT)
     try:
         if not run.wait_accepting(port, server, START_BOUND):
             return {"failure": f"not accepting within {START_BOUND} s (see {name}.server.log)"}
+        # Longer than needed: the load is stopped (SIGINT) once the window is dumped.
         load = run.pinned([str(args.build / "apps" / "dumb_load"), "--port", str(port),
                            "--connections", str(args.connections), "--closed-loop", "--cmd", "PING",
-                           "--duration", f"{args.warmup + args.window + 2}s", "--timeout", "60s",
-                           "--workers", "1", "--json"], cpus[1])
-        with open(out_dir / f"{name}.load.json", "w") as lout, open(out_dir / f"{name}.load.log", "w") as lerr:
+                           "--duration", f"{args.warmup + args.window + 3 * CONTROL_BOUND}s",
+                           "--timeout", "60s", "--workers", "1", "--json"], cpus[1])
+        with open(load_json, "w") as lout, open(out_dir / f"{name}.load.log", "w") as lerr:
             loader = subprocess.Popen(load, stdout=lout, stderr=lerr)
         try:
             time.sleep(args.warmup)
-            subprocess.run(["callgrind_control", "-z", str(server.pid)], capture_output=True, timeout=30, check=True)
+            control(server.pid, "-d")  # dump.1: start-up and warm-up
             time.sleep(args.window)
-            subprocess.run(["callgrind_control", "-d", str(server.pid)], capture_output=True, timeout=30, check=True)
+            control(server.pid, "-d")  # dump.2: the window
+            loader.send_signal(signal.SIGINT)
+            loader.wait(timeout=LOAD_STOP_BOUND)
         finally:
-            try:
-                loader.wait(timeout=args.warmup + args.window + 40)
-            except subprocess.TimeoutExpired:
+            if loader.poll() is None:
                 loader.kill()
                 loader.wait()
     except subprocess.SubprocessError as e:
-        return {"failure": f"callgrind_control: {e}"}
+        return {"failure": f"callgrind_control or dumb_load hung: {e}"}
     finally:
         run.stop_server(server)
-    dumps = sorted(out_dir.glob(f"{name}.callgrind.*"), key=lambda p: p.stat().st_mtime)
-    if not dumps:
-        return {"failure": "no dump written"}
-    totals, requests = parse_dump(dumps[0].read_text(errors="replace"))
+    if loader.returncode != 0:
+        return {"failure": f"dumb_load exited {loader.returncode} (see {name}.load.log)"}
+    try:
+        summary = json.loads(load_json.read_text())
+    except (OSError, ValueError):
+        summary = None
+    why = check_load(summary, args.warmup)
+    if why:
+        return {"failure": why}
+    path, why = window_dump(dump)
+    if why:
+        return {"failure": why}
+    try:
+        totals, requests = parse_dump(path.read_text(errors="replace"))
+    except ValueError as e:
+        return {"failure": f"{path.name}: {e}"}
     figures = per_request(totals, requests)
     if figures is None:
         return {"failure": f"no calls to {REQUEST_FUNCTION}..) in the window"}
@@ -238,12 +302,12 @@ def main(argv):
             f"{f['instructions']:.0f} instructions, {f['ll_misses']:.1f} LL misses per request "
             f"({f['requests']} requests)" if f else f"FAILED: {results[name]['failure']}"))
     names = [n for n, _, _ in args.parsed]
-    lines = [f"PING at {args.connections} connections, under callgrind"] + table(results, names, ll)
     record = {"command": shlex.join([sys.argv[0]] + argv), "connections": args.connections,
               "warmup_s": args.warmup, "window_s": args.window,
               "ll": {"size": ll[0], "assoc": ll[1], "line": ll[2]},
               "variants": {n: {"env": e, "argv": w} for n, e, w in args.parsed}, "results": results}
     (args.out / "footprint.json").write_text(json.dumps(record, indent=1))
+    lines = [f"PING at {args.connections} connections, under callgrind"] + table(results, names, ll)
     print("\n".join(lines), file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(record))

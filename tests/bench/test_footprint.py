@@ -6,7 +6,9 @@ import contextlib
 import io
 import os
 import sys
+import tempfile
 import unittest
+from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "servers"))
 import footprint  # noqa: E402
@@ -21,9 +23,16 @@ summary: 10000 3000 2000 5 300 100 5 250 50
 ob=(1) /bin/server
 fl=(1) ???
 fn=(1) serve(int)
+cob=(2) /lib/libc.so.6
+cfi=(2) ???
+cfn=(5) recv
+calls=4 0
+0 90
 cfn=(2) dumb::parse(std::basic_string_view<char>)
 calls=7 0
 0 700
+fn=(2)
+0 40
 cfn=(3) dumb::parse_arg(std::basic_string_view<char>)
 calls=1000 0
 0 50
@@ -89,13 +98,66 @@ class Table(unittest.TestCase):
         self.assertTrue(lines[4].endswith("| 1.00 | 1.00 |"))
         self.assertTrue(lines[5].endswith("| 0.50 | 0.25 |"))
 
+    def test_a_zero_base_gives_no_ratio(self):
+        results = {"b": {"figures": {"requests": 10, "instructions": 1000, "d1_misses": 0, "ll_misses": 0}},
+                   "c": {"figures": {"requests": 10, "instructions": 500, "d1_misses": 5, "ll_misses": 5}}}
+        lines = footprint.table(results, ["b", "c"], (1 << 20, 16, 64))
+        self.assertTrue(lines[4].endswith("| 0.50 | - |"))
+
 
 class Geometry(unittest.TestCase):
-    def test_sets_are_a_power_of_two(self):
-        size, assoc, line = footprint.l2_geometry()
-        sets = size // (assoc * line)
-        self.assertEqual(size, sets * assoc * line)
-        self.assertEqual(sets & (sets - 1), 0)
+    def sysfs(self, root, caches):
+        for i, (level, kind, size, ways, line) in enumerate(caches):
+            d = Path(root) / f"index{i}"
+            d.mkdir()
+            for name, value in (("level", level), ("type", kind), ("size", size),
+                                ("ways_of_associativity", ways), ("coherency_line_size", line)):
+                (d / name).write_text(f"{value}\n")
+        return Path(root)
+
+    def test_the_level_2_cache_is_taken(self):
+        with tempfile.TemporaryDirectory() as root:
+            cache = self.sysfs(root, [(1, "Data", "32K", 8, 64), (1, "Instruction", "32K", 8, 64),
+                                      (2, "Unified", "512K", 8, 64), (3, "Unified", "32768K", 16, 64)])
+            self.assertEqual(footprint.l2_geometry(cache), (512 * 1024, 8, 64))
+
+    def test_a_geometry_callgrind_refuses_falls_back(self):
+        with tempfile.TemporaryDirectory() as root:  # 1536 KiB, 16-way: 1 536 sets, not a power of two
+            cache = self.sysfs(root, [(2, "Unified", "1536K", 16, 64)])
+            self.assertEqual(footprint.l2_geometry(cache), (1 << 20, 16, 64))
+
+    def test_no_sysfs_falls_back(self):
+        with tempfile.TemporaryDirectory() as root:
+            self.assertEqual(footprint.l2_geometry(Path(root) / "missing"), (1 << 20, 16, 64))
+            self.assertEqual(footprint.l2_geometry(self.sysfs(root, [(2, "Unified", "big", 8, 64)])),
+                             (1 << 20, 16, 64))
+
+
+class WindowDump(unittest.TestCase):
+    def test_the_second_dump_is_the_window(self):
+        with tempfile.TemporaryDirectory() as d:
+            dump = Path(d) / "x.callgrind"
+            for name in ("x.callgrind", "x.callgrind.1", "x.callgrind.2"):
+                (Path(d) / name).write_text("")
+            self.assertEqual(footprint.window_dump(dump), (Path(f"{dump}.2"), None))
+
+    def test_a_missing_dump_is_a_failure(self):
+        with tempfile.TemporaryDirectory() as d:
+            dump = Path(d) / "x.callgrind"
+            dump.write_text("")  # written at exit only: neither control request dumped
+            self.assertIn("warm-up", footprint.window_dump(dump)[1])
+            Path(f"{dump}.1").write_text("")  # only one dump: .1 would hold the window and more
+            self.assertIn("window", footprint.window_dump(dump)[1])
+
+
+class CheckLoad(unittest.TestCase):
+    def test_verdicts(self):
+        good = {"errors": 0, "timeouts": 0, "connect_failures": 0, "all_up_s": 1.0}
+        self.assertIsNone(footprint.check_load(good, 4))
+        self.assertIn("no summary", footprint.check_load(None, 4))
+        self.assertIn("1 errors", footprint.check_load({**good, "timeouts": 1}, 4))
+        self.assertIn("not every connection", footprint.check_load({**good, "all_up_s": 4.0}, 4))
+        self.assertIn("not every connection", footprint.check_load({**good, "all_up_s": None}, 4))
 
 
 class Flags(unittest.TestCase):
