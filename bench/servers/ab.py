@@ -140,25 +140,24 @@ def one_run(name, env, argv, args, cpus, out_dir):
     return res
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_variant_args(p, out_default, out_help):
+    """The arguments ab.py and footprint.py share: the variants, --connections,
+    --build, --out and --json."""
     p.add_argument("variants", nargs="+", metavar="NAME=COMMAND")
-    p.add_argument("--rounds", type=int, default=4, help="rounds, every variant once each; even (default 4)")
     p.add_argument("--connections", type=int, default=10000, help="PING connections (default 10000)")
-    p.add_argument("--duration", type=int, default=14, help="dumb_load --duration, seconds (default 14)")
     p.add_argument("--build", type=Path, default=run.ROOT / "build" / "release",
                    help="build directory with apps/dumb_load (default build/release)")
-    p.add_argument("--out", type=Path, default=run.ROOT / "build" / "bench-ab",
-                   help="logs and ab.json go here (default build/bench-ab)")
+    p.add_argument("--out", type=Path, default=run.ROOT / "build" / out_default,
+                   help=f"{out_help} go here (default build/{out_default})")
     p.add_argument("--json", action="store_true",
                    help="stdout is the whole record as one JSON object (the table goes to stderr)")
-    args = p.parse_args(argv)
-    if not 2 <= args.rounds <= 50 or args.rounds % 2:
-        p.error("--rounds: an even number from 2 to 50 (ABBA: each variant as often early as late)")
+
+
+def check_variant_args(p, args):
+    """add_variant_args' checks, after p.parse_args: sets args.parsed, a
+    (name, env, argv) per variant, or exits through p.error."""
     if not 1 <= args.connections <= 100000:
         p.error("--connections: 1 to 100000")
-    if not 3 <= args.duration <= 600:
-        p.error("--duration: 3 to 600 seconds")
     try:
         args.parsed = [parse_variant(v) for v in args.variants]
     except ValueError as e:
@@ -166,20 +165,41 @@ def parse_args(argv):
     names = [n for n, _, _ in args.parsed]
     if len(set(names)) != len(names):
         p.error("variant names must differ")
+
+
+def preflight(args):
+    """dumb_load built and descriptors enough for args.connections: the
+    (server CPUs, load CPUs) split, or None after saying why."""
+    load = args.build / "apps" / "dumb_load"
+    if not load.exists():
+        log(f"{load} is missing: build first (make build)")
+        return None
+    soft, _ = run.raise_nofile()
+    if args.connections + run.FD_SLACK > soft:
+        log(f"{args.connections} connections need more descriptors than RLIMIT_NOFILE allows ({soft})")
+        return None
+    return run.cpu_split(os.sched_getaffinity(0))
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_variant_args(p, "bench-ab", "logs and ab.json")
+    p.add_argument("--rounds", type=int, default=4, help="rounds, every variant once each; even (default 4)")
+    p.add_argument("--duration", type=int, default=14, help="dumb_load --duration, seconds (default 14)")
+    args = p.parse_args(argv)
+    if not 2 <= args.rounds <= 50 or args.rounds % 2:
+        p.error("--rounds: an even number from 2 to 50 (ABBA: each variant as often early as late)")
+    if not 3 <= args.duration <= 600:
+        p.error("--duration: 3 to 600 seconds")
+    check_variant_args(p, args)
     return args
 
 
 def main(argv):
     args = parse_args(argv)
-    load = args.build / "apps" / "dumb_load"
-    if not load.exists():
-        log(f"{load} is missing: build first (make build)")
+    cpus = preflight(args)
+    if cpus is None:
         return 2
-    soft, hard = run.raise_nofile()
-    if args.connections + run.FD_SLACK > soft:
-        log(f"{args.connections} connections need more descriptors than RLIMIT_NOFILE allows ({soft})")
-        return 2
-    cpus = run.cpu_split(os.sched_getaffinity(0))
     variants = {n: (env, words) for n, env, words in args.parsed}
     runs = {n: [] for n in variants}
     total, done, t0 = args.rounds * len(variants), 0, time.monotonic()
@@ -226,8 +246,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except KeyboardInterrupt:
-        log("interrupted")
-        sys.exit(130)
+    run.cli(main)

@@ -252,28 +252,13 @@ def measure(name, env, argv, args, cpus, ll, out_dir):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("variants", nargs="+", metavar="NAME=COMMAND")
-    p.add_argument("--connections", type=int, default=10000, help="PING connections (default 10000)")
+    ab.add_variant_args(p, "bench-footprint", "dumps, logs and footprint.json")
     p.add_argument("--warmup", type=int, default=4, help="seconds of load before counting (default 4)")
     p.add_argument("--window", type=int, default=12, help="seconds counted (default 12)")
-    p.add_argument("--build", type=Path, default=run.ROOT / "build" / "release",
-                   help="build directory with apps/dumb_load (default build/release)")
-    p.add_argument("--out", type=Path, default=run.ROOT / "build" / "bench-footprint",
-                   help="dumps, logs and footprint.json go here (default build/bench-footprint)")
-    p.add_argument("--json", action="store_true",
-                   help="stdout is the whole record as one JSON object (the table goes to stderr)")
     args = p.parse_args(argv)
-    if not 1 <= args.connections <= 100000:
-        p.error("--connections: 1 to 100000")
     if not 1 <= args.warmup <= 120 or not 1 <= args.window <= 600:
         p.error("--warmup: 1 to 120 seconds; --window: 1 to 600 seconds")
-    try:
-        args.parsed = [ab.parse_variant(v) for v in args.variants]
-    except ValueError as e:
-        p.error(str(e))
-    names = [n for n, _, _ in args.parsed]
-    if len(set(names)) != len(names):
-        p.error("variant names must differ")
+    ab.check_variant_args(p, args)
     return args
 
 
@@ -283,14 +268,9 @@ def main(argv):
         if not shutil.which(tool):
             log(f"{tool} is missing: scripts/install-deps --bench installs valgrind")
             return 2
-    if not (args.build / "apps" / "dumb_load").exists():
-        log(f"{args.build / 'apps' / 'dumb_load'} is missing: build first (make build)")
+    cpus = ab.preflight(args)
+    if cpus is None:
         return 2
-    soft, _ = run.raise_nofile()
-    if args.connections + run.FD_SLACK > soft:
-        log(f"{args.connections} connections need more descriptors than RLIMIT_NOFILE allows ({soft})")
-        return 2
-    cpus = run.cpu_split(os.sched_getaffinity(0))
     ll = l2_geometry()
     args.out.mkdir(parents=True, exist_ok=True)
     results = {}
@@ -315,8 +295,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except KeyboardInterrupt:
-        log("interrupted")
-        sys.exit(130)
+    run.cli(main)

@@ -693,9 +693,14 @@ def main(argv):
     return 0
 
 
-if __name__ == "__main__":
+def cli(main):
+    """The scripts' entry: main(argv)'s status, 130 on Ctrl-C."""
     try:
         sys.exit(main(sys.argv[1:]))
     except KeyboardInterrupt:
         log("interrupted")
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    cli(main)
