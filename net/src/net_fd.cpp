@@ -26,16 +26,9 @@ namespace {
 // TSan's interceptors order a send before the recv that sees its bytes
 // (without them a fiber and a plain thread talking over a socket would
 // look like a race).
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define GORT_NET_LIBC_IO 1
-#endif
-#endif
-#if GORT_SANITIZER_BUILD || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define GORT_NET_LIBC_IO 1
-#endif
-
-#if GORT_NET_LIBC_IO
+// GORT_SANITIZER_BUILD is the build's one switch for sanitizer-specific code
+// (CMakeLists.txt; fiber.h's context annotations use it too).
+#if GORT_SANITIZER_BUILD
 ssize_t sys_recv(int fd, void* buf, std::size_t n) { return ::recv(fd, buf, n, 0); }
 ssize_t sys_send(int fd, const void* buf, std::size_t n) { return ::send(fd, buf, n, MSG_NOSIGNAL); }
 #else
