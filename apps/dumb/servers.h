@@ -22,22 +22,23 @@ enum class Outcome : std::uint8_t {
   none,      // not applicable (chat servers)
 };
 
-// The course's three scenarios, in the column order of servers.def.
-enum class Scenario : std::uint8_t { wait, stream, trickle };
-inline constexpr std::array<std::string_view, 3> kScenarioNames{"wait", "stream", "trickle"};
+// The course's three scenarios and the greedy clients, in the column order
+// of servers.def.
+enum class Scenario : std::uint8_t { wait, stream, trickle, greedy };
+inline constexpr std::array<std::string_view, 4> kScenarioNames{"wait", "stream", "trickle", "greedy"};
 
 struct ServerRow {
   std::string_view name;     // binary name
   Protocol protocol;
-  std::array<Outcome, 3> expected;  // indexed by Scenario
+  std::array<Outcome, 4> expected;  // indexed by Scenario
   std::string_view summary;
   std::uint16_t default_port() const noexcept { return protocol == Protocol::dumb ? 8090 : 8091; }
   Outcome expect(Scenario s) const noexcept { return expected[static_cast<std::size_t>(s)]; }
 };
 
 inline constexpr ServerRow kServers[] = {
-#define GORT_SERVER(name, protocol, wait, stream, trickle, link, summary) \
-  {#name, Protocol::protocol, {Outcome::wait, Outcome::stream, Outcome::trickle}, summary},
+#define GORT_SERVER(name, protocol, wait, stream, trickle, greedy, link, summary) \
+  {#name, Protocol::protocol, {Outcome::wait, Outcome::stream, Outcome::trickle, Outcome::greedy}, summary},
 #include "dumb/servers.def"
 #undef GORT_SERVER
 };

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <mutex>
 
+#include <gort/detail/preempt.h>
+
 namespace gort::net::detail {
 
 using gort::detail::PollStatus;
@@ -162,6 +164,10 @@ Result<std::size_t> NetFd::read(void* buf, std::size_t n) {
     ssize_t got = sys_recv(fd_, buf, n);
     if (got > 0) {
       read_drained_ = std::size_t(got) < n;
+      // A reader that always finds data never parks: this is where its
+      // time slice ends (runtime/src/monitor.h). The direction's lock is
+      // held across the yield, as Go holds its fdMutex when preempted.
+      gort::detail::preemption_point();
       return std::size_t(got);
     }
     read_drained_ = false;
@@ -179,7 +185,10 @@ Result<std::size_t> NetFd::write(const void* buf, std::size_t n) {
   for (;;) {
     // MSG_NOSIGNAL: a write to a reset connection is EPIPE, not SIGPIPE.
     ssize_t put = sys_send(fd_, buf, n);
-    if (put >= 0) return std::size_t(put);
+    if (put >= 0) {
+      gort::detail::preemption_point();  // as in read
+      return std::size_t(put);
+    }
     if (errno == EINTR) continue;
     if (errno != EAGAIN) return Error::from_errno(errno);
     if (auto r = wait(PollMode::kWrite); !r) return r.error();
@@ -192,7 +201,10 @@ Result<int> NetFd::accept(sockaddr_storage* peer, socklen_t* len) {
   for (;;) {
     *len = sizeof *peer;
     int c = ::accept4(fd_, reinterpret_cast<sockaddr*>(peer), len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (c >= 0) return c;
+    if (c >= 0) {
+      gort::detail::preemption_point();  // as in read: an acceptor under a connection storm
+      return c;
+    }
     // ECONNABORTED: a connection went away while queued; take the next.
     if (errno == EINTR || errno == ECONNABORTED) continue;
     if (errno != EAGAIN) return Error::from_errno(errno);

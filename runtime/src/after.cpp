@@ -75,7 +75,7 @@ std::shared_ptr<Chan<Clock::time_point>> after_ns(int64_t ns) {
   t->chan = chan;
   link(t);
   Worker* w = current_worker();
-  if (w == nullptr || w->sched != s) w = s->workers[0].get();
+  if (w == nullptr || w->sched != s) w = s->worker_at(0);
   // After add() the timer may fire at once on another worker: use `when`.
   if (w->timers.add(t)) s->wake_worker_for_timer(when);
   return chan;

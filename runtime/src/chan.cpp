@@ -164,6 +164,7 @@ void ChanCore::send(void* value) {
     lock_.unlock();
     if (op == Op::kClosed) throw_send_closed();
     if (woken) wake_waiter(woken);
+    preemption_point_inline();  // did not block: the time slice is checked here (monitor.h)
     return;
   }
   ChanWaiter w;
@@ -182,6 +183,7 @@ bool ChanCore::try_send(void* value) {
   lock_.unlock();
   if (op == Op::kClosed) throw_send_closed();
   if (woken) wake_waiter(woken);
+  preemption_point_inline();
   return op == Op::kDone;
 }
 
@@ -191,6 +193,7 @@ void ChanCore::recv(void* out) {
   if (recv_locked(out, &woken) != Op::kWouldBlock) {
     lock_.unlock();
     if (woken) wake_waiter(woken);
+    preemption_point_inline();
     return;
   }
   ChanWaiter w;
@@ -207,6 +210,7 @@ void ChanCore::try_recv(void* out) {
   recv_locked(out, &woken);
   lock_.unlock();
   if (woken) wake_waiter(woken);
+  preemption_point_inline();
 }
 
 void ChanCore::close() {
@@ -343,10 +347,12 @@ int select_cases(SelectCase* cases, int n, bool block, uint16_t* order, ChanWait
     unlock_all(&locks);
     if (woken) wake_waiter(woken);
     if (op == SelectOps::Op::kClosed && c.is_send) throw_send_closed();
+    preemption_point_inline();
     return pollorder[k];
   }
   if (!block) {
     unlock_all(&locks);
+    preemption_point_inline();
     return -1;
   }
 

@@ -109,7 +109,7 @@ bool block(PollDesc* pd, PollMode mode) {
     NetPoll* np = netpoll_of(pd->sched);
     np->add_waiter();  // counted before anyone can take us: never negative
     Worker* w = current_worker();  // read afresh: a wait that loops may have moved workers
-    Commit c{&slot, w->current, np};
+    Commit c{&slot, w->current.load(std::memory_order_relaxed), np};
     park_on(w, &commit, &c);
   }
   uintptr_t old = slot.exchange(kPdNil, std::memory_order_seq_cst);
@@ -119,7 +119,7 @@ bool block(PollDesc* pd, PollMode mode) {
 
 TimerHeap& heap_for(Scheduler* s) {
   Worker* w = current_worker();
-  return (w != nullptr && w->sched == s) ? w->timers : s->workers[0]->timers;
+  return (w != nullptr && w->sched == s) ? w->timers : s->worker_at(0)->timers;
 }
 
 // Puts a deadline timer (in no heap) into one for `when`, waking a worker
@@ -239,6 +239,8 @@ void NetPoll::remove_waiters(int n) {
 }
 
 void NetPoll::poll(int64_t deadline_ns, ReadyBatch& out) {
+  // relaxed: the monitor only compares samples of it (monitor.h, "Network").
+  polls_.fetch_add(1, std::memory_order_relaxed);
   PollEvent events[ReadyBatch::kMax / 2];
   int n = backend_.wait(deadline_ns, events, ReadyBatch::kMax / 2);
   for (int i = 0; i < n; ++i) {
@@ -340,7 +342,8 @@ bool poll_read_closed(PollDesc* pd) { return pd->read_closed.load(std::memory_or
 
 PollStatus poll_wait(PollDesc* pd, PollMode mode) {
   Worker* w = current_worker();
-  if (w == nullptr || w->current == nullptr || w->sched != pd->sched) return PollStatus::kNotInFiber;
+  if (w == nullptr || w->current.load(std::memory_order_relaxed) == nullptr || w->sched != pd->sched)
+    return PollStatus::kNotInFiber;
   PollStatus st = check_error(pd, mode);
   if (st != PollStatus::kReady) return st;
   while (!block(pd, mode)) {
@@ -411,12 +414,12 @@ bool Worker::sleep_in_netpoll(int64_t deadline, ReadyBatch& io) {
   return true;
 }
 
-int Worker::queue_polled(ReadyBatch& io, bool behind_injector) {
+int Worker::queue_polled(ReadyBatch& io, PolledWhere where) {
   if (io.n == 0) return 0;
-  if (behind_injector) {
+  if (where == PolledWhere::kBehindInjector) {
     sched->injector.push_batch(io.fibers, std::size_t(io.n));
   } else {
-    for (int i = 0; i < io.n; ++i) push_local(io.fibers[i], false);
+    for (int i = 0; i < io.n; ++i) push_local(io.fibers[i], RunNext::kNo);
   }
   // After publishing them: the deadlock check must never see them nowhere.
   netpoll_of(sched)->remove_waiters(io.n);
@@ -428,13 +431,13 @@ int Worker::queue_polled(ReadyBatch& io, bool behind_injector) {
   return n;
 }
 
-bool Worker::poll_network(bool only_if_nobody_blocked, bool behind_injector) {
+bool Worker::poll_network(PollWhen when, PolledWhere where) {
   NetPoll* np = netpoll_of(sched);
   if (np == nullptr || !np->has_waiters()) return false;
-  if (only_if_nobody_blocked && np->someone_blocked_in_poll()) return false;
+  if (when == PollWhen::kUnlessSomeoneBlocked && np->someone_blocked_in_poll()) return false;
   ReadyBatch io;
   np->poll(0, io);
-  return queue_polled(io, behind_injector) > 0;
+  return queue_polled(io, where) > 0;
 }
 
 }  // namespace gort::detail

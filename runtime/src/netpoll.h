@@ -140,6 +140,10 @@ class NetPoll {
   void stop_being_blocked_poller() { blocked_poller_.store(false, std::memory_order_release); }
   bool someone_blocked_in_poll() const { return blocked_poller_.load(std::memory_order_acquire); }
 
+  // Polls made so far (blocking or not), for the monitor: it polls itself
+  // when this has not moved for a while and nobody is blocked in a poll.
+  uint64_t poll_count() const { return polls_.load(std::memory_order_relaxed); }
+
   const uint64_t id;                    // poll_runtime_id() while this runtime runs
 
  private:
@@ -147,6 +151,7 @@ class NetPoll {
   PollerBackend backend_;
   std::atomic<int64_t> waiters_{0};     // see has_waiters
   std::atomic<bool> blocked_poller_{false}; // a worker is blocked in backend_.wait
+  std::atomic<uint64_t> polls_{0};      // see poll_count
   Spinlock cache_lock_;
   PollDesc* free_list_ GORT_GUARDED_BY(cache_lock_) = nullptr;
   std::vector<std::unique_ptr<PollDesc[]>> blocks_ GORT_GUARDED_BY(cache_lock_); // never shrinks while running

@@ -46,7 +46,7 @@ void chain(int sig, siginfo_t* info, void* uctx) {
 
 void on_fault(int sig, siginfo_t* info, void* uctx) {
   Worker* w = current_worker();
-  Fiber* f = w ? w->current : nullptr;
+  Fiber* f = w ? w->current.load(std::memory_order_relaxed) : nullptr;
   const char* addr = static_cast<const char*>(info->si_addr);
   if (f != nullptr && addr >= f->stack.base && addr < f->stack.usable_bottom()) {
     char buf[512];

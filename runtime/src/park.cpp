@@ -19,7 +19,7 @@ void wait_queue_misuse(const char* what) { fatal("runtime invariant violated: Wa
 void prepare_wait(Waiter* w) {
   Worker* wk = current_worker();
   w->worker = wk;
-  w->fiber = wk != nullptr ? wk->current : nullptr;  // null on a worker's own stack, too
+  w->fiber = wk != nullptr ? wk->current.load(std::memory_order_relaxed) : nullptr;  // null on a worker's own stack, too
   w->signaled.store(0, std::memory_order_relaxed);
 }
 
@@ -51,7 +51,7 @@ __attribute__((always_inline)) inline void check_may_park(Worker* w) {
 void park_on(Worker* w, bool (*unlock)(void*), void* arg) {
   check_may_park(w);
   SwitchRequest req{SwitchRequest::kPark, unlock, arg};
-  switch_out<SwitchRequest::kPark>(w, &req);
+  switch_out<SwitchRequest::kPark>(w, w->current.load(std::memory_order_relaxed), &req);
 }
 
 void park(bool (*unlock)(void*), void* arg) { park_on(current_worker(), unlock, arg); }
@@ -59,7 +59,7 @@ void park(bool (*unlock)(void*), void* arg) { park_on(current_worker(), unlock, 
 void park_releasing(Worker* w, Spinlock& lock) GORT_NO_THREAD_SAFETY_ANALYSIS {
   check_may_park(w);
   SwitchRequest req{SwitchRequest::kParkReleasing, nullptr, &lock};
-  switch_out<SwitchRequest::kParkReleasing>(w, &req);
+  switch_out<SwitchRequest::kParkReleasing>(w, w->current.load(std::memory_order_relaxed), &req);
 }
 
 void ready(Fiber* f) {
@@ -71,12 +71,12 @@ void ready(Fiber* f) {
   // worker branch, inlined: calling it costs ~25 instructions per wake-up
   // (callgrind: ping-pong round trip 528 -> 580 Ir).
   if (Worker* w = current_worker(); __builtin_expect(w != nullptr, 1)) {
-    if (w->push_local(f, true)) w->sched->wake_idle_worker();
+    if (w->push_local(f, RunNext::kYes)) w->sched->wake_idle_worker();
     return;
   }
   Scheduler* s = current_scheduler();
   GORT_CHECK(s != nullptr);
-  s->ready(f, true);
+  s->ready(f, RunNext::kYes);
 }
 
 void wake(Waiter* w) {

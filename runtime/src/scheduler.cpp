@@ -14,8 +14,10 @@
 #include <string>
 #include <typeinfo>
 
+#include <gort/detail/preempt.h>
 #include <gort/runtime.h>
 
+#include "monitor.h"
 #include "netpoll.h"
 #include "overflow.h"
 #include "park.h"
@@ -37,9 +39,12 @@ int affinity_cpus() {
 
 // Reads a positive integer (with an optional K/M/G suffix for sizes) from the
 // environment; a malformed value is a fatal error, not a silent default.
-uint64_t env_number(const char* name, bool size_suffix) {
+// Unset or empty: `unset`. Zero is accepted only where `zero_ok`.
+enum class Suffix : uint8_t { kNone, kSize };
+uint64_t env_number(const char* name, Suffix suffix, uint64_t unset = 0, bool zero_ok = false) {
+  bool size_suffix = suffix == Suffix::kSize;
   const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return 0;
+  if (v == nullptr || *v == '\0') return unset;
   char* end = nullptr;
   errno = 0;
   unsigned long long n = std::strtoull(v, &end, 10);
@@ -52,8 +57,9 @@ uint64_t env_number(const char* name, bool size_suffix) {
       default: break;
     }
   }
-  if (errno != 0 || end == v || *end != '\0' || n == 0)
-    fatal("%s=\"%s\": expected a positive integer%s", name, v, size_suffix ? " (optional K/M/G suffix)" : "");
+  if (errno != 0 || end == v || *end != '\0' || (n == 0 && !zero_ok) || n > (UINT64_MAX >> 30))
+    fatal("%s=\"%s\": expected a %s integer%s", name, v, zero_ok ? "non-negative" : "positive",
+          size_suffix ? " (optional K/M/G suffix)" : "");
   return n * mult;
 }
 
@@ -65,7 +71,7 @@ uint64_t env_number(const char* name, bool size_suffix) {
 // happened yet in this frame, so the thread's current worker is valid.
 void fiber_entry(Transfer t) {
   Worker* w = current_worker();
-  Fiber* f = w->current;
+  Fiber* f = w->current.load(std::memory_order_relaxed);
   if (f->entry_request != nullptr) {
     auto* req = static_cast<SwitchRequest*>(f->entry_request);
     f->entry_request = nullptr;
@@ -89,7 +95,8 @@ void fiber_entry(Transfer t) {
           f->name ? " \"" : "", f->name ? f->name : "", f->name ? "\"" : "");
   }
   SwitchRequest exit{SwitchRequest::kExit};
-  switch_out<SwitchRequest::kExit>(current_worker(), &exit);
+  Worker* w_exit = current_worker();
+  switch_out<SwitchRequest::kExit>(w_exit, f, &exit);
   __builtin_unreachable();
 }
 
@@ -114,10 +121,11 @@ Scheduler* current_scheduler() { return g_sched.load(std::memory_order_acquire);
 
 TeardownCounts last_teardown() { return g_last_teardown; }
 
-Scheduler::Scheduler(int n, std::size_t stack, bool deadlock)
-    : nworkers(n), default_stack(stack), detect_deadlock(deadlock) {
-  workers.reserve(std::size_t(n));
-  for (int i = 0; i < n; ++i) workers.push_back(std::make_unique<Worker>(this, i, stack));
+Scheduler::Scheduler(int n, int max_threads_, std::size_t stack, bool deadlock)
+    : nworkers(n), max_threads(max_threads_), default_stack(stack), detect_deadlock(deadlock),
+      slots(new std::unique_ptr<Worker>[std::size_t(max_threads_)]) {
+  for (int i = 0; i < n; ++i) slots[std::size_t(i)] = std::make_unique<Worker>(this, i, Worker::Kind::kWorker, stack);
+  nslots.store(n, std::memory_order_release);
   idle_list.reserve(std::size_t(n));
 }
 
@@ -131,8 +139,8 @@ Scheduler::~Scheduler() {
   };
   Fiber* f;
   while (injector.pop(f)) drop(f);
-  for (auto& w : workers)
-    while ((f = w->runq.pop()) != nullptr) drop(f);
+  for (int i = 0, n = slot_count(); i < n; ++i)
+    while ((f = worker_at(i)->runq.pop()) != nullptr) drop(f);
   // netpoll: the poller and every descriptor go with the runtime. Fibers
   // parked on them were abandoned above like any other.
   destroy_netpoll(this);
@@ -142,10 +150,10 @@ void Scheduler::inject(Fiber* f) {
   injector.push(f);
 }
 
-void Scheduler::ready(Fiber* f, bool as_next) {
+void Scheduler::ready(Fiber* f, RunNext where) {
   Worker* w = current_worker();
   if (w != nullptr && w->sched == this) {
-    if (!w->push_local(f, as_next)) return;
+    if (!w->push_local(f, where)) return;
   } else {
     inject(f);
   }
@@ -189,7 +197,8 @@ void Scheduler::wake_worker_for_timer(int64_t when) {
   // The fence pairs with park_worker's: the heap's next_when (written by
   // add()) is ordered before our reads of parked_until.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  for (auto& w : workers) {
+  for (int i = 0, n = slot_count(); i < n; ++i) {
+    Worker* w = worker_at(i);
     int64_t until = w->parked_until.load(std::memory_order_seq_cst);
     if (until >= 0 && until > when) {
       {
@@ -207,15 +216,17 @@ void Scheduler::stop() {
   stopping.store(true, std::memory_order_release);
   std::lock_guard lock(idle_mu);
   wake_epoch.fetch_add(1);
-  for (auto& w : workers) {
+  for (int i = 0, n = slot_count(); i < n; ++i) {
+    Worker* w = worker_at(i);
+    w->stopping.store(true, std::memory_order_relaxed);
     w->wake_word.store(1, std::memory_order_release);
-    w->wake();  // netpoll: futex or poller, wherever it sleeps
+    w->wake();  // futex or poller, wherever it sleeps (a pooled spare: its futex)
   }
 }
 
 int64_t Scheduler::earliest_timer() const {
   int64_t when = kNever;
-  for (auto& w : workers) when = std::min(when, w->timers.next_when());
+  for (int i = 0, n = slot_count(); i < n; ++i) when = std::min(when, worker_at(i)->timers.next_when());
   return when;
 }
 
@@ -231,20 +242,41 @@ static int process_threads() {
 }
 
 bool Scheduler::nothing_can_run() {
-  if (nidle.load() != nworkers || stopping.load()) return false;
+  if (nidle.load() != active_workers() || stopping.load()) return false;
   if (live_fibers.load() <= 0 || external_wakers.load() > 0) return false;
   if (injector.size_approx() != 0 || earliest_timer() != kNever) return false;
-  for (auto& w : workers)
-    if (!w->runq.empty()) return false;
+  for (int i = 0, n = slot_count(); i < n; ++i)
+    if (!worker_at(i)->runq.empty()) return false;
   // Another thread of the application could still ready a fiber (unlock a
-  // Mutex, call done(), spawn): then this is not provably a deadlock. TSan
-  // runs one background thread of its own.
-  int expected = nworkers + helper_threads.load();
+  // Mutex, call done(), spawn): then this is not provably a deadlock. The
+  // runtime's own: the workers, the monitor, spares, the blocking pool's
+  // helpers; TSan runs one background thread of its own.
+  int expected = nworkers + 1 + spare_threads.load() + helper_threads.load();
 #if GORT_TSAN
   expected += 1;
 #endif
   int threads = process_threads();
   return threads >= 0 && threads <= expected;
+}
+
+// ---- time slices ----
+
+__attribute__((noinline, cold)) void preempt(Worker* w) {
+  w->preempt_flag.store(false, std::memory_order_relaxed);
+  // Never from on_worker_stack (the fiber is not on its own stack) or the
+  // schedule loop itself (timers fire there): the monitor asks again.
+  Fiber* self = w->current.load(std::memory_order_relaxed);
+  if (w->in_worker_stack || self == nullptr) return;
+  SwitchRequest req{SwitchRequest::kPreempt};
+  switch_out<SwitchRequest::kPreempt>(w, self, &req);
+}
+
+void preemption_point() {
+  if (Worker* w = current_worker(); w != nullptr) preemption_point_on(w);
+}
+
+__attribute__((noinline, cold)) void preempt_current() {
+  if (Worker* w = current_worker(); w != nullptr) preempt(w);
 }
 
 // ---- spawning ----
@@ -302,7 +334,8 @@ void spawn_commit(Fiber* f, void (*run)(void*), void (*drop)(void*)) {
   f->drop_task = drop;
   s->live_fibers.fetch_add(1);
   // Like Go's newproc: the new fiber goes in the spawner's next slot.
-  s->ready(f, true);
+  s->ready(f, RunNext::kYes);
+  preemption_point();  // a fiber that spawns in a loop gives way when its slice ran out
 }
 
 // ---- run ----
@@ -310,11 +343,20 @@ void spawn_commit(Fiber* f, void (*run)(void*), void (*drop)(void*)) {
 int run_main(const Config& config, void (*body)(void*), void* arg) {
   int n = config.workers;
   if (n < 0) throw std::invalid_argument("gort::Config::workers must be >= 0");
-  if (n == 0) n = int(env_number("GORT_PROCS", false));
+  if (n == 0) n = int(env_number("GORT_PROCS", Suffix::kNone));
   if (n == 0) n = affinity_cpus();
   if (n > 1024) throw std::invalid_argument("gort: at most 1024 workers");
+  // Go's default limit on threads (debug.SetMaxThreads); here it bounds the
+  // workers and the spares the monitor starts for stuck ones.
+  uint64_t max_threads = env_number("GORT_MAX_THREADS", Suffix::kNone, 10'000);
+  if (max_threads > 100'000) fatal("GORT_MAX_THREADS=%llu: at most 100000", (unsigned long long)max_threads);
+  if (max_threads < uint64_t(n))
+    fatal("GORT_MAX_THREADS=%llu is below the %d workers (GORT_PROCS): no thread could run them all",
+          (unsigned long long)max_threads, n);
+  MonitorConfig monitor_config{
+      int64_t(env_number("GORT_STUCK_WARN_MS", Suffix::kNone, 100, /*zero_ok=*/true)) * 1'000'000};
   std::size_t stack = config.stack_size;
-  if (stack == 0) stack = std::size_t(env_number("GORT_STACK_SIZE", true));
+  if (stack == 0) stack = std::size_t(env_number("GORT_STACK_SIZE", Suffix::kSize));
   if (stack == 0) stack = kDefaultStackSize;
   if (stack < kMinStackSize || stack > kMaxStackSize)
     throw std::invalid_argument("gort: stack size " + std::to_string(stack) +
@@ -328,7 +370,8 @@ int run_main(const Config& config, void (*body)(void*), void* arg) {
   }
   install_overflow_handler();
 
-  Scheduler sched(n, stack, config.detect_deadlock);
+  Scheduler sched(n, int(max_threads), stack, config.detect_deadlock);
+  sched.monitor = std::make_unique<Monitor>(&sched, monitor_config);
   Scheduler* expected = nullptr;
   if (!g_sched.compare_exchange_strong(expected, &sched))
     throw std::logic_error("gort::run: a gort runtime is already running in this process");
@@ -359,16 +402,18 @@ int run_main(const Config& config, void (*body)(void*), void* arg) {
       [](void*) {});
 
   for (int i = 1; i < n; ++i) {
-    Worker* w = sched.workers[std::size_t(i)].get();
+    Worker* w = sched.worker_at(i);
     w->thread = std::thread([w] { w->loop(); });
   }
-  sched.workers[0]->loop();
-  for (int i = 1; i < n; ++i) sched.workers[std::size_t(i)]->thread.join();
+  sched.monitor->start();
+  sched.worker_at(0)->loop();
+  for (int i = 1; i < n; ++i) sched.worker_at(i)->thread.join();
+  sched.monitor->stop_and_join();  // then every spare
   stop_runtime_services();  // blocking pool, pending after() timers (services.h)
-  for (auto& w : sched.workers) w->stacks.flush();
+  for (int i = 0, slots = sched.slot_count(); i < slots; ++i) sched.worker_at(i)->stacks.flush();
   g_last_teardown = TeardownCounts{sched.live_fibers.load(), sched.stack_pool.in_use()};
   g_sched.store(nullptr, std::memory_order_release);
-  return sched.exit_code;
+  return 0;
 }
 
 }  // namespace gort::detail
@@ -377,12 +422,13 @@ namespace gort {
 
 void yield() {
   detail::Worker* w = detail::current_worker();
-  if (w == nullptr || w->current == nullptr) {
+  detail::Fiber* self = w != nullptr ? w->current.load(std::memory_order_relaxed) : nullptr;
+  if (self == nullptr) {
     sched_yield();
     return;
   }
   detail::SwitchRequest req{detail::SwitchRequest::kYield};
-  detail::switch_out<detail::SwitchRequest::kYield>(w, &req);
+  detail::switch_out<detail::SwitchRequest::kYield>(w, self, &req);
 }
 
 bool in_fiber() { return detail::current_fiber() != nullptr; }
@@ -399,9 +445,15 @@ int worker_count() {
 
 Stats stats() {
   detail::Scheduler* s = detail::current_scheduler();
-  if (s == nullptr) return Stats{0, 0, 0, false};
-  return Stats{s->live_fibers.load(), s->stack_pool.in_use(), s->stack_pool.slab_count(),
-               s->stack_pool.guard_mode() == detail::GuardMode::kGuardInstall};
+  if (s == nullptr) return Stats{};
+  Stats st{s->live_fibers.load(), s->stack_pool.in_use(), s->stack_pool.slab_count(),
+           s->stack_pool.guard_mode() == detail::GuardMode::kGuardInstall};
+  for (int i = 0, n = s->slot_count(); i < n; ++i)
+    st.preemptions += s->worker_at(i)->preemptions.load(std::memory_order_relaxed);
+  st.stuck_episodes = s->monitor->stuck_episodes();
+  st.spare_workers = s->nspares_active.load();
+  st.spare_threads = s->spare_threads.load();
+  return st;
 }
 
 }  // namespace gort

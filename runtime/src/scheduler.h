@@ -7,7 +7,8 @@
 //    calls gort::run() becomes worker 0.
 //  * Each worker has a bounded RunQueue (ring + `next` slot, run_queue.h).
 //    Work arriving from outside the workers (another thread, overflow of a
-//    full ring) goes through the injector (injector.h: moodycamel ConcurrentQueue).
+//    full ring, fibers whose time slice ran out) goes through the injector
+//    (injector.h: moodycamel ConcurrentQueue).
 //  * A worker out of local work takes from the injector, then steals half of
 //    a random victim's ring. At most half of the busy workers spin (look for
 //    work) at once; the rest park on a futex. Making a fiber runnable wakes
@@ -25,25 +26,38 @@
 //    schedule. Every wake path goes through Worker::wake, which both
 //    futex-wakes the worker and interrupts the poller if the worker sleeps
 //    there, so the argument below holds for either kind of sleep.
-//  * When every worker is idle, no timer is pending, nothing outside the
-//    workers is registered as able to wake a fiber (external_wakers: blocking
-//    calls in flight, later the poller's waiters), the process has no thread
-//    besides the runtime's own (any other thread could still wake a fiber),
-//    and live fibers remain, the runtime reports "all fibers are asleep -
-//    deadlock!" and exits 2. The last worker to go idle makes the check, then
-//    re-makes it after a grace period to let in-flight wake-ups land.
+//  * The monitor (monitor.h, Go's sysmon) watches each worker's progress
+//    mark: a fiber that holds its worker for a time slice is asked to yield
+//    at its next runtime call; a worker whose fiber makes no runtime call
+//    (a blocking system call, a long computation) is stuck, and a spare
+//    worker runs the rest meanwhile. Spares live in `slots` after the
+//    workers and work like them; while any is active, more threads than
+//    GORT_PROCS run fibers.
+//  * When every active worker is idle, no timer is pending, nothing outside
+//    the workers is registered as able to wake a fiber (external_wakers:
+//    blocking calls in flight, fibers waiting on the poller), the process
+//    has no thread besides the runtime's own (any other thread could still
+//    wake a fiber), and live fibers remain, the runtime reports "all fibers
+//    are asleep - deadlock!" and exits 2. The last worker to go idle makes
+//    the check, then re-makes it after a grace period to let in-flight
+//    wake-ups land. A running or stuck fiber keeps its worker off the idle
+//    list, so it is never taken for a deadlock.
 //
 // Why no wake-up is lost between a readier and a parking worker (Go's
 // "delicate dance" in findrunnable): the parking worker (1) puts itself on
 // the idle list (nidle++), then (2) drops spinning (nspinning--), then (3)
-// re-checks every run queue and the injector. The readier (a) publishes the
-// fiber in a queue, then (b) reads nidle and nspinning. All four are
-// sequentially consistent, so either (3) sees the fiber or (b) sees nidle > 0
-// and nspinning == 0 and wakes a worker. The poller adds a readier that is
-// itself a parked worker: a worker sleeping in the poller stays on the idle
-// list while it waits, takes itself off the list before it queues the
-// fibers the poller readied, and then wakes another worker as any readier
-// does (Worker::queue_polled), so it is never handed its own work.
+// if it was spinning, re-checks every run queue and the injector. The
+// readier (a) publishes the fiber in a queue, then (b) reads nidle and
+// nspinning. All four are sequentially consistent, so either (3) sees the
+// fiber or (b) sees nidle > 0 and nspinning == 0 and wakes a worker. A
+// readier skips the wake-up only because some worker is spinning; a worker
+// that was not spinning was never that reason, so it owes no re-check (as
+// in Go, findrunnable re-checks only `if wasSpinning`). The poller adds a
+// readier that is itself a parked worker: a worker sleeping in the poller
+// stays on the idle list while it waits, takes itself off the list before
+// it queues the fibers the poller readied, and then wakes another worker
+// as any readier does (Worker::queue_polled), so it is never handed its
+// own work.
 //
 // Rejected
 //  * One global run queue under a lock (Go before 1.1): contention on every
@@ -71,50 +85,106 @@ namespace gort::detail {
 struct Scheduler;
 class NetPoll;     // netpoll.h
 struct ReadyBatch; // netpoll.h
+class Monitor;     // monitor.h
+
+// Where a worker queues the fibers a poll readied.
+enum class PolledWhere : uint8_t {
+  kLocal,          // its own queue: it runs one next, others may steal the rest
+  kBehindInjector, // behind everything already waiting in the injector (fairness turns, preemption)
+};
+// Whether a non-blocking poll is worth making.
+enum class PollWhen : uint8_t {
+  kAlways,
+  kUnlessSomeoneBlocked,  // a worker blocked in the poller will get the events anyway
+};
 
 // What a fiber asks of the scheduler when it switches out.
 // kParkReleasing is kPark whose unlock step releases the Spinlock `arg`:
 // what every wait queue's block() asks for, carried out without an indirect
 // call (it cannot cancel the park).
+// kPreempt is a yield the monitor asked for (a time slice ran out): the
+// fiber goes behind the injector, not onto the local queue, and never
+// switches directly to a local fiber (Go's gopreempt_m).
+// Whether a readied fiber goes to the ready-er's next slot (it runs as soon
+// as the ready-er switches out) or behind the others.
+enum class RunNext : uint8_t { kNo, kYes };
+
+// Only the fields the kind uses are written (this is built on every switch):
+// unlock and arg are read for kPark and kParkReleasing alone; from and
+// worker are always set by switch_out.
 struct SwitchRequest {
-  enum Kind { kYield, kPark, kParkReleasing, kExit } kind;
-  bool (*unlock)(void* arg) = nullptr;  // kPark: runs after the switch; false = stay runnable
-  void* arg = nullptr;                  // kPark: unlock's argument; kParkReleasing: the Spinlock
-  Fiber* from = nullptr;                // the fiber switching out (set by switch_out)
-  Worker* worker = nullptr;             // the worker it switches out on (set by switch_out)
+  enum Kind { kYield, kPark, kParkReleasing, kExit, kPreempt } kind;
+  bool (*unlock)(void* arg);  // kPark: runs after the switch; false = stay runnable
+  void* arg;                  // kPark: unlock's argument; kParkReleasing: the Spinlock
+  Fiber* from;                // the fiber switching out (set by switch_out)
+  Worker* worker;             // the worker it switches out on (set by switch_out)
+
+  explicit SwitchRequest(Kind k) : kind(k) {}
+  SwitchRequest(Kind k, bool (*u)(void*), void* a) : kind(k), unlock(u), arg(a) {}
 };
 
 struct alignas(64) Worker {
-  Worker(Scheduler* s, int index, std::size_t default_stack);
+  enum class Kind : uint8_t { kWorker, kSpare };
+  Worker(Scheduler* s, int index, Kind kind, std::size_t default_stack);
 
+  // ---- fixed at construction ----
   Scheduler* const sched;           // owner
-  const int index;                  // position in sched->workers
-  RunQueue runq;                    // owner: this worker; thieves: all others
-  TimerHeap timers;                 // timers added by fibers running here
-  StackCache stacks;                // this worker's free stacks (owner only)
+  const int index;                  // slot in sched->slots: shown in messages
+  const Kind kind;                  // kSpare: started by the monitor while a worker is stuck
+
+  // ---- shared: thieves, wakers and the monitor touch these (atomics or locked) ----
+  RunQueue runq;                    // owner: this worker; thieves: all others (run_queue.h)
+  TimerHeap timers;                 // timers added by fibers running here; anyone may run due ones
+  std::atomic<uint32_t> wake_word{0};             // futex: 1 = woken
+  std::atomic<int64_t> parked_until{-1};          // deadline while parked, -1 when running
+  std::atomic<bool> in_netpoll{false};            // parked in the poller, not on wake_word's futex
+  bool spinning = false;            // counted in sched->nspinning (handed over under idle_mu)
+  bool on_idle_list = false;        // guarded by sched->idle_mu
+  // The running fiber, or null. Written by the owner on every switch
+  // (release: the monitor that loads it with acquire may read the fiber's
+  // id and name, written before the fiber was first queued); read relaxed
+  // by the owner.
+  std::atomic<Fiber*> current{nullptr};
+  // Progress mark (Go's schedtick), for the monitor (monitor.h): odd while a
+  // fiber runs here, even while the worker is in its schedule loop; +1 when
+  // the loop switches into a fiber and when control comes back to the loop,
+  // +2 on a direct switch from fiber to fiber. Only the owner writes it, with
+  // a relaxed load and store: no locked instruction on the switch path. The
+  // monitor only compares samples of it, so relaxed is enough.
+  std::atomic<uint64_t> switches{0};
+  // Set by the monitor when the fiber running here has held the worker for a
+  // time slice; the fiber that reads it at a runtime call clears it and
+  // yields (preemption_point). Not cleared on a switch, which would cost
+  // the switch path a store: if the fiber switched before it looked, the
+  // next fiber yields once early, which is harmless and rare. Relaxed: a
+  // stale read delays the yield by one runtime call.
+  std::atomic<bool> preempt_flag{false};
+  std::atomic<uint64_t> preemptions{0};           // yields the mark caused; owner writes, stats() sums
+  std::atomic<bool> spare_exited{false};          // kSpare: its thread returned and may be joined
+  // A copy of sched->stopping for the direct switch path (one load there
+  // instead of two). Set by Scheduler::stop for every slot, and by the
+  // monitor for spares started meanwhile; the loop reads sched->stopping.
+  std::atomic<bool> stopping{false};
+
+  // ---- owner only: the worker's own thread ----
+  StackCache stacks;                // this worker's free stacks
   // Every kInjectorCheckInterval-th schedule the loop looks at the injector
   // (and the network) before the local queue. Go's: prime, so it does not
   // beat with other periods.
   static constexpr uint32_t kInjectorCheckInterval = 61;
-
   Context sched_ctx = nullptr;      // schedule loop's context while a fiber runs
   SanitizerContext sched_san;       // sanitizer view of the schedule loop's stack
-  Fiber* current = nullptr;         // fiber running on this worker, or null
-  // Schedules left before the injector's fairness turn (owner only). A
-  // countdown rather than a counter taken modulo the interval: the direct
-  // switch path tests it for zero on every switch. find_runnable resets it
-  // when it takes the turn, so it is >= 1 whenever a fiber is scheduled.
+  // Schedules left before the injector's fairness turn. A countdown rather
+  // than a counter taken modulo the interval: the direct switch path tests
+  // it for zero on every switch. find_runnable resets it when it takes the
+  // turn, so it is >= 1 whenever a fiber is scheduled.
   uint32_t until_fairness_turn = kInjectorCheckInterval - 1;
   uint64_t rng;                     // victim selection (xorshift)
-  bool spinning = false;            // counted in sched->nspinning
-  bool on_idle_list = false;        // guarded by sched->idle_mu
   bool in_worker_stack = false;     // the running fiber is inside on_worker_stack: parking is fatal
-  std::atomic<uint32_t> wake_word{0};             // futex: 1 = woken
-  std::atomic<int64_t> parked_until{-1};          // deadline while parked, -1 when running
-  std::atomic<bool> in_netpoll{false};            // parked in the poller, not on wake_word's futex
-  std::thread thread;               // empty for worker 0 (the caller of run)
+  std::thread thread;               // empty for worker 0 (the caller of run); joined by run_main or the monitor
 
-  void loop();                      // the schedule loop; returns when the runtime stops
+  void loop();                      // the schedule loop; returns when the runtime stops (or a spare retires)
+  void spare_main();                // a spare's thread: loop, wait in the pool, loop again or exit
   Fiber* find_runnable();           // blocks (parks the worker) until work or stop
   void execute(Fiber* f);           // switch into f, then handle the request of whoever returns
   // The switch path (inline below: it runs on every yield and park).
@@ -122,12 +192,22 @@ struct alignas(64) Worker {
   template <SwitchRequest::Kind K>
   void finish_switch_as(Fiber* from, SwitchRequest* req);  // the same, for a kind known at compile time
   void finish_exit(Fiber* from);    // finish_switch's kExit case, out of line
+  void finish_preempt(Fiber* from); // finish_switch's kPreempt case, out of line
+  void note_switch(uint64_t step) { switches.store(switches.load(std::memory_order_relaxed) + step, std::memory_order_relaxed); }
   Fiber* next_for_direct_switch();
-  bool push_local(Fiber* f, bool as_next);  // true: something went to the ring (stealable)
+  bool push_local(Fiber* f, RunNext where);  // true: something went to the ring (stealable)
   Fiber* take_from_injector();
   Fiber* steal();
   bool run_timers(int64_t now);
-  void park_worker();               // the idle path of find_runnable
+  bool retire_if_unneeded();        // kSpare: hand the queue back and leave the loop
+  // The idle path of find_runnable, in the order argued in this file's
+  // header: go_idle (1)(2), recheck_queues (3), sleep, come back.
+  void park_worker();
+  bool go_idle(bool* was_spinning);
+  bool recheck_queues_after_idle(bool was_spinning);
+  int64_t sleep_deadline(bool* deadlock_suspect, uint64_t* epoch);
+  void sleep_until_woken(int64_t deadline, ReadyBatch& io);
+  void leave_idle_list(bool deadlock_suspect, uint64_t epoch);
   void stop_spinning();
   uint64_t next_random();
   void wake();                      // after wake_word = 1: futex wake, and interrupt the poller if in it
@@ -136,25 +216,35 @@ struct alignas(64) Worker {
   bool sleep_in_netpoll(int64_t deadline, ReadyBatch& io);  // false: sleep on the futex instead
   // Pushes what a poll readied (call when off the idle list): on the local
   // queue, or behind everything already waiting in the injector.
-  int queue_polled(ReadyBatch& io, bool behind_injector = false);
+  int queue_polled(ReadyBatch& io, PolledWhere where = PolledWhere::kLocal);
   // Nonblocking poll; true if fibers were queued.
-  bool poll_network(bool only_if_nobody_blocked, bool behind_injector = false);
+  bool poll_network(PollWhen when, PolledWhere where = PolledWhere::kLocal);
 };
 
 struct Scheduler {
-  explicit Scheduler(int workers, std::size_t default_stack, bool detect_deadlock);
+  Scheduler(int workers, int max_threads, std::size_t default_stack, bool detect_deadlock);
   ~Scheduler();
 
-  int nworkers;
+  const int nworkers;               // GORT_PROCS: workers that run fibers when none is stuck
+  const int max_threads;            // GORT_MAX_THREADS: workers + spares, at most
   std::size_t default_stack;        // usable bytes
   bool detect_deadlock;
-  StackPool stack_pool;             // declared before workers: their caches return to it
-  std::vector<std::unique_ptr<Worker>> workers;
+  StackPool stack_pool;             // declared before the workers: their caches return to it
+  // Every worker ever started: slots [0, nworkers) are the workers, the
+  // rest spares (monitor.h). A slot, once filled, keeps its Worker until
+  // the runtime stops, so a pointer read from it stays valid; `nslots` is
+  // published with release after the slot is written (worker_at's acquire).
+  std::unique_ptr<std::unique_ptr<Worker>[]> slots;
+  std::atomic<int> nslots{0};
   Injector injector;                // work from outside the workers' own queues
   std::atomic<int> nspinning{0};    // workers looking for work
   std::atomic<int> nidle{0};        // workers on idle_list
-  std::mutex idle_mu;               // guards idle_list, Worker::on_idle_list
+  std::atomic<int> nspares_active{0};      // spares running the schedule loop (not in the pool)
+  std::atomic<int> spares_to_retire{0};    // set by the monitor; a spare that takes one leaves its loop
+  std::atomic<int> spare_threads{0};       // spare threads started and not yet joined
+  std::mutex idle_mu;               // guards idle_list, spare_pool, Worker::on_idle_list
   std::vector<Worker*> idle_list;
+  std::vector<Worker*> spare_pool;  // retired spares waiting to be reused (their threads alive)
   std::atomic<uint64_t> wake_epoch{0};     // bumped on every worker wake (deadlock check)
   std::atomic<int64_t> live_fibers{0};     // spawned and not yet dead
   std::atomic<int64_t> external_wakers{0}; // things outside the workers that may ready a fiber
@@ -162,7 +252,12 @@ struct Scheduler {
   std::atomic<bool> stopping{false};
   std::atomic<NetPoll*> netpoll{nullptr};  // created by the first poll_open, freed with us
   std::atomic<uint64_t> next_fiber_id{1};
-  int exit_code = 0;
+  std::unique_ptr<Monitor> monitor;        // started by run_main with the workers
+
+  Worker* worker_at(int i) const { return slots[std::size_t(i)].get(); }
+  int slot_count() const { return nslots.load(std::memory_order_acquire); }
+  // Workers that run the schedule loop now: the workers and the active spares.
+  int active_workers() const { return nworkers + nspares_active.load(); }
 
   // Makes f runnable from any thread: on the calling worker's queue if it is
   // one of ours, else via the injector; then wakes a worker if the fiber (or
@@ -170,14 +265,17 @@ struct Scheduler {
   // it. A fiber that only lands in the next slot wakes nobody: it runs as
   // soon as its readier blocks or yields (Tokio's LIFO-slot rule). Waking a
   // worker for it would cost a futex call per spawn or hand-off and, in the
-  // common case where the readier is about to block, buy nothing.
-  void ready(Fiber* f, bool as_next);
+  // common case where the readier is about to block, buy nothing; if the
+  // readier never blocks, the monitor notices (monitor.h).
+  void ready(Fiber* f, RunNext where);
   void inject(Fiber* f);
   void wake_idle_worker();          // Go's wakep
   void wake_worker_for_timer(int64_t when);
   void stop();                      // from the main fiber's end
   bool nothing_can_run();           // deadlock test; call with idle_mu held
   int64_t earliest_timer() const;
+  // Spares (monitor.h): a new or pooled spare joins the schedule loop.
+  void start_spare();
 };
 
 // The scheduler of the running runtime (null outside gort::run) and the
@@ -197,6 +295,32 @@ struct TeardownCounts {
 };
 TeardownCounts last_teardown();
 
+// ---- time slices (monitor.h) ----
+
+// Yields the running fiber of w because its time slice ran out (out of
+// line: it runs at most once per slice).
+void preempt(Worker* w);
+
+// The check a runtime call that did not block makes, for a caller that
+// holds its worker (read since its last suspension).
+__attribute__((always_inline)) inline void preemption_point_on(Worker* w) {
+  if (__builtin_expect(w->preempt_flag.load(std::memory_order_relaxed), 0)) preempt(w);
+}
+
+// The calling thread's worker's preempt_flag; outside workers, a flag
+// nobody sets (so the check needs no null test). Read directly only by
+// preemption_point_inline.
+extern constinit thread_local std::atomic<bool>* tls_preempt_flag;
+
+// preemption_point() without the call, for a runtime call's fast path that
+// has not suspended since the function was entered: the thread-local is
+// then read on the thread the function started on, whatever the compiler
+// does with its address ("Thread-locals" in docs/ARCHITECTURE.md).
+void preempt_current();  // out of line: preempt(current_worker())
+__attribute__((always_inline)) inline void preemption_point_inline() {
+  if (__builtin_expect(tls_preempt_flag->load(std::memory_order_relaxed), 0)) preempt_current();
+}
+
 // ---- the switch path, inline: every yield and park runs these ----
 
 // The fiber a switching-out fiber may hand its worker to directly, without
@@ -207,14 +331,14 @@ __attribute__((always_inline)) inline Fiber* Worker::next_for_direct_switch() {
   if (__builtin_expect(until_fairness_turn == 0, 0)) return nullptr;
   if (int64_t when = timers.next_when(); __builtin_expect(when != kNever, 0) && when <= now_ns())
     return nullptr;
-  if (__builtin_expect(sched->stopping.load(std::memory_order_relaxed), 0)) return nullptr;
+  if (__builtin_expect(stopping.load(std::memory_order_relaxed), 0)) return nullptr;
   Fiber* f = runq.pop();
   if (f != nullptr) --until_fairness_turn;  // >= 1 here: tested above
   return f;
 }
 
-__attribute__((always_inline)) inline bool Worker::push_local(Fiber* f, bool as_next) {
-  if (as_next) {
+__attribute__((always_inline)) inline bool Worker::push_local(Fiber* f, RunNext where) {
+  if (where == RunNext::kYes) {
     f = runq.set_next(f);
     if (f == nullptr) return false;
   }
@@ -230,7 +354,7 @@ __attribute__((always_inline)) inline void Worker::finish_switch_as(Fiber* from,
     GORT_NO_THREAD_SAFETY_ANALYSIS {  // kParkReleasing releases a lock the parked fiber took
   if constexpr (K == SwitchRequest::kYield) {
     from->set_state(FiberState::kRunning, FiberState::kRunnable);
-    push_local(from, false);
+    push_local(from, RunNext::kNo);
   } else if constexpr (K == SwitchRequest::kPark) {
     // Read the request before unlock: once it returns true the fiber may be
     // running elsewhere and `req` (on its stack) may be gone.
@@ -239,13 +363,15 @@ __attribute__((always_inline)) inline void Worker::finish_switch_as(Fiber* from,
     from->set_state(FiberState::kRunning, FiberState::kParked);
     if (unlock != nullptr && !unlock(arg)) {
       from->set_state(FiberState::kParked, FiberState::kRunnable);
-      push_local(from, true);
+      push_local(from, RunNext::kYes);
     }
   } else if constexpr (K == SwitchRequest::kParkReleasing) {
     from->set_state(FiberState::kRunning, FiberState::kParked);
     // The release is the last access to the lock (and to req): from here a
     // waker may take the fiber, run it elsewhere and free both.
     static_cast<Spinlock*>(req->arg)->unlock();
+  } else if constexpr (K == SwitchRequest::kPreempt) {
+    finish_preempt(from);
   } else {
     finish_exit(from);
   }
@@ -259,6 +385,7 @@ __attribute__((always_inline)) inline void Worker::finish_switch(Fiber* from, Sw
     case SwitchRequest::kPark: return finish_switch_as<SwitchRequest::kPark>(from, req);
     case SwitchRequest::kParkReleasing: return finish_switch_as<SwitchRequest::kParkReleasing>(from, req);
     case SwitchRequest::kExit: return finish_switch_as<SwitchRequest::kExit>(from, req);
+    case SwitchRequest::kPreempt: return finish_switch_as<SwitchRequest::kPreempt>(from, req);
   }
 }
 
@@ -277,22 +404,24 @@ Transfer finish_on_next(Transfer t) {
   return Transfer{w->sched_ctx, w};
 }
 
-// Switches the running fiber out of worker w (the caller's current worker)
-// with `req` (of kind K); returns when it is resumed, with the worker that
-// resumed it. If the worker's local queue has a fiber, control goes straight
+// Switches the running fiber `self` out of worker w (the caller's current
+// worker, whose `current` the caller has read) with `req` (of kind K);
+// returns when it is resumed, with the worker that resumed it. If the worker's local queue has a fiber, control goes straight
 // to it (one context switch; the request is carried out on top of it,
 // boost's ontop_fcontext); otherwise to the schedule loop. Inline into its
 // callers: yield, park and a fiber's exit.
 template <SwitchRequest::Kind K>
-__attribute__((always_inline)) inline Worker* switch_out(Worker* w, SwitchRequest* req) {
-  Fiber* self = w->current;
+__attribute__((always_inline)) inline Worker* switch_out(Worker* w, Fiber* self, SwitchRequest* req) {
   req->from = self;
   req->worker = w;
   constexpr bool dying = K == SwitchRequest::kExit;
   Transfer t;
-  if (Fiber* next = w->next_for_direct_switch()) {
+  Fiber* next = nullptr;
+  if constexpr (K != SwitchRequest::kPreempt) next = w->next_for_direct_switch();
+  if (next != nullptr) {
     next->set_state(FiberState::kRunnable, FiberState::kRunning);
-    w->current = next;
+    w->current.store(next, std::memory_order_release);  // see Worker::current
+    w->note_switch(2);  // still odd: a fiber runs
     annotate_switch_begin(&self->san, &next->san, dying);
     if (next->started) {
       t = jump_ontop(next->ctx, req, &finish_on_next<K>);

@@ -1,10 +1,11 @@
 // worker.cpp: a worker's schedule loop: find work, switch into it, handle
 // what the fiber asked for when it switched back. See scheduler.h for the
-// design and the wake-up argument.
+// design and the wake-up argument, monitor.h for spares.
 #include <algorithm>
 #include <cstdio>
 #include <exception>
 
+#include "monitor.h"
 #include "netpoll.h"
 #include "overflow.h"
 #include "platform.h"
@@ -13,7 +14,12 @@
 namespace gort::detail {
 
 namespace {
+std::atomic<bool> g_never_preempt{false};  // tls_preempt_flag outside workers: never set
 thread_local Worker* tls_worker = nullptr;
+}  // namespace
+constinit thread_local std::atomic<bool>* tls_preempt_flag = &g_never_preempt;
+
+namespace {
 constexpr int kStealRounds = 4;
 constexpr int kInjectorBatch = 32;
 constexpr int64_t kDeadlockGraceNs = 100'000'000;
@@ -29,11 +35,11 @@ __attribute__((noinline)) Worker* current_worker() {
 
 __attribute__((noinline)) Fiber* current_fiber() {
   asm volatile("" ::: "memory");
-  return tls_worker ? tls_worker->current : nullptr;
+  return tls_worker ? tls_worker->current.load(std::memory_order_relaxed) : nullptr;
 }
 
-Worker::Worker(Scheduler* s, int i, std::size_t default_stack)
-    : sched(s), index(i), stacks(&s->stack_pool, default_stack),
+Worker::Worker(Scheduler* s, int i, Kind k, std::size_t default_stack)
+    : sched(s), index(i), kind(k), stacks(&s->stack_pool, default_stack),
       rng(0x9E3779B97F4A7C15ull * uint64_t(i + 1)) {}
 
 uint64_t Worker::next_random() {
@@ -45,6 +51,7 @@ uint64_t Worker::next_random() {
 
 void Worker::loop() {
   tls_worker = this;
+  tls_preempt_flag = &preempt_flag;
   sched_san.init_thread();
   AltStack altstack;  // overflow reports run on it
   for (;;) {
@@ -54,6 +61,7 @@ void Worker::loop() {
     execute(f);
   }
   stacks.trim();
+  tls_preempt_flag = &g_never_preempt;
   tls_worker = nullptr;
 }
 
@@ -69,7 +77,8 @@ void Worker::stop_spinning() {
 // (switch_out) the fiber that comes back need not be f.
 void Worker::execute(Fiber* f) {
   f->set_state(FiberState::kRunnable, FiberState::kRunning);
-  current = f;
+  current.store(f, std::memory_order_release);  // see Worker::current
+  note_switch(1);  // odd: a fiber runs
   --until_fairness_turn;  // >= 1: find_runnable resets it when it reaches 0
   annotate_switch_begin(&sched_san, &f->san, false);
   Transfer t = jump(f->ctx, this);
@@ -77,7 +86,8 @@ void Worker::execute(Fiber* f) {
   auto* req = static_cast<SwitchRequest*>(t.data);
   Fiber* from = req->from;
   from->ctx = t.fctx;
-  current = nullptr;
+  note_switch(1);  // even: back in the loop
+  current.store(nullptr, std::memory_order_release);
   finish_switch(from, req);
 }
 
@@ -92,27 +102,45 @@ void Worker::finish_exit(Fiber* from) {
   sched->live_fibers.fetch_sub(1);
 }
 
+// finish_switch's kPreempt case: the fiber's time slice ran out. It goes
+// behind the injector, after whatever the network has readied meanwhile
+// (Go's gopreempt_m puts it on the global queue). If fibers were waiting
+// there, the next pass of find_runnable takes the fairness turn, injector
+// first, so that they (a bystander's request) run before the local queue
+// and before the preempted fiber comes back; if not, the local queue goes
+// first as usual, so a fiber readied here (a due timer's) is not starved by
+// the preempted one coming straight back out of the injector.
+void Worker::finish_preempt(Fiber* from) {
+  from->set_state(FiberState::kRunning, FiberState::kRunnable);
+  preemptions.store(preemptions.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  bool outside_work = poll_network(PollWhen::kAlways, PolledWhere::kBehindInjector) ||
+                      sched->injector.size_approx() != 0;
+  sched->injector.push(from);
+  sched->wake_idle_worker();
+  if (outside_work) until_fairness_turn = 0;
+}
+
 Fiber* Worker::take_from_injector() {
   if (sched->injector.size_approx() == 0) return nullptr;
   Fiber* batch[kInjectorBatch];
   // Take a fair share, not everything: other workers want some too.
-  std::size_t want = std::clamp<std::size_t>(sched->injector.size_approx() / sched->nworkers + 1, 1,
-                                             kInjectorBatch);
+  std::size_t want = std::clamp<std::size_t>(
+      sched->injector.size_approx() / std::size_t(sched->active_workers()) + 1, 1, kInjectorBatch);
   std::size_t n = sched->injector.pop_batch(batch, want);
   if (n == 0) return nullptr;
-  for (std::size_t i = 1; i < n; ++i) push_local(batch[i], false);
+  for (std::size_t i = 1; i < n; ++i) push_local(batch[i], RunNext::kNo);
   return batch[0];
 }
 
 bool Worker::run_timers(int64_t now) { return timers.run_expired(now) > 0; }
 
 Fiber* Worker::steal() {
-  int n = sched->nworkers;
+  int n = sched->slot_count();  // workers and spares: a spare's queue is stolen like any other
   for (int round = 0; round < kStealRounds; ++round) {
     bool last_round = round == kStealRounds - 1;
     int start = int(next_random() % uint64_t(n));
     for (int k = 0; k < n; ++k) {
-      Worker* victim = sched->workers[(start + k) % n].get();
+      Worker* victim = sched->worker_at((start + k) % n);
       if (victim == this) continue;
       // A busy worker's timers would be late: run them for it.
       int64_t when = victim->timers.next_when();
@@ -125,11 +153,36 @@ Fiber* Worker::steal() {
   return nullptr;
 }
 
-// The find-work loop, step by step. Returns null only when the runtime stops.
+// A spare leaves its loop when the monitor has asked for one to retire (the
+// stuck fiber it stood in for came back). What it holds goes where every
+// other worker can take it: its queue to the injector. Its timers stay in
+// its heap, which the other workers and the monitor run (monitor.h).
+bool Worker::retire_if_unneeded() {
+  for (int want = sched->spares_to_retire.load(); want > 0;)
+    if (sched->spares_to_retire.compare_exchange_weak(want, want - 1)) {
+      if (spinning) stop_spinning();
+      bool moved = false;
+      while (Fiber* f = runq.pop()) {
+        sched->injector.push(f);
+        moved = true;
+      }
+      // seq_cst: after our queue is empty, so that a worker that sees us
+      // gone (active_workers) finds our fibers in the injector.
+      sched->nspares_active.fetch_sub(1);
+      if (moved) sched->wake_idle_worker();
+      return true;
+    }
+  return false;
+}
+
+// The find-work loop, step by step. Returns null only when the runtime stops
+// or, for a spare, when it retires.
 Fiber* Worker::find_runnable() {
   for (;;) {
-    // 0. Stopping: the main fiber has returned.
+    // 0. Stopping: the main fiber has returned. A spare no longer needed
+    //    leaves here, holding no fiber.
     if (sched->stopping.load(std::memory_order_acquire)) return nullptr;
+    if (kind == Kind::kSpare && retire_if_unneeded()) return nullptr;
 
     // 1. Our timers that are due (a clock read only if any is pending).
     if (timers.next_when() != kNever) {
@@ -141,14 +194,13 @@ Fiber* Worker::find_runnable() {
     //    pair of fibers readying each other cannot starve outside work.
     if (until_fairness_turn == 0) {
       until_fairness_turn = kInjectorCheckInterval;
-      // netpoll: the same turn polls the network without blocking (there is
-      // no sysmon), so a stream of runnable fibers cannot starve ready I/O.
-      // What it readies goes behind the injector, not onto the local queue:
-      // under load the local queue overflows into the injector, and fibers
-      // the poller readies now must not overtake those readied earlier
-      // (that made a few connections wait 20x the median; Go's sysmon puts
-      // polled fibers on its global queue for the same reason).
-      poll_network(false, true);
+      // The same turn polls the network without blocking, so a stream of
+      // runnable fibers cannot starve ready I/O. What it readies goes
+      // behind the injector, not onto the local queue: under load the
+      // local queue overflows into the injector, and fibers the poller
+      // readies now must not overtake those readied earlier (Go's sysmon
+      // puts polled fibers on its global queue for the same reason).
+      poll_network(PollWhen::kAlways, PolledWhere::kBehindInjector);
       if (Fiber* f = take_from_injector()) return f;
     }
 
@@ -156,14 +208,14 @@ Fiber* Worker::find_runnable() {
     if (Fiber* f = runq.pop()) return f;
     if (Fiber* f = take_from_injector()) return f;
 
-    // 3b. netpoll: ready I/O before stealing (Go's netpoll(0) in
-    //     findrunnable), unless a worker is blocked in the poller (it gets
-    //     the events) or there is nobody to steal from (park_worker polls).
-    if (sched->nworkers > 1 && poll_network(true)) continue;
+    // 3b. Ready I/O before stealing (Go's netpoll(0) in findrunnable),
+    //     unless a worker is blocked in the poller (it gets the events) or
+    //     there is nobody to steal from (park_worker polls).
+    if (sched->slot_count() > 1 && poll_network(PollWhen::kUnlessSomeoneBlocked)) continue;
 
     // 4. Steal, if not too many workers are already spinning (at most half
     //    of the busy ones: spinning burns CPU that busy workers could use).
-    int busy = sched->nworkers - sched->nidle.load();
+    int busy = sched->active_workers() - sched->nidle.load();
     if (spinning || 2 * sched->nspinning.load() < busy) {
       if (!spinning) {
         spinning = true;
@@ -177,58 +229,63 @@ Fiber* Worker::find_runnable() {
   }
 }
 
-// The idle path. Follows the order argued in scheduler.h.
-void Worker::park_worker() {
+// ---- the idle path (park_worker), in the order argued in scheduler.h ----
+
+// (1) Go on the idle list, unless work arrived in the injector meanwhile
+// (then false: look again). Our `spinning` flag is cleared under the same
+// lock: once we are on the list a waker may set it again (for the
+// nspinning it hands us). (2) Then drop our count in nspinning.
+bool Worker::go_idle(bool* was_spinning) {
   Scheduler* s = sched;
-  // (1) Go on the idle list, unless work arrived in the injector meanwhile.
-  //     Our `spinning` flag is cleared under the same lock: once we are on
-  //     the list a waker may set it again (for the nspinning it hands us).
-  bool was_spinning;
   {
     std::lock_guard lock(s->idle_mu);
-    if (s->stopping.load() || s->injector.size_approx() != 0) return;
+    if (s->stopping.load() || s->injector.size_approx() != 0) return false;
     wake_word.store(0, std::memory_order_relaxed);
     s->idle_list.push_back(this);
     on_idle_list = true;
     s->nidle.fetch_add(1);  // seq_cst: (1) of the protocol
-    was_spinning = spinning;
+    *was_spinning = spinning;
     spinning = false;
   }
-  // (2) Drop our count in nspinning.
-  if (was_spinning) s->nspinning.fetch_sub(1);  // seq_cst: (2)
-  // (3) Re-check every queue: a readier may have seen us spinning and not
-  //     woken anyone.
-  if (was_spinning) {
-    bool work = s->injector.size_approx() != 0;
-    for (auto& w : s->workers) work = work || !w->runq.empty();
-    if (work) {
-      std::lock_guard lock(s->idle_mu);
-      if (on_idle_list) {
-        s->idle_list.erase(std::find(s->idle_list.begin(), s->idle_list.end(), this));
-        on_idle_list = false;
-        s->nidle.fetch_sub(1);
-        spinning = true;  // resume spinning: we go straight back to stealing
-        s->nspinning.fetch_add(1);
-      }
-      // else a waker took us off the list and set `spinning` for us.
-      return;
-    }
+  if (*was_spinning) s->nspinning.fetch_sub(1);  // seq_cst: (2)
+  return true;
+}
+
+// (3) A worker that was spinning re-checks every queue: a readier may have
+// seen it spinning and woken nobody. Returns true when there is work: the
+// worker is then off the idle list again and spinning.
+bool Worker::recheck_queues_after_idle(bool was_spinning) {
+  if (!was_spinning) return false;
+  Scheduler* s = sched;
+  bool work = s->injector.size_approx() != 0;
+  for (int i = 0, n = s->slot_count(); i < n && !work; ++i) work = !s->worker_at(i)->runq.empty();
+  if (!work) return false;
+  std::lock_guard lock(s->idle_mu);
+  if (on_idle_list) {
+    s->idle_list.erase(std::find(s->idle_list.begin(), s->idle_list.end(), this));
+    on_idle_list = false;
+    s->nidle.fetch_sub(1);
+    spinning = true;  // resume spinning: we go straight back to stealing
+    s->nspinning.fetch_add(1);
   }
+  // else a waker took us off the list and set `spinning` for us.
+  return true;
+}
 
-  // Idle for real: give deep stack pages back while nothing runs here.
-  stacks.trim();
-
+// How long to sleep: until the earliest timer of any worker, or, when
+// nothing at all can run, for the deadlock check's grace period. Returns -1
+// when we were woken meanwhile (no sleep).
+int64_t Worker::sleep_deadline(bool* deadlock_suspect, uint64_t* epoch) {
+  Scheduler* s = sched;
   int64_t deadline = s->earliest_timer();
-  bool deadlock_suspect = false;
-  uint64_t epoch = 0;
   {
     std::lock_guard lock(s->idle_mu);
-    if (!on_idle_list) return;  // woken meanwhile
+    if (!on_idle_list) return -1;  // woken meanwhile
     if (s->detect_deadlock && deadline == kNever && s->nothing_can_run()) {
       // Everything looks asleep. Wait a grace period: a thread outside the
       // runtime that is just now readying a fiber will bump wake_epoch.
-      deadlock_suspect = true;
-      epoch = s->wake_epoch.load();
+      *deadlock_suspect = true;
+      *epoch = s->wake_epoch.load();
       deadline = now_ns() + kDeadlockGraceNs;
     }
     parked_until.store(deadline, std::memory_order_seq_cst);
@@ -243,9 +300,12 @@ void Worker::park_worker() {
     deadline = again;
     parked_until.store(deadline, std::memory_order_seq_cst);
   }
-  // ---- netpoll: while fibers wait for I/O, one idle worker sleeps in the
-  // poller instead of on the futex, until the same deadline (netpoll.h).
-  ReadyBatch io;
+  return deadline;
+}
+
+// While fibers wait for I/O, one idle worker sleeps in the poller instead
+// of on the futex, until the same deadline (netpoll.h).
+void Worker::sleep_until_woken(int64_t deadline, ReadyBatch& io) {
   if (!sleep_in_netpoll(deadline, io)) {
     while (wake_word.load(std::memory_order_acquire) == 0) {
       if (deadline != kNever && now_ns() >= deadline) break;
@@ -253,26 +313,56 @@ void Worker::park_worker() {
     }
   }
   parked_until.store(-1, std::memory_order_seq_cst);
+}
 
-  {
-    std::lock_guard lock(s->idle_mu);
-    if (on_idle_list) {
-      // Timed out (a timer is due, or the deadlock grace ended), or the
-      // poller readied fibers.
-      if (deadlock_suspect && s->wake_epoch.load() == epoch && s->nothing_can_run()) {
-        int64_t parked = s->live_fibers.load();
-        fatal("all fibers are asleep - deadlock! (%lld fiber%s parked, nothing can wake %s)",
-              (long long)parked, parked == 1 ? "" : "s", parked == 1 ? "it" : "them");
-      }
-      s->idle_list.erase(std::find(s->idle_list.begin(), s->idle_list.end(), this));
-      on_idle_list = false;
-      s->nidle.fetch_sub(1);
-    }
-    // else: woken by wake_idle_worker (which set `spinning`) or by stop/timers.
+// Off the idle list after the sleep: either a waker took us off already
+// (and set `spinning`), or we timed out (a timer is due, the deadlock grace
+// ended) or the poller readied fibers, and we take ourselves off.
+void Worker::leave_idle_list(bool deadlock_suspect, uint64_t epoch) {
+  Scheduler* s = sched;
+  std::lock_guard lock(s->idle_mu);
+  if (!on_idle_list) return;
+  if (deadlock_suspect && s->wake_epoch.load() == epoch && s->nothing_can_run()) {
+    int64_t parked = s->live_fibers.load();
+    fatal("all fibers are asleep - deadlock! (%lld fiber%s parked, nothing can wake %s)",
+          (long long)parked, parked == 1 ? "" : "s", parked == 1 ? "it" : "them");
   }
-  // ---- netpoll: queue what the poller readied, only now that we are off
-  // the idle list (a wake-up for these fibers must not pick us).
+  s->idle_list.erase(std::find(s->idle_list.begin(), s->idle_list.end(), this));
+  on_idle_list = false;
+  s->nidle.fetch_sub(1);  // seq_cst: the monitor's deep sleep reads it (Monitor::wake_if_asleep)
+}
+
+void Worker::park_worker() {
+  bool was_spinning = false;
+  if (!go_idle(&was_spinning)) return;
+  if (recheck_queues_after_idle(was_spinning)) return;
+  // Idle for real: give deep stack pages back while nothing runs here.
+  stacks.trim();
+  bool deadlock_suspect = false;
+  uint64_t epoch = 0;
+  int64_t deadline = sleep_deadline(&deadlock_suspect, &epoch);
+  if (deadline < 0) return;
+  ReadyBatch io;
+  sleep_until_woken(deadline, io);
+  leave_idle_list(deadlock_suspect, epoch);
+  // A busy process again: the monitor may have gone to sleep while every
+  // worker was idle.
+  sched->monitor->wake_if_asleep();
+  // Queue what the poller readied, only now that we are off the idle list
+  // (a wake-up for these fibers must not pick us).
   queue_polled(io);
+}
+
+// A spare's thread: the schedule loop until retired, then the pool until
+// reused (loop again) or expired (the thread returns; the monitor joins it).
+void Worker::spare_main() {
+  for (;;) {
+    loop();
+    if (sched->stopping.load(std::memory_order_acquire)) break;
+    if (!sched->monitor->wait_in_spare_pool(this)) break;
+  }
+  // release: the monitor that reads it (acquire) joins a finished thread.
+  spare_exited.store(true, std::memory_order_release);
 }
 
 }  // namespace gort::detail

@@ -86,13 +86,13 @@ bool on_worker_stack_now() {
 // reads it from the worker it already holds (no thread-local read).
 void run_on_worker_stack(void (*fn)(void*), void* arg) {
   Worker* w = current_worker();
-  if (w == nullptr || w->current == nullptr || w->in_worker_stack) {
+  Fiber* self = w != nullptr ? w->current.load(std::memory_order_relaxed) : nullptr;
+  if (self == nullptr || w->in_worker_stack) {
     fn(arg);
     return;
   }
   WorkerStack& ws = tls_stack;
   ws.ensure();
-  Fiber* self = w->current;
   Call call{fn, arg, &ws, &self->san};
   w->in_worker_stack = true;
   annotate_switch_begin(&self->san, &ws.san, false);

@@ -78,6 +78,7 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   bool connected() const noexcept { return fd_ >= 0; }
+  int fd() const noexcept { return fd_; }  // for clients that drive the socket themselves
   void set_timeout(milliseconds timeout);
   void set_nodelay();
   // Sends everything; false on error.

@@ -5,6 +5,10 @@
 //   wait     a client waits in WAIT 5000
 //   stream   a client reads STREAM 100000000 at 10 KiB/s
 //   trickle  a client sends "PING" one byte every 2 s
+//   greedy   two clients pipeline BURNs as fast as they read the replies:
+//            the server always has data to read, so a server that never
+//            leaves a busy connection starves everyone else (a fiber that
+//            never parks, without time slices)
 //
 // while a second client sends PING.  `answered`: the PONG arrives within
 // kAnsweredWithin.  `starved`: no PONG within kStarvedAfter (the server is
@@ -20,6 +24,10 @@
 // the starved case is told apart by kStarvedAfter, 10x longer.
 
 #include <gtest/gtest.h>
+
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -37,6 +45,50 @@ using dumb::Scenario;
 
 constexpr milliseconds kAnsweredWithin = 100ms * kSlowdown;
 constexpr milliseconds kStarvedAfter = 1000ms * kSlowdown;
+
+// A client that pipelines requests (BURN 10000: tens of microseconds of
+// work each, so the server never catches up and always has data to read)
+// as fast as the server takes them, on one thread, and reads the replies as
+// fast as they come, on another, until stopped.  Both calls are bounded by
+// socket timeouts.
+class GreedyClient {
+ public:
+  explicit GreedyClient(std::uint16_t port) : client_(port, 5000ms) {
+    timeval tv{0, 200'000};
+    fd_ = client_.fd();
+    setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    writer_ = std::thread([this] {
+      std::string burst;
+      for (int i = 0; i < 1024; ++i) burst += "BURN 10000\n";
+      while (!stop_.load()) {
+        ssize_t n = ::send(fd_, burst.data(), burst.size(), MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) break;
+      }
+    });
+    reader_ = std::thread([this] {
+      char buf[65536];
+      while (!stop_.load()) {
+        ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) break;
+        if (n > 0) replies_.fetch_add(std::size_t(n));
+      }
+    });
+  }
+  ~GreedyClient() {
+    stop_ = true;
+    writer_.join();
+    reader_.join();
+  }
+  std::size_t reply_bytes() const { return replies_.load(); }
+
+ private:
+  Client client_;
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::size_t> replies_{0};
+  std::thread writer_, reader_;
+};
 
 // A client that occupies the server on a thread until stopped.
 class Occupier {
@@ -56,8 +108,18 @@ class Occupier {
           every(2000ms, [&] { return client_.send(std::string_view("PING\n").substr(sent++ % 5, 1)); });
         });
         break;
+      case Scenario::greedy:
+        for (int i = 0; i < kGreedyClients; ++i) greedy_.push_back(std::make_unique<GreedyClient>(port));
+        break;
     }
   }
+  // The greedy clients were served: the scenario measured something.
+  std::size_t greedy_replies() const {
+    std::size_t n = 0;
+    for (const auto& g : greedy_) n += g->reply_bytes();
+    return n;
+  }
+  static constexpr int kGreedyClients = 2;  // as many as this machine's cores: every worker of a fiber server
   ~Occupier() {
     {
       std::lock_guard lock(mutex_);
@@ -80,6 +142,7 @@ class Occupier {
   std::condition_variable wake_;
   bool stopped_ = false;  // guarded by mutex_
   std::thread thread_;
+  std::vector<std::unique_ptr<GreedyClient>> greedy_;
 };
 
 struct Observation {
@@ -116,6 +179,9 @@ class Scenarios : public ::testing::TestWithParam<dumb::ServerRow> {
       Occupier occupier(server.port(), scenario);
       std::this_thread::sleep_for(200ms);  // the server is now busy with it
       seen = ping(server.port());
+      if (scenario == Scenario::greedy && row.expect(scenario) == Outcome::answered) {
+        EXPECT_GT(occupier.greedy_replies(), 0u) << "the greedy clients were never served";
+      }
     }
     Outcome expected = row.expect(scenario);
     EXPECT_EQ(name(seen.outcome), std::string(name(expected)))
@@ -130,6 +196,7 @@ class Scenarios : public ::testing::TestWithParam<dumb::ServerRow> {
 TEST_P(Scenarios, PingWhileAnotherClientWaits) { run(Scenario::wait); }
 TEST_P(Scenarios, PingWhileAnotherClientReadsASlowStream) { run(Scenario::stream); }
 TEST_P(Scenarios, PingWhileAnotherClientSendsOneByteEveryTwoSeconds) { run(Scenario::trickle); }
+TEST_P(Scenarios, PingWhileTwoClientsPipelineAsFastAsTheyRead) { run(Scenario::greedy); }
 
 INSTANTIATE_TEST_SUITE_P(Servers, Scenarios, ::testing::ValuesIn(rows(dumb::Protocol::dumb)),
                          [](const auto& info) { return row_name(info.param); });

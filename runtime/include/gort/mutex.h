@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include <gort/detail/preempt.h>
 #include <gort/detail/wait_queue.h>
 
 namespace gort {
@@ -22,6 +23,9 @@ class GORT_CAPABILITY("mutex") Mutex {
   ~Mutex();  // fatal if locked or waited on
 
   void lock() GORT_ACQUIRE() {
+    // A lock that is free does not park: the time slice is checked here,
+    // before taking it, so a preempted fiber does not hold it meanwhile.
+    detail::preemption_point();
     uint32_t expected = 0;
     // acquire: pairs with unlock's release; the previous holder's writes are visible.
     if (!state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,

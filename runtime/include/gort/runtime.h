@@ -116,10 +116,14 @@ int worker_count();          // workers of the running runtime, 0 if none
 
 // Introspection, for tests and diagnostics.
 struct Stats {
-  int64_t live_fibers;       // spawned, not yet returned
-  int64_t stacks_in_use;     // stacks held by live fibers
-  std::size_t stack_slabs;   // stack slabs mapped
-  bool guard_install;        // guards are MADV_GUARD_INSTALL (else mprotect)
+  int64_t live_fibers = 0;       // spawned, not yet returned
+  int64_t stacks_in_use = 0;     // stacks held by live fibers
+  std::size_t stack_slabs = 0;   // stack slabs mapped
+  bool guard_install = false;    // guards are MADV_GUARD_INSTALL (else mprotect)
+  uint64_t preemptions = 0;      // yields forced at a runtime call because a time slice ran out
+  uint64_t stuck_episodes = 0;   // times a fiber held its worker without a runtime call (monitor)
+  int spare_workers = 0;         // spares running fibers now, standing in for stuck workers
+  int spare_threads = 0;         // spare threads alive (running or pooled)
 };
 Stats stats();
 
