@@ -14,7 +14,7 @@ help:
 	@echo "make test-asan  same under AddressSanitizer + UndefinedBehaviorSanitizer (build/asan)"
 	@echo "make test-tsan  same under ThreadSanitizer, built with clang (build/tsan)"
 	@echo "make build      Release build into build/release"
-	@echo "make bench      Release micro-benchmarks, with the Go peer, as one table"
+	@echo "make bench      Release micro-benchmarks and fairness experiments, beside the Go peer"
 	@echo "make bench-servers  every DUMB server and the Go/Node.js peers under dumb_load (15-35 min;"
 	@echo "                BENCH_ARGS=--quick: ~3 min), JSON/CSV/SVG into build/bench-servers"
 	@echo "make install PREFIX=/usr/local"
@@ -46,6 +46,7 @@ build: deps
 bench: build
 	@scripts/install-deps --bench
 	python3 bench/run_micro.py --build build/release
+	python3 bench/fairness/run.py --build build/release
 
 .PHONY: bench-servers
 bench-servers: build

@@ -169,7 +169,10 @@ bool Worker::retire_if_unneeded() {
       // seq_cst: after our queue is empty, so that a worker that sees us
       // gone (active_workers) finds our fibers in the injector.
       sched->nspares_active.fetch_sub(1);
-      if (moved) sched->wake_idle_worker();
+      // With us gone, every active worker may now be idle: the deadlock
+      // check was made by the last of them while we still counted, so wake
+      // one to make it again (and to take what we moved).
+      if (moved || sched->nidle.load() == sched->active_workers()) sched->wake_idle_worker();
       return true;
     }
   return false;

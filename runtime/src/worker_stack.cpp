@@ -15,6 +15,7 @@
 // the worker stack's shadow call stack (64 Ki frames, unchecked). A TSan
 // build of dumb_fiber crashed after ~65 000 BURNs on one worker. The loop
 // enters its frame once per thread.
+#include <gort/detail/preempt.h>
 #include <gort/worker_stack.h>
 #include <sys/mman.h>
 
@@ -85,6 +86,10 @@ bool on_worker_stack_now() {
 // The flag that says a call is running lives on the Worker, not here: park
 // reads it from the worker it already holds (no thread-local read).
 void run_on_worker_stack(void (*fn)(void*), void* arg) {
+  // A runtime call that does not block: the time slice is checked first
+  // (a server running one request after another on the worker stack makes
+  // few other calls). After a yield the fiber may be on another worker.
+  preemption_point();
   Worker* w = current_worker();
   Fiber* self = w != nullptr ? w->current.load(std::memory_order_relaxed) : nullptr;
   if (self == nullptr || w->in_worker_stack) {

@@ -61,9 +61,11 @@ class GreedyClient {
     writer_ = std::thread([this] {
       std::string burst;
       for (int i = 0; i < 1024; ++i) burst += "BURN 10000\n";
+      std::size_t pos = 0;  // a send cut short by the timeout resumes mid-burst: lines stay whole
       while (!stop_.load()) {
-        ssize_t n = ::send(fd_, burst.data(), burst.size(), MSG_NOSIGNAL);
+        ssize_t n = ::send(fd_, burst.data() + pos, burst.size() - pos, MSG_NOSIGNAL);
         if (n < 0 && errno != EAGAIN && errno != EINTR) break;
+        if (n > 0) pos = (pos + std::size_t(n)) % burst.size();
       }
     });
     reader_ = std::thread([this] {

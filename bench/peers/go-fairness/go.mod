@@ -1,0 +1,3 @@
+module gort/bench/peers/go-fairness
+
+go 1.19
