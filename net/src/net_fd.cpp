@@ -18,10 +18,9 @@ namespace {
 
 // recv and send as bare system calls, as Go's runtime makes them. glibc's
 // recv and send are pthread cancellation points: each brackets its system
-// call with two compare-and-swaps on the thread's cancellation word. Per
-// PING request-reply at 10 000 connections that was 82 of dumb_fiber's
-// ~1 015 user instructions (callgrind, per function) and 4 locked
-// instructions. Nothing here wants to be a cancellation point: a worker
+// call with two compare-and-swaps on the thread's cancellation word, a
+// cost paid on every request of a server (docs/BENCHMARKS.md has the
+// count). Nothing here wants to be a cancellation point: a worker
 // thread is never cancelled, and a plain thread calling in gets
 // nonblocking calls that never wait in the kernel anyway. Sanitizer builds
 // keep the libc calls: ASan checks the buffer in its interceptor, and

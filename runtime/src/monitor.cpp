@@ -151,7 +151,7 @@ bool Monitor::watch_worker(int slot, int64_t now, int* nstuck, bool* work_on_stu
     episodes_.fetch_add(1, std::memory_order_relaxed);
     acted = true;
   }
-  if (!w->runq.empty()) *work_on_stuck = true;
+  if (!w->queue_for_others().empty()) *work_on_stuck = true;
   if (w->timers.next_when() <= now && w->timers.run_expired(now) > 0) acted = true;
   if (config_.stuck_warn_ns > 0 && held >= config_.stuck_warn_ns && !watch.warned) {
     watch.warned = true;

@@ -5,8 +5,10 @@
 // ring: a fiber made ready by the running fiber (a woken waiter, a new spawn)
 // runs next, keeping producer/consumer pairs on one worker and warm in cache.
 //
-// Owner side (one thread: the worker that owns the queue): push, pop, and
-// set_next. Thief side (any thread): steal_half_into. The owner alone writes
+// The two sides are two handle types, as Tokio's queue::Local and Steal:
+// RunQueue::Owner (one thread, the worker that owns the queue: push, pop,
+// set_next, and stealing into its own ring) and RunQueue::Thief (any thread:
+// the size, and being stolen from). The owner alone writes
 // `tail`; head moves by CAS from both sides. A thief copies the entries it
 // intends to take into its own ring first and then claims them with one CAS on
 // head; if the CAS fails someone else took them and it retries. The copies it
@@ -31,6 +33,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <utility>
 
 #include "fiber.h"
 
@@ -41,7 +44,13 @@ class RunQueue {
   static constexpr uint32_t kCapacity = 256;
   static constexpr uint32_t kMaxNextStreak = 16;
 
-  // ---- owner side ----
+  class Owner;
+  class Thief;
+  Owner owner();  // for the owning worker only
+  Thief thief();  // for anyone
+
+ private:
+  // ---- owner side (reached through Owner) ----
 
   // Appends f; when full, hands half the ring and f to overflow(batch, n).
   // The common case (room in the ring) is inline; the overflow is not.
@@ -86,8 +95,7 @@ class RunQueue {
     return next_.exchange(nullptr, std::memory_order_acq_rel);
   }
 
-  // ---- thief side (any thread) ----
-
+  // ---- thief side (reached through Thief) ----
 
   // Moves about half of victim's fibers into this queue (we must be this
   // queue's owner) and returns one of them to run, or null. With
@@ -110,7 +118,6 @@ class RunQueue {
   }
   bool empty() const { return size() == 0; }
 
- private:
   Fiber* pop_ring() {
     for (;;) {
       uint32_t h = head_.load(std::memory_order_acquire);
@@ -118,16 +125,11 @@ class RunQueue {
       if (h == t) return nullptr;
       Fiber* f = slots_[h % kCapacity].load(std::memory_order_relaxed);
       if (head_.compare_exchange_weak(h, h + 1, std::memory_order_release, std::memory_order_relaxed)) {
-        // Start loading the control block of the fiber behind f: switching
-        // to a fiber first touches its state and saved context, and with
-        // thousands of fibers (a server's connections, readied by the
-        // poller into this ring) that line and its page's TLB entry are
-        // rarely cached. f runs meanwhile, time enough for the load
-        // (measured at 10 000 connections: ~3 % less server CPU per request,
-        // docs/ARCHITECTURE.md). A hint only: a thief may
-        // take that fiber first, and a prefetch of a block that is gone
-        // does not fault. The next slot needs none: whoever filled it just
-        // touched that fiber.
+        // Start loading the control block of the fiber behind f: with
+        // thousands of fibers in the ring that line is rarely cached, and
+        // f runs meanwhile. A hint only (a thief may take that fiber first;
+        // a prefetch does not fault). The next slot needs none: whoever
+        // filled it just touched that fiber.
         if (h + 1 != t) __builtin_prefetch(slots_[(h + 1) % kCapacity].load(std::memory_order_relaxed));
         return f;
       }
@@ -196,5 +198,43 @@ class RunQueue {
   std::atomic<Fiber*> slots_[kCapacity] = {};
   uint32_t next_streak_ = 0;                    // owner only: consecutive pops from next_
 };
+
+// The owning worker's handle: every operation that moves `tail` or fills
+// the next slot.
+class RunQueue::Owner {
+ public:
+  explicit Owner(RunQueue& q) : q_(q) {}
+  template <class Overflow>
+  __attribute__((always_inline)) void push(Fiber* f, Overflow&& overflow) {
+    q_.push(f, std::forward<Overflow>(overflow));
+  }
+  Fiber* set_next(Fiber* f) { return q_.set_next(f); }
+  Fiber* pop() { return q_.pop(); }
+  // Takes about half of the victim's fibers into this queue and returns one
+  // to run (with steal_next, the victim's next slot when its ring is empty).
+  Fiber* steal_half_from(Thief victim, bool steal_next);
+
+ private:
+  RunQueue& q_;
+};
+
+// Any thread's handle: looking at the size, and being stolen from (by an
+// Owner, which writes into its own ring).
+class RunQueue::Thief {
+ public:
+  explicit Thief(RunQueue& q) : q_(q) {}
+  uint32_t size() const { return q_.size(); }
+  bool empty() const { return q_.empty(); }
+
+ private:
+  friend class RunQueue::Owner;
+  RunQueue& q_;
+};
+
+inline RunQueue::Owner RunQueue::owner() { return Owner(*this); }
+inline RunQueue::Thief RunQueue::thief() { return Thief(*this); }
+inline Fiber* RunQueue::Owner::steal_half_from(Thief victim, bool steal_next) {
+  return q_.steal_half_into_me(victim.q_, steal_next);
+}
 
 }  // namespace gort::detail

@@ -139,9 +139,10 @@ Scheduler::~Scheduler() {
   };
   Fiber* f;
   while (injector.pop(f)) drop(f);
+  // Every worker thread has returned: the scheduler owns their queues now.
   for (int i = 0, n = slot_count(); i < n; ++i)
-    while ((f = worker_at(i)->runq.pop()) != nullptr) drop(f);
-  // netpoll: the poller and every descriptor go with the runtime. Fibers
+    while ((f = worker_at(i)->local_queue().pop()) != nullptr) drop(f);
+  // The poller and every descriptor go with the runtime. Fibers
   // parked on them were abandoned above like any other.
   destroy_netpoll(this);
 }
@@ -189,7 +190,7 @@ void Scheduler::wake_idle_worker() {
     nspinning.fetch_sub(1);
     return;
   }
-  w->wake();  // netpoll: also breaks w out of the poller if it sleeps there
+  w->wake();  // also breaks w out of the poller if it sleeps there
 }
 
 void Scheduler::wake_worker_for_timer(int64_t when) {
@@ -206,7 +207,7 @@ void Scheduler::wake_worker_for_timer(int64_t when) {
         wake_epoch.fetch_add(1);
         w->wake_word.store(1, std::memory_order_release);
       }
-      w->wake();  // netpoll: a worker in the poller re-computes its deadline too
+      w->wake();  // a worker in the poller re-computes its deadline too
       return;
     }
   }
@@ -246,7 +247,7 @@ bool Scheduler::nothing_can_run() {
   if (live_fibers.load() <= 0 || external_wakers.load() > 0) return false;
   if (injector.size_approx() != 0 || earliest_timer() != kNever) return false;
   for (int i = 0, n = slot_count(); i < n; ++i)
-    if (!worker_at(i)->runq.empty()) return false;
+    if (!worker_at(i)->queue_for_others().empty()) return false;
   // Another thread of the application could still ready a fiber (unlock a
   // Mutex, call done(), spawn): then this is not provably a deadlock. The
   // runtime's own: the workers, the monitor, spares, the blocking pool's

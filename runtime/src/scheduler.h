@@ -133,7 +133,10 @@ struct alignas(64) Worker {
   const Kind kind;                  // kSpare: started by the monitor while a worker is stuck
 
   // ---- shared: thieves, wakers and the monitor touch these (atomics or locked) ----
-  RunQueue runq;                    // owner: this worker; thieves: all others (run_queue.h)
+  // The run queue is reached through its two handles (run_queue.h): the
+  // owner's side by this worker's own thread, the thieves' side by anyone.
+  RunQueue::Owner local_queue() { return runq_.owner(); }
+  RunQueue::Thief queue_for_others() { return runq_.thief(); }
   TimerHeap timers;                 // timers added by fibers running here; anyone may run due ones
   std::atomic<uint32_t> wake_word{0};             // futex: 1 = woken
   std::atomic<int64_t> parked_until{-1};          // deadline while parked, -1 when running
@@ -219,6 +222,9 @@ struct alignas(64) Worker {
   int queue_polled(ReadyBatch& io, PolledWhere where = PolledWhere::kLocal);
   // Nonblocking poll; true if fibers were queued.
   bool poll_network(PollWhen when, PolledWhere where = PolledWhere::kLocal);
+
+ private:
+  RunQueue runq_;                   // see local_queue / queue_for_others
 };
 
 struct Scheduler {
@@ -332,17 +338,17 @@ __attribute__((always_inline)) inline Fiber* Worker::next_for_direct_switch() {
   if (int64_t when = timers.next_when(); __builtin_expect(when != kNever, 0) && when <= now_ns())
     return nullptr;
   if (__builtin_expect(stopping.load(std::memory_order_relaxed), 0)) return nullptr;
-  Fiber* f = runq.pop();
+  Fiber* f = local_queue().pop();
   if (f != nullptr) --until_fairness_turn;  // >= 1 here: tested above
   return f;
 }
 
 __attribute__((always_inline)) inline bool Worker::push_local(Fiber* f, RunNext where) {
   if (where == RunNext::kYes) {
-    f = runq.set_next(f);
+    f = local_queue().set_next(f);
     if (f == nullptr) return false;
   }
-  runq.push(f, [this](Fiber** batch, uint32_t n) { sched->injector.push_batch(batch, n); });
+  local_queue().push(f, [this](Fiber** batch, uint32_t n) { sched->injector.push_batch(batch, n); });
   return true;
 }
 

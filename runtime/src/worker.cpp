@@ -145,9 +145,9 @@ Fiber* Worker::steal() {
       // A busy worker's timers would be late: run them for it.
       int64_t when = victim->timers.next_when();
       if (when != kNever && when <= now_ns() && victim->timers.run_expired(now_ns()) > 0) {
-        if (Fiber* f = runq.pop()) return f;
+        if (Fiber* f = local_queue().pop()) return f;
       }
-      if (Fiber* f = runq.steal_half_into_me(victim->runq, last_round)) return f;
+      if (Fiber* f = local_queue().steal_half_from(victim->queue_for_others(), last_round)) return f;
     }
   }
   return nullptr;
@@ -162,7 +162,7 @@ bool Worker::retire_if_unneeded() {
     if (sched->spares_to_retire.compare_exchange_weak(want, want - 1)) {
       if (spinning) stop_spinning();
       bool moved = false;
-      while (Fiber* f = runq.pop()) {
+      while (Fiber* f = local_queue().pop()) {
         sched->injector.push(f);
         moved = true;
       }
@@ -208,7 +208,7 @@ Fiber* Worker::find_runnable() {
     }
 
     // 3. Local queue, then the injector.
-    if (Fiber* f = runq.pop()) return f;
+    if (Fiber* f = local_queue().pop()) return f;
     if (Fiber* f = take_from_injector()) return f;
 
     // 3b. Ready I/O before stealing (Go's netpoll(0) in findrunnable),
@@ -261,7 +261,7 @@ bool Worker::recheck_queues_after_idle(bool was_spinning) {
   if (!was_spinning) return false;
   Scheduler* s = sched;
   bool work = s->injector.size_approx() != 0;
-  for (int i = 0, n = s->slot_count(); i < n && !work; ++i) work = !s->worker_at(i)->runq.empty();
+  for (int i = 0, n = s->slot_count(); i < n && !work; ++i) work = !s->worker_at(i)->queue_for_others().empty();
   if (!work) return false;
   std::lock_guard lock(s->idle_mu);
   if (on_idle_list) {
