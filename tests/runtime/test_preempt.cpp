@@ -94,7 +94,9 @@ TEST_P(Preempt, TickerKeepsTickingWhileEveryWorkerBlocksInASystemCall) {
 TEST_P(Preempt, TickerKeepsTickingWhileEveryWorkerComputes) {
   run([&] {
     int ticks = ticks_while(workers(), [] { busy_for(400ms); });
-    EXPECT_GE(ticks, 5) << "the ticker starved while fibers computed";
+    // Up to 40; none at all without spares. The bound is low because the
+    // busy threads share this machine's cores with the ticker's.
+    EXPECT_GE(ticks, 3) << "the ticker starved while fibers computed";
     EXPECT_GE(gort::stats().stuck_episodes, uint64_t(workers()));
   });
 }
@@ -111,7 +113,7 @@ TEST_P(Preempt, BusyFibersOnAChannelWithRoomLetOthersRun) {
         (void)ch.recv();
       }
     });
-    EXPECT_GE(ticks, 10);
+    EXPECT_GE(ticks, 3);  // as above: none without time slices
     EXPECT_GT(gort::stats().preemptions, 0u);
   });
 }
@@ -130,7 +132,7 @@ TEST_P(Preempt, BusyFibersSpawningAndLockingLetOthersRun) {
       }
       wg.wait();
     });
-    EXPECT_GE(ticks, 10);
+    EXPECT_GE(ticks, 3);
     EXPECT_GT(gort::stats().preemptions, 0u);
   });
 }
