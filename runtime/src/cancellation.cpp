@@ -63,13 +63,15 @@ struct ContextNode : std::enable_shared_from_this<ContextNode> {
   const void* key = nullptr;                        // with_value nodes: the key's address
   std::shared_ptr<const void> value;                // with_value nodes: the value
   std::shared_ptr<Chan<std::monostate>> done;       // cancelable nodes: closed by cancel
-  TimerCore* timer = nullptr;                       // with_deadline nodes: cancels at `deadline`
 
   // Cancelable nodes.
   Spinlock lock;
   std::atomic<ContextError> err{ContextError::kNone};  // written once, under lock
   ContextNode* first_child GORT_GUARDED_BY(lock) = nullptr;  // registered cancelable descendants
   CancelHook* hooks GORT_GUARDED_BY(lock) = nullptr;
+  // with_deadline nodes: cancels at `deadline`. Under lock: it may fire
+  // (and cancel reads it) before with_deadline has stored it.
+  TimerCore* timer GORT_GUARDED_BY(lock) = nullptr;
   // Links on parent->canceler's `children` (under that node's lock).
   ContextNode* sibling_prev = nullptr;
   ContextNode* sibling_next = nullptr;
@@ -123,7 +125,11 @@ void cancel(ContextNode* n, ContextError why) {
     // err set sees everything the canceller did before.
     n->err.store(why, std::memory_order_release);
   }
-  n->done->close();  // 2. only cancel closes it, once (step 1)
+  try {
+    n->done->close();  // 2. cancel closes it once (step 1)
+  } catch (const ChanClosed&) {
+    // The user closed done() (Go makes it receive-only); cancel must finish.
+  }
   for (;;) {         // 3.
     std::shared_ptr<ContextNode> child;
     {
@@ -148,7 +154,12 @@ void cancel(ContextNode* n, ContextError why) {
     // owner may free it.
     h->finished.store(1, std::memory_order_release);
   }
-  if (n->timer) timer_stop(n->timer);  // 5.
+  TimerCore* timer;  // 5.
+  {
+    SpinGuard guard(n->lock);
+    timer = n->timer;
+  }
+  if (timer != nullptr) timer_stop(timer);
   leave_parent(n);
 }
 
@@ -182,7 +193,7 @@ std::shared_ptr<ContextNode> new_cancelable(const Context& parent) {
 
 }  // namespace
 
-ContextNode::~ContextNode() {
+ContextNode::~ContextNode() GORT_NO_THREAD_SAFETY_ANALYSIS {  // the last reference: nobody else reads `timer`
   if (timer != nullptr) {
     timer_stop(timer);
     timer_release(timer);
@@ -310,11 +321,13 @@ std::pair<Context, CancelFunc> with_deadline(const Context& parent, Clock::time_
   n->deadline = when;
   int64_t now = detail::now_ns();
   if (when > now) {
-    // Armed before the node is visible to any other fiber; the timer holds
-    // only a weak reference (see the top of this file).
-    n->timer = detail::timer_start(when - now, 0, [weak = std::weak_ptr<ContextNode>(n)] {
+    // The timer holds only a weak reference (see the top of this file); it
+    // may fire before `timer` is stored, hence the lock.
+    detail::TimerCore* timer = detail::timer_start(when - now, 0, [weak = std::weak_ptr<ContextNode>(n)] {
       if (auto strong = weak.lock()) detail::cancel(strong.get(), ContextError::kDeadlineExceeded);
     });
+    detail::SpinGuard guard(n->lock);
+    n->timer = timer;
   }
   detail::register_with_parent(n.get());
   if (when <= now) detail::cancel(n.get(), ContextError::kDeadlineExceeded);
