@@ -36,11 +36,13 @@ int main(int, char** argv) {
     gort::WaitGroup wg;
     wg.add(1);
     go_spawn([&] {
-      gort::Ticker tick(10ms);
-      while (reading) {
-        tick.chan()->recv();
-        ++ticks;
-      }
+      {
+        gort::Ticker tick(10ms);
+        while (reading) {
+          tick.chan()->recv();
+          ++ticks;
+        }
+      }  // the ticker stops before the fiber reports done
       wg.done();
     });
     std::string text = gort::blocking([&] { return slow_read(argv[0]); });

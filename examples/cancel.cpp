@@ -11,7 +11,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // Works until ctx is done; returns how many jobs it finished.
-int worker(const gort::Context& ctx, const std::shared_ptr<gort::Chan<int>>& jobs) {
+int worker(const gort::Context& ctx, gort::Chan<int>& jobs) {
   int done = 0;
   for (;;) {
     int job = 0;
@@ -28,18 +28,20 @@ int worker(const gort::Context& ctx, const std::shared_ptr<gort::Chan<int>>& job
 int main() {
   return gort::run([] {
     // 1. Cancel by hand: four workers, one cancel.
-    auto [ctx, cancel] = gort::with_cancel(gort::background());
-    auto jobs = gort::make_chan<int>();
+    // The workers share ctx and jobs by reference: main outlives them.
+    auto [workers_ctx, cancel] = gort::with_cancel(gort::background());
+    const gort::Context& ctx = workers_ctx;
+    gort::Chan<int> jobs;
     gort::WaitGroup wg;
     std::atomic<int> finished{0};
     for (int i = 0; i < 4; ++i) {
       wg.add(1);
-      go_spawn([&, ctx = ctx] {
+      go_spawn([&] {
         finished += worker(ctx, jobs);
         wg.done();
       });
     }
-    for (int i = 0; i < 8; ++i) jobs->send(1);
+    for (int i = 0; i < 8; ++i) jobs.send(1);
     cancel();
     wg.wait();
     std::printf("cancel: 4 workers stopped after %d jobs: %s\n", finished.load(), gort::to_string(ctx.err()));

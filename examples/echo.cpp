@@ -13,6 +13,18 @@ using gort::net::Errc;
 
 namespace {
 
+// One connection: echo until EOF, an error or the context's cancellation.
+// The Conn is destroyed (closed) when this returns.
+void handle(const gort::Context& ctx, gort::net::Conn c) {
+  char buf[4096];
+  for (;;) {
+    auto n = c.read(ctx, buf, sizeof buf);
+    if (!n || !c.write_all(ctx, buf, *n)) return;  // kEof, kCanceled, ...
+  }
+}
+
+// Accepts until ctx is canceled. Handlers share ctx and `handlers` by
+// reference: main keeps both alive until handlers.wait() returns.
 void serve(const gort::Context& ctx, gort::net::Listener& ln, gort::WaitGroup& handlers) {
   for (;;) {
     auto conn = ln.accept(ctx);
@@ -21,12 +33,8 @@ void serve(const gort::Context& ctx, gort::net::Listener& ln, gort::WaitGroup& h
       return;
     }
     handlers.add(1);
-    go_spawn([ctx, &handlers](gort::net::Conn c) {
-      char buf[4096];
-      for (;;) {
-        auto n = c.read(ctx, buf, sizeof buf);
-        if (!n || !c.write_all(ctx, buf, *n)) break;  // kEof, kCanceled, ...
-      }
+    go_spawn([&ctx, &handlers](gort::net::Conn c) {
+      handle(ctx, std::move(c));
       handlers.done();
     }, std::move(*conn));
   }
@@ -42,10 +50,11 @@ int main() {
       return 1;
     }
     std::string address = ln->local_address()->to_string();
-    auto [ctx, stop] = gort::with_cancel(gort::background());
+    auto [server_ctx, stop] = gort::with_cancel(gort::background());
+    const gort::Context& ctx = server_ctx;
     gort::WaitGroup server, handlers;
     server.add(1);
-    go_spawn([&, ctx = ctx] {
+    go_spawn([&] {
       serve(ctx, *ln, handlers);
       server.done();
     });

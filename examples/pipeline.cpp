@@ -8,15 +8,21 @@ using namespace std::chrono_literals;
 
 int main() {
   return gort::run([] {
-    auto numbers = gort::make_chan<int>();
-    auto squares = gort::make_chan<int>(4);
-    go_spawn([numbers] {
-      for (int i = 1; i <= 10; ++i) numbers->send(i);
-      numbers->close();
+    // The stages share the channels by reference: main owns them and waits
+    // for the stages before returning.
+    gort::Chan<int> numbers;
+    gort::Chan<int> squares(4);
+    gort::WaitGroup stages;
+    stages.add(2);
+    go_spawn([&] {
+      for (int i = 1; i <= 10; ++i) numbers.send(i);
+      numbers.close();
+      stages.done();
     });
-    go_spawn([numbers, squares] {
-      for (int n : *numbers) squares->send(n * n);
-      squares->close();
+    go_spawn([&] {
+      for (int n : numbers) squares.send(n * n);
+      squares.close();
+      stages.done();
     });
 
     int sum = 0;
@@ -28,6 +34,7 @@ int main() {
                      open = false;
                    }));
     }
+    stages.wait();
     std::printf("pipeline: sum of squares 1..10 = %d\n", sum);
 
     // Nobody sends on `idle`: the timeout case wins.
