@@ -101,7 +101,8 @@ class Timer {
 };
 
 // Go's time.AfterFunc: f() runs in a new fiber d from now, unless stop()
-// comes first. Arguments as for gort::spawn (f is moved into the timer).
+// comes first. f is moved into the timer and copied into each fiber it
+// starts (reset() can make it run again), so it must be copyable.
 template <class Rep, class Period, class F>
 Timer after_func(std::chrono::duration<Rep, Period> d, F f) {
   return Timer(Timer::FuncTag{}, detail::timer_start(detail::to_ns(d), 0, [f = std::move(f)] { gort::spawn(f); }));
