@@ -40,6 +40,7 @@ GO_PEER_SRC = HERE / "peers" / "go"
 FIBER_ORDER = [
     "yield", "spawn_join", "mutex_handoff", "chan_pingpong",
     "chan_buffered_1to1", "chan_buffered_NtoN", "select_2", "select_8",
+    "select_ready", "select_ready_after", "select_ready_context",
 ]
 FUTEX_BASELINES = ["thread_futex_pingpong/same_core", "thread_futex_pingpong/cross_core"]
 CREATE_BASELINE = "thread_create_join"

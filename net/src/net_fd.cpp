@@ -46,15 +46,34 @@ ssize_t sys_send(int fd, const void* buf, std::size_t n) {
 Result<std::unique_ptr<NetFd>> NetFd::open(int fd) {
   std::unique_ptr<NetFd> nfd(new NetFd(fd));
   int err = 0;
-  nfd->pd_ = gort::detail::poll_open(fd, &err);
-  if (nfd->pd_ == nullptr) {
+  gort::detail::PollDesc* pd = gort::detail::poll_open(fd, &err);
+  if (pd == nullptr && err != EPERM) {  // EPERM: no runtime yet; attach registers later
     ::close(fd);
     nfd.release();  // nothing else to undo; avoid ~NetFd's close
-    if (err == EPERM) return Errc::kNotInFiber;  // no runtime is running
     return Error::from_errno(err);
   }
-  nfd->runtime_id_ = gort::detail::poll_runtime_id();
+  if (pd != nullptr) {
+    nfd->runtime_id_ = gort::detail::poll_runtime_id();
+    nfd->pd_.store(pd, std::memory_order_release);
+  }
   return nfd;
+}
+
+gort::detail::PollDesc* NetFd::attach() {
+  if (auto* p = pd()) return p;
+  std::lock_guard<gort::Mutex> guard(attach_mu_);
+  if (auto* p = pd()) return p;
+  int err = 0;
+  gort::detail::PollDesc* p = gort::detail::poll_open(fd_, &err);
+  if (p == nullptr) return nullptr;  // no runtime (or out of memory): nothing waits
+  runtime_id_ = gort::detail::poll_runtime_id();
+  // Deadlines set before registration apply from now on.
+  if (int64_t rd = user_rd_.load(std::memory_order_relaxed); rd != 0)
+    gort::detail::poll_set_deadline(p, rd, PollMode::kRead);
+  if (int64_t wd = user_wd_.load(std::memory_order_relaxed); wd != 0)
+    gort::detail::poll_set_deadline(p, wd, PollMode::kWrite);
+  pd_.store(p, std::memory_order_release);  // pairs with pd()'s acquire
+  return p;
 }
 
 NetFd::~NetFd() {
@@ -81,15 +100,15 @@ void NetFd::leave() {
 void NetFd::destroy() {
   // The runtime that registered the fd may be gone (the object outlived
   // gort::run); its poller died with it, and with it the registration.
-  if (pd_ != nullptr && gort::detail::poll_runtime_id() == runtime_id_) gort::detail::poll_close(pd_);
-  pd_ = nullptr;
+  if (auto* p = pd(); p != nullptr && gort::detail::poll_runtime_id() == runtime_id_) gort::detail::poll_close(p);
+  pd_.store(nullptr, std::memory_order_relaxed);
   ::close(fd_);
 }
 
 Result<void> NetFd::close() {
   uint32_t old = refs_.fetch_or(kClosedBit, std::memory_order_acq_rel);
   if (old & kClosedBit) return Errc::kClosed;
-  if (pd_ != nullptr && gort::detail::poll_runtime_id() == runtime_id_) gort::detail::poll_evict(pd_);
+  if (auto* p = pd(); p != nullptr && gort::detail::poll_runtime_id() == runtime_id_) gort::detail::poll_evict(p);
   leave();  // the object's own reference
   return {};
 }
@@ -105,7 +124,9 @@ Error NetFd::wait_error(PollStatus st) const {
 }
 
 Result<void> NetFd::wait(PollMode mode) {
-  PollStatus st = gort::detail::poll_wait(pd_, mode);
+  gort::detail::PollDesc* p = pd();
+  if (p == nullptr) return Errc::kNotInFiber;  // never attached: no runtime to wait in
+  PollStatus st = gort::detail::poll_wait(p, mode);
   if (st != PollStatus::kReady) return wait_error(st);
   return {};
 }
@@ -117,6 +138,7 @@ class NetFd::Op {
     if (!fd_->enter()) return;
     entered_ = true;
     mutex().lock();
+    pd_ = fd_->attach();
   }
   ~Op() {
     if (!entered_) return;
@@ -124,10 +146,13 @@ class NetFd::Op {
     fd_->leave();
   }
   bool entered() const { return entered_; }
+  gort::detail::PollDesc* pd() const { return pd_; }
+  PollMode mode() const { return mode_; }
   // kReady, or the error that stops the operation before its syscall.
   Result<void> start() {
     if (!entered_) return Errc::kClosed;
-    PollStatus st = gort::detail::poll_prepare(fd_->pd_, mode_);
+    if (pd_ == nullptr) return {};  // not attached: the syscall runs, wait() refuses
+    PollStatus st = gort::detail::poll_prepare(pd_, mode_);
     if (st != PollStatus::kReady) return fd_->wait_error(st);
     return {};
   }
@@ -137,6 +162,61 @@ class NetFd::Op {
   NetFd* fd_;
   PollMode mode_;
   bool entered_ = false;
+  gort::detail::PollDesc* pd_ = nullptr;  // attached descriptor, or null
+};
+
+// Cancels one operation (inside its Op) when ctx is canceled; see net_fd.h.
+// Construct after the Op has its direction lock, destroy before it drops
+// it (hence a plain scope inside each ctx overload).
+class NetFd::Interrupt {
+ public:
+  Interrupt(NetFd* fd, Op& op, const gort::Context& ctx) : fd_(fd), op_(op), ctx_(ctx) {
+    hook_.run = [](void* arg) { static_cast<Interrupt*>(arg)->expire(); };
+    hook_.arg = this;
+    done_before_ = !gort::detail::add_cancel_hook(ctx, &hook_);
+  }
+  ~Interrupt() {
+    bool ran = !gort::detail::remove_cancel_hook(&hook_);
+    if (ran && op_.pd() != nullptr) {
+      const auto& user = op_.mode() == PollMode::kRead ? fd_->user_rd_ : fd_->user_wd_;
+      gort::detail::poll_set_deadline(op_.pd(), user.load(std::memory_order_relaxed), op_.mode());
+    }
+  }
+  // The context was done before the operation started: do not start it.
+  bool done_before() const { return done_before_; }
+  // What the operation reports: its own result, except that the timeout
+  // our expired deadline caused (or a user deadline that passed while the
+  // context ended) reports the context's error.
+  template <class T>
+  Result<T> outcome(Result<T> r) const {
+    if (r.ok() || r.error() != Errc::kTimeout) return r;
+    return context_error<T>(r);
+  }
+  // The operation is not started: the context was already done.
+  template <class T>
+  Result<T> refused() const {
+    return context_error<T>(Result<T>(Errc::kCanceled));
+  }
+
+ private:
+  template <class T>
+  Result<T> context_error(Result<T> otherwise) const {
+    switch (ctx_.err()) {
+      case gort::ContextError::kNone: return otherwise;
+      case gort::ContextError::kCanceled: return Errc::kCanceled;
+      case gort::ContextError::kDeadlineExceeded: return Errc::kTimeout;
+    }
+    return otherwise;
+  }
+  void expire() {
+    // 1 ns after the clock's epoch: long past, and not 0 (which means none).
+    if (op_.pd() != nullptr) gort::detail::poll_set_deadline(op_.pd(), 1, op_.mode());
+  }
+  NetFd* fd_;
+  Op& op_;
+  const gort::Context& ctx_;
+  gort::detail::CancelHook hook_;
+  bool done_before_ = false;
 };
 
 // A short read (fewer bytes than asked) means the receive queue was empty
@@ -152,8 +232,19 @@ class NetFd::Op {
 // to recv, as they would without the hint (nginx's pending_eof).
 Result<std::size_t> NetFd::read(void* buf, std::size_t n) {
   Op op(this, PollMode::kRead);
+  return read_in(op, buf, n);
+}
+
+Result<std::size_t> NetFd::read(const gort::Context& ctx, void* buf, std::size_t n) {
+  Op op(this, PollMode::kRead);
+  Interrupt interrupt(this, op, ctx);
+  if (interrupt.done_before()) return interrupt.refused<std::size_t>();
+  return interrupt.outcome(read_in(op, buf, n));
+}
+
+Result<std::size_t> NetFd::read_in(Op& op, void* buf, std::size_t n) {
   if (!op.entered()) return Errc::kClosed;
-  if (read_drained_ && n > 0 && !gort::detail::poll_read_closed(pd_)) {
+  if (read_drained_ && n > 0 && op.pd() != nullptr && !gort::detail::poll_read_closed(op.pd())) {
     if (auto r = wait(PollMode::kRead); !r) return r.error();
   } else if (auto r = op.start(); !r) {
     return r.error();
@@ -179,6 +270,17 @@ Result<std::size_t> NetFd::read(void* buf, std::size_t n) {
 
 Result<std::size_t> NetFd::write(const void* buf, std::size_t n) {
   Op op(this, PollMode::kWrite);
+  return write_in(op, buf, n);
+}
+
+Result<std::size_t> NetFd::write(const gort::Context& ctx, const void* buf, std::size_t n) {
+  Op op(this, PollMode::kWrite);
+  Interrupt interrupt(this, op, ctx);
+  if (interrupt.done_before()) return interrupt.refused<std::size_t>();
+  return interrupt.outcome(write_in(op, buf, n));
+}
+
+Result<std::size_t> NetFd::write_in(Op& op, const void* buf, std::size_t n) {
   if (auto r = op.start(); !r) return r.error();
   if (n == 0) return std::size_t(0);
   for (;;) {
@@ -196,6 +298,17 @@ Result<std::size_t> NetFd::write(const void* buf, std::size_t n) {
 
 Result<int> NetFd::accept(sockaddr_storage* peer, socklen_t* len) {
   Op op(this, PollMode::kRead);
+  return accept_in(op, peer, len);
+}
+
+Result<int> NetFd::accept(const gort::Context& ctx, sockaddr_storage* peer, socklen_t* len) {
+  Op op(this, PollMode::kRead);
+  Interrupt interrupt(this, op, ctx);
+  if (interrupt.done_before()) return interrupt.refused<int>();
+  return interrupt.outcome(accept_in(op, peer, len));
+}
+
+Result<int> NetFd::accept_in(Op& op, sockaddr_storage* peer, socklen_t* len) {
   if (auto r = op.start(); !r) return r.error();
   for (;;) {
     *len = sizeof *peer;
@@ -213,6 +326,17 @@ Result<int> NetFd::accept(sockaddr_storage* peer, socklen_t* len) {
 
 Result<void> NetFd::finish_connect() {
   Op op(this, PollMode::kWrite);
+  return finish_connect_in(op);
+}
+
+Result<void> NetFd::finish_connect(const gort::Context& ctx) {
+  Op op(this, PollMode::kWrite);
+  Interrupt interrupt(this, op, ctx);
+  if (interrupt.done_before()) return interrupt.refused<void>();
+  return interrupt.outcome(finish_connect_in(op));
+}
+
+Result<void> NetFd::finish_connect_in(Op& op) {
   // No poll_prepare: it would drop the readiness that registering an
   // already-connected socket reports (Go's connect waits the same way).
   if (!op.entered()) return Errc::kClosed;
@@ -242,7 +366,13 @@ Result<void> NetFd::shutdown(int how) {
 
 void NetFd::set_deadline(int64_t deadline_ns, PollMode mode) {
   if (!enter()) return;
-  if (gort::detail::poll_runtime_id() == runtime_id_) gort::detail::poll_set_deadline(pd_, deadline_ns, mode);
+  // relaxed: read back only by Interrupt, to restore what the user set;
+  // a set_deadline racing with that restore is the user's race, as in Go.
+  if (uint8_t(mode) & uint8_t(PollMode::kRead)) user_rd_.store(deadline_ns, std::memory_order_relaxed);
+  if (uint8_t(mode) & uint8_t(PollMode::kWrite)) user_wd_.store(deadline_ns, std::memory_order_relaxed);
+  // Without a runtime the deadline waits for attach() to apply it.
+  if (auto* p = attach(); p != nullptr && gort::detail::poll_runtime_id() == runtime_id_)
+    gort::detail::poll_set_deadline(p, deadline_ns, mode);
   leave();
 }
 

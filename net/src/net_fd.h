@@ -15,6 +15,20 @@
 // the last reference deregisters the descriptor and closes the fd. So the
 // fd number is never closed (and reused by the kernel) while a syscall on
 // it may still be running in another fiber.
+//
+// Registration with the poller is lazy when no runtime runs at open() (a
+// listener made before gort::run): the first operation registers it with
+// the runtime it runs under (attach). Until then, and from plain threads,
+// operations run their syscall and report kNotInFiber only if they would
+// have to wait.
+//
+// Cancellation (the overloads taking a gort::Context): while the operation
+// runs, a cancel hook on the context sets an already-expired deadline on
+// the operation's direction, which wakes it with kTimeout (Go's dial
+// interrupts a connect the same way); the operation then reports the
+// context's error, and the deadline the user set (user_rd_/user_wd_) is put
+// back before the direction lock is released, so no other operation sees
+// the expired one. Calls without a Context take none of these steps.
 #pragma once
 
 #include <sys/socket.h>
@@ -24,6 +38,7 @@
 #include <cstdint>
 #include <memory>
 
+#include <gort/context.h>
 #include <gort/detail/netpoll.h>
 #include <gort/mutex.h>
 #include <gort/net/result.h>
@@ -34,18 +49,22 @@ using gort::detail::PollMode;
 
 class NetFd {
  public:
-  // Takes ownership of fd (nonblocking), registering it with the poller. On
-  // failure fd is closed.
+  // Takes ownership of fd (nonblocking), registering it with the running
+  // runtime's poller, or later (attach) if none runs. On failure fd is closed.
   static Result<std::unique_ptr<NetFd>> open(int fd);
   ~NetFd();
 
   Result<std::size_t> read(void* buf, std::size_t n);
+  Result<std::size_t> read(const gort::Context& ctx, void* buf, std::size_t n);
   Result<std::size_t> write(const void* buf, std::size_t n);
+  Result<std::size_t> write(const gort::Context& ctx, const void* buf, std::size_t n);
   // accept4: the new fd (nonblocking, close-on-exec) and its peer address.
   // EMFILE and friends are returned as they are (Listener backs off).
   Result<int> accept(sockaddr_storage* peer, socklen_t* len);
+  Result<int> accept(const gort::Context& ctx, sockaddr_storage* peer, socklen_t* len);
   // Completes a nonblocking connect() that returned EINPROGRESS.
   Result<void> finish_connect();
+  Result<void> finish_connect(const gort::Context& ctx);
   Result<void> shutdown(int how);
   Result<void> close();
   bool closed() const { return (refs_.load(std::memory_order_acquire) & kClosedBit) != 0; }
@@ -57,17 +76,31 @@ class NetFd {
   explicit NetFd(int fd) : fd_(fd) {}
   // One operation: a reference, then the direction's lock.
   class Op;
+  // Cancellation of one operation by a Context (see the top of this file).
+  class Interrupt;
   bool enter();
   void leave();
   void destroy();
+  gort::detail::PollDesc* pd() const { return pd_.load(std::memory_order_acquire); }
+  gort::detail::PollDesc* attach();  // pd(), registering first if needed; null: no runtime
   Error wait_error(gort::detail::PollStatus st) const;
   Result<void> wait(PollMode mode);
+  // The operations' bodies, run inside an Op (and maybe an Interrupt).
+  Result<std::size_t> read_in(Op& op, void* buf, std::size_t n);
+  Result<std::size_t> write_in(Op& op, const void* buf, std::size_t n);
+  Result<int> accept_in(Op& op, sockaddr_storage* peer, socklen_t* len);
+  Result<void> finish_connect_in(Op& op);
 
   static constexpr uint32_t kClosedBit = 1u << 31;
 
   const int fd_;
-  gort::detail::PollDesc* pd_ = nullptr;  // null once the runtime that made it is gone
+  // Null until registered (attach); written once, under attach_mu_.
+  // release/acquire: runtime_id_ is written before pd_ is published.
+  std::atomic<gort::detail::PollDesc*> pd_{nullptr};
   uint64_t runtime_id_ = 0;               // poll_runtime_id() when registered
+  gort::Mutex attach_mu_;                 // one registration
+  std::atomic<int64_t> user_rd_{0};       // the read deadline set_deadline last set (0: none)
+  std::atomic<int64_t> user_wd_{0};       // the write deadline likewise
   std::atomic<uint32_t> refs_{1};         // the object's + operations'; kClosedBit once closing
   gort::Mutex read_mu_;                   // one reader at a time (accept counts as reading)
   // The last read returned fewer bytes than asked: the socket's receive

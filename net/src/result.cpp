@@ -1,6 +1,8 @@
 // result.cpp: error codes and their messages.
 #include <gort/net/result.h>
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -33,13 +35,25 @@ const char* to_string(Errc c) {
     case Errc::kHostNotFound: return "no such host";
     case Errc::kLineTooLong: return "line too long";
     case Errc::kNotInFiber: return "would block outside a gort fiber";
+    case Errc::kCanceled: return "operation was canceled";
     case Errc::kSystem: return "system error";
   }
   return "?";
 }
 
+Error Error::with_op(std::string op) const {
+  Error e = *this;
+  e.op_ = std::make_shared<const std::string>(std::move(op));
+  return e;
+}
+
 std::string Error::message() const {
-  std::string m = to_string(code_);
+  std::string m;
+  if (op_ && !op_->empty()) {
+    m += *op_;
+    m += ": ";
+  }
+  m += to_string(code_);
   if (detail_ != nullptr && *detail_ != '\0') {
     m += ": ";
     m += detail_;
@@ -48,7 +62,7 @@ std::string Error::message() const {
     m += ": ";
     m += std::strerror(sys_errno_);
   }
-  if (sys_errno_ != 0) {
+  if (sys_errno_ != 0 && code_ == Errc::kSystem) {
     const char* name = strerrorname_np(sys_errno_);
     m += " (";
     m += name ? name : std::to_string(sys_errno_).c_str();
@@ -58,10 +72,19 @@ std::string Error::message() const {
 }
 
 namespace detail {
-void bad_result_access(const Error& e) {
-  std::fprintf(stderr, "fatal error: gort::net::Result::value() on an error: %s\n", e.message().c_str());
-  std::abort();
+
+// The runtime's fatal-error convention (runtime/src/platform.h's fatal):
+// "fatal error: ..." on stderr, exit status 2, no unwinding.
+[[noreturn]] static void fatal(const std::string& what) {
+  std::fflush(nullptr);
+  std::fprintf(stderr, "fatal error: %s\n", what.c_str());
+  std::fflush(stderr);
+  _exit(2);
 }
+
+void bad_result_access(const Error& e) { fatal("gort::net::Result::value() on an error: " + e.message()); }
+void bad_error_access() { fatal("gort::net::Result::error() on a success"); }
+
 }  // namespace detail
 
 }  // namespace gort::net

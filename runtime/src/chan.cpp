@@ -40,6 +40,8 @@
 //  6. Woken: lock all again, remove our waiters still queued (they live on
 //     our stack; a losing waker may already have dropped some), unlock all.
 //     The claim word names the winning case.
+// Cases on nil channels never get here (select.h leaves them out), so every
+// case has a channel and select over nothing but nil channels is select{}.
 //
 // Lock order: channel locks by address, and nothing else is taken under
 // them except scheduler internals via wake() (which happens after unlock)
@@ -311,14 +313,14 @@ int wait_as_thread(std::atomic<uint32_t>* claim, ChanWaiter* waiters) {
   return int(c - 1);
 }
 
-[[noreturn]] void block_forever() {
+}  // namespace
+
+void block_forever() {
   if (current_fiber() != nullptr) {
     park([](void*) { return true; }, nullptr);  // nothing holds a wake right
   }
   for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
 }
-
-}  // namespace
 
 int select_cases(SelectCase* cases, int n, bool block, uint16_t* order, ChanWaiter* waiters)
     GORT_NO_THREAD_SAFETY_ANALYSIS {

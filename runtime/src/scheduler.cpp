@@ -410,7 +410,7 @@ int run_main(const Config& config, void (*body)(void*), void* arg) {
   sched.worker_at(0)->loop();
   for (int i = 1; i < n; ++i) sched.worker_at(i)->thread.join();
   sched.monitor->stop_and_join();  // then every spare
-  stop_runtime_services();  // blocking pool, pending after() timers (services.h)
+  stop_runtime_services();  // blocking pool, pending runtime timers (services.h)
   for (int i = 0, slots = sched.slot_count(); i < slots; ++i) sched.worker_at(i)->stacks.flush();
   g_last_teardown = TeardownCounts{sched.live_fibers.load(), sched.stack_pool.in_use()};
   g_sched.store(nullptr, std::memory_order_release);

@@ -10,12 +10,13 @@ namespace gort::detail {
 // are waited for; calls still queued belong to abandoned fibers and are
 // dropped without running.
 void stop_blocking_pool();
-// Frees gort::after timers that never fired (after.cpp).
-void drop_pending_after_timers();
+// Frees runtime-owned timers (gort::after, Timer, Ticker, after_func,
+// Context deadlines) still waiting to fire (timer.cpp).
+void drop_pending_timers();
 
 inline void stop_runtime_services() {
   stop_blocking_pool();
-  drop_pending_after_timers();
+  drop_pending_timers();
 }
 
 }  // namespace gort::detail

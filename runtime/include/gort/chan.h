@@ -81,6 +81,10 @@ struct SelectCase {
   void* slot;
 };
 
+// Parks the caller for good (a fiber: it counts as asleep for the deadlock
+// report; a plain thread sleeps). What a nil channel's send or receive does.
+[[noreturn]] void block_forever();
+
 // Runs a select over n cases (runtime/src/chan.cpp): returns the index of
 // the case that completed, or -1 if none was ready and !block. `order` has
 // room for 2n indices and `waiters` for n ChanWaiters (uninitialised; used
@@ -210,6 +214,27 @@ class Chan {
 template <class T>
 std::shared_ptr<Chan<T>> make_chan(std::size_t capacity = 0) {
   return std::make_shared<Chan<T>>(capacity);
+}
+
+// Send and receive through a shared pointer that may be null: a null one is
+// Go's nil channel, on which both block forever (and a select case is
+// never ready, see select.h). Closing a nil channel is a bug: it throws
+// std::invalid_argument (Go panics).
+template <class T, class U>
+  requires std::is_constructible_v<T, U&&>
+void send(const std::shared_ptr<Chan<T>>& ch, U&& value) {
+  if (ch == nullptr) detail::block_forever();
+  ch->send(T(std::forward<U>(value)));
+}
+template <class T>
+std::optional<T> recv(const std::shared_ptr<Chan<T>>& ch) {
+  if (ch == nullptr) detail::block_forever();
+  return ch->recv();
+}
+template <class T>
+void close(const std::shared_ptr<Chan<T>>& ch) {
+  if (ch == nullptr) throw std::invalid_argument("gort::close: close of nil channel");
+  ch->close();
 }
 
 }  // namespace gort

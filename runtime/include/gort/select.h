@@ -16,7 +16,10 @@
 //
 // Channels may repeat across cases and be of different element types; a
 // send case's value is moved into the channel only if that case is chosen.
-// Without cases and without a default, select blocks forever (Go's select{}).
+// A case on a nil channel (a null shared_ptr, e.g. a Context that can never
+// be done) is never ready: Go's idiom for switching a case off. Without
+// cases (or with only nil ones) and without a default, select blocks forever
+// (Go's select{}); the deadlock report counts such a fiber as asleep.
 // The algorithm is in runtime/src/chan.cpp.
 #pragma once
 
@@ -104,11 +107,14 @@ struct SelectFrame<0> {
   ChanWaiter* waiters = nullptr;
 };
 
+// Adds one case to the frame; a nil channel's case is left out, so it can
+// never be chosen.
 template <int N, class C>
 void add_case(SelectFrame<N>& frame, int& n, int& default_arg, int arg, C& c) {
   if constexpr (is_default_case<C>) {
     default_arg = arg;
   } else if constexpr (N > 0) {
+    if (c.chan == nullptr) return;
     frame.cases[n] = SelectCase{&c.chan->core(), C::kIsSend, c.slot_ptr()};
     frame.arg_index[n] = arg;
     ++n;
@@ -152,7 +158,7 @@ int select(Cases&&... cases) {
   detail::SelectFrame<kN> frame;
   int n = 0, default_arg = -1, arg = 0;
   (detail::add_case<kN, std::remove_cvref_t<Cases>>(frame, n, default_arg, arg++, cases), ...);
-  int chosen = detail::select_cases(frame.cases, kN, kDefaults == 0, frame.order,
+  int chosen = detail::select_cases(frame.cases, n, kDefaults == 0, frame.order,
                                     reinterpret_cast<detail::ChanWaiter*>(frame.waiters));
   int chosen_arg = chosen < 0 ? default_arg : frame.arg_index[chosen];
   arg = 0;

@@ -6,10 +6,17 @@
 // their own value, and any other errno is Errc::kSystem with the errno kept
 // in sys_errno(). End of file is an ordinary Error, never an exception;
 // gort::net throws nothing but std::bad_alloc.
+//
+// Errors from dial, listen, accept, read and write name the operation and
+// the address, as Go's net.OpError does: message() reads
+// "dial tcp 127.0.0.1:1: connection refused". End of file stays bare (Go's
+// io.EOF). Reading value() of an error, or error() of a success, is a bug:
+// a fatal error (message on stderr, exit status 2) like the runtime's.
 #pragma once
 
 #include <cstddef>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <utility>
 #include <variant>
@@ -29,6 +36,7 @@ enum class Errc : unsigned char {
   kHostNotFound,         // the name did not resolve
   kLineTooLong,          // read_line: no line end within max_len bytes
   kNotInFiber,           // would have to wait, but the caller is not a gort fiber
+  kCanceled,             // the call's gort::Context was canceled (its deadline gives kTimeout)
   kSystem,               // any other errno: see sys_errno()
 };
 
@@ -42,7 +50,12 @@ class Error {
   Errc code() const { return code_; }
   int sys_errno() const { return sys_errno_; }           // 0 unless the kernel reported it
   const char* detail() const { return detail_ ? detail_ : ""; }  // what was wrong, for kInvalidAddress etc.
-  std::string message() const;                         // e.g. "connection reset by peer (ECONNRESET)"
+  // The operation and address, e.g. "dial tcp 127.0.0.1:1"; "" if none.
+  const char* op() const { return op_ ? op_->c_str() : ""; }
+  // A copy of this error that names the operation and address.
+  Error with_op(std::string op) const;
+  // e.g. "read tcp 127.0.0.1:8080->127.0.0.1:40312: connection reset by peer"
+  std::string message() const;
 
   friend bool operator==(const Error& e, Errc c) { return e.code_ == c; }
   friend bool operator==(const Error& a, const Error& b) { return a.code_ == b.code_ && a.sys_errno_ == b.sys_errno_; }
@@ -50,13 +63,15 @@ class Error {
  private:
   Errc code_;
   int sys_errno_;
-  const char* detail_;  // static string or null
+  const char* detail_;                    // static string or null
+  std::shared_ptr<const std::string> op_; // "dial tcp host:port" or null; built only on error paths
 };
 
 const char* to_string(Errc c);
 
 namespace detail {
 [[noreturn]] void bad_result_access(const Error& e);
+[[noreturn]] void bad_error_access();
 }
 
 // A value of type T or an Error (std::expected, for C++20).
@@ -69,7 +84,7 @@ class [[nodiscard]] Result {
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
-  // Accessing the value of an error is a bug: it aborts with the error's message.
+  // Accessing the value of an error is a bug: a fatal error with its message.
   T& value() & { check(); return std::get<0>(v_); }
   const T& value() const& { check(); return std::get<0>(v_); }
   T&& value() && { check(); return std::get<0>(std::move(v_)); }
@@ -77,9 +92,9 @@ class [[nodiscard]] Result {
   T&& operator*() && { return std::move(*this).value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
-  // The error; calling it on a success is a bug (aborts).
+  // The error; calling it on a success is a bug (a fatal error).
   const Error& error() const {
-    if (ok()) std::abort();
+    if (ok()) detail::bad_error_access();
     return std::get<1>(v_);
   }
 
@@ -103,7 +118,7 @@ class [[nodiscard]] Result<void> {
     if (!ok_) detail::bad_result_access(error_);
   }
   const Error& error() const {
-    if (ok_) std::abort();
+    if (ok_) detail::bad_error_access();
     return error_;
   }
 

@@ -32,7 +32,18 @@
 //  * Deadlines (Go semantics): absolute time points that apply to calls in
 //    progress and to later ones, until changed; a passed deadline makes
 //    calls fail with Errc::kTimeout without consuming data. kNoDeadline
-//    clears. Setting a deadline never fails on an open object.
+//    clears. Setting a deadline cannot fail (on a closed object it does
+//    nothing).
+//  * Cancellation: dial_tcp, accept, read, write, write_all and read_line
+//    have overloads taking a gort::Context first. Canceling the context
+//    unblocks the call with Errc::kCanceled (its deadline passing, with
+//    Errc::kTimeout); a call whose context is already done fails at once.
+//    Nothing else on the object changes: its own deadlines stay as set.
+//    The overloads without a Context are unchanged and cost nothing more.
+//  * listen_tcp works anywhere, also before gort::run: the listener joins
+//    the poller of the runtime its first accept runs under.
+//  * Errors name the operation and address (Error::message(), e.g.
+//    "dial tcp 127.0.0.1:1: connection refused"); kEof stays bare.
 #pragma once
 
 #include <chrono>
@@ -42,6 +53,7 @@
 #include <string>
 #include <string_view>
 
+#include <gort/context.h>
 #include <gort/net/address.h>
 #include <gort/net/result.h>
 
@@ -69,25 +81,30 @@ class Conn {
   // Up to n bytes; waits until at least one is available. 0 only for n == 0.
   Result<std::size_t> read(void* buf, std::size_t n);
   Result<std::size_t> read(std::span<char> buf) { return read(buf.data(), buf.size()); }
+  Result<std::size_t> read(const Context& ctx, void* buf, std::size_t n);
   // One successful send: at least one byte, maybe fewer than n.
   Result<std::size_t> write(const void* buf, std::size_t n);
+  Result<std::size_t> write(const Context& ctx, const void* buf, std::size_t n);
   // Everything, or an error (after which an unknown prefix may have been sent).
   Result<void> write_all(const void* buf, std::size_t n);
   Result<void> write_all(std::string_view s) { return write_all(s.data(), s.size()); }
+  Result<void> write_all(const Context& ctx, const void* buf, std::size_t n);
+  Result<void> write_all(const Context& ctx, std::string_view s) { return write_all(ctx, s.data(), s.size()); }
   // The next line, without its "\n" or "\r\n". A line whose content exceeds
   // max_len bytes is Errc::kLineTooLong: nothing is consumed or truncated,
   // and the buffered bytes remain readable with read(). At end of file an
   // unterminated last line is returned as a line, then kEof. Bytes buffered
   // here are served first by read().
   Result<std::string> read_line(std::size_t max_len = 64 * 1024);
+  Result<std::string> read_line(const Context& ctx, std::size_t max_len = 64 * 1024);
 
   Result<void> shutdown(Shutdown how);
   Result<void> close();
   bool is_open() const;
 
-  Result<void> set_deadline(Deadline t);        // read and write
-  Result<void> set_read_deadline(Deadline t);
-  Result<void> set_write_deadline(Deadline t);
+  void set_deadline(Deadline t);                // read and write
+  void set_read_deadline(Deadline t);
+  void set_write_deadline(Deadline t);
 
   Result<Address> local_address() const;
   Result<Address> remote_address() const;
@@ -95,6 +112,11 @@ class Conn {
   int native_handle() const;                    // -1 when closed
 
  private:
+  // read_line's body: read_chunk(area, room) reads more input.
+  template <class ReadChunk>
+  Result<std::string> read_line_with(std::size_t max_len, ReadChunk read_chunk);
+  Error op_error(const Error& e, const char* op) const;  // names op and both addresses
+
   std::unique_ptr<detail::NetFd> fd_;
   std::unique_ptr<detail::LineBuffer> lines_;   // created by the first read_line
 };
@@ -117,21 +139,26 @@ class Listener {
   // 5 ms, doubling up to 1 s, and tries again until a descriptor frees up
   // (as Go's http.Server does); close() ends the wait.
   Result<Conn> accept();
+  Result<Conn> accept(const Context& ctx);
   Result<void> close();
   bool is_open() const;
-  Result<void> set_deadline(Deadline t);   // for accept
+  void set_deadline(Deadline t);           // for accept
   Result<Address> local_address() const;
   uint64_t accept_backoffs() const;        // times accept slept for lack of descriptors
   int native_handle() const;
 
  private:
+  Result<Conn> accept_with(const Context* ctx);
+  Error op_error(const Error& e) const;    // "accept tcp <local address>: ..."
+
   std::unique_ptr<detail::NetFd> fd_;
   uint64_t backoffs_ = 0;
 };
 
 Result<Listener> listen_tcp(std::string_view address, const ListenOptions& options = {});
-// timeout 0: no limit besides the kernel's. Tries each resolved address in
-// turn within the one timeout.
+// timeout 0: no limit besides the kernel's (and the context's deadline).
+// Tries each resolved address in turn within the one timeout.
 Result<Conn> dial_tcp(std::string_view address, std::chrono::nanoseconds timeout = {});
+Result<Conn> dial_tcp(const Context& ctx, std::string_view address, std::chrono::nanoseconds timeout = {});
 
 }  // namespace gort::net
