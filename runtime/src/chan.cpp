@@ -222,23 +222,16 @@ void ChanCore::close() {
     throw ChanClosed("gort::Chan: close of closed channel");
   }
   closed_ = true;
-  // Detach every waiter under the lock; wake them after it (a woken party
-  // may destroy the channel at once). Chained through `next`, which a
-  // dequeued Waiter no longer uses.
-  Waiter* chain = nullptr;
+  // Detach every waiter under the lock; wake them after it (WaiterChain).
+  WaiterChain chain;
   for (WaitQueue* q : {&recvq_, &sendq_}) {
     while (Waiter* w = dequeue_claimed(*q)) {
       static_cast<ChanWaiter*>(w)->closed = true;
-      w->next = chain;
-      chain = w;
+      chain.append(w);
     }
   }
   lock_.unlock();
-  while (chain) {
-    Waiter* next = chain->next;  // read before waking: chain may be freed after it
-    wake_waiter(chain);
-    chain = next;
-  }
+  chain.wake_all(wake_waiter);
 }
 
 std::size_t ChanCore::size() {

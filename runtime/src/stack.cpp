@@ -62,6 +62,13 @@ std::size_t StackPool::slab_count() const {
 }
 
 // Called with mu_ held.
+std::vector<Stack>& StackPool::free_list(std::size_t stack_size) {
+  for (auto& [size, stacks] : free_)
+    if (size == stack_size) return stacks;
+  return free_.emplace_back(stack_size, std::vector<Stack>{}).second;
+}
+
+// Called with mu_ held.
 void StackPool::add_slab(std::size_t stack_size) {
   int index = nslabs_.load(std::memory_order_relaxed);
   if (index >= kMaxSlabs) throw std::bad_alloc();
@@ -70,10 +77,7 @@ void StackPool::add_slab(std::size_t stack_size) {
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
   char* base = static_cast<char*>(p);
-  std::vector<Stack>* list = nullptr;
-  for (auto& [size, stacks] : free_)
-    if (size == stack_size) list = &stacks;
-  if (!list) list = &free_.emplace_back(stack_size, std::vector<Stack>{}).second;
+  std::vector<Stack>* list = &free_list(stack_size);
   for (int i = kStacksPerSlab - 1; i >= 0; --i) {
     char* sb = base + std::size_t(i) * stack_size;
     int rc = mode_ == GuardMode::kGuardInstall ? madvise(sb, kGuardBytes, MADV_GUARD_INSTALL)
@@ -98,13 +102,12 @@ Stack StackPool::allocate(std::size_t usable_size) {
   std::size_t stack_size = round_stack_size(usable_size) + kGuardBytes;
   std::lock_guard lock(mu_);
   for (int attempt = 0; attempt < 2; ++attempt) {
-    for (auto& [size, stacks] : free_) {
-      if (size == stack_size && !stacks.empty()) {
-        Stack s = stacks.back();
-        stacks.pop_back();
-        note_acquired();
-        return s;
-      }
+    std::vector<Stack>& stacks = free_list(stack_size);
+    if (!stacks.empty()) {
+      Stack s = stacks.back();
+      stacks.pop_back();
+      note_acquired();
+      return s;
     }
     add_slab(stack_size);
   }
@@ -115,39 +118,24 @@ void StackPool::release(Stack s) {
   trim_stack(s);
   note_returned();
   std::lock_guard lock(mu_);
-  for (auto& [size, stacks] : free_) {
-    if (size == s.size) {
-      stacks.push_back(s);
-      return;
-    }
-  }
-  free_.emplace_back(s.size, std::vector<Stack>{s});
+  free_list(s.size).push_back(s);
 }
 
 void StackPool::release_batch(std::vector<Stack>& in) {
   for (Stack& s : in) trim_stack(s);
   std::lock_guard lock(mu_);
-  for (Stack& s : in) {
-    std::vector<Stack>* list = nullptr;
-    for (auto& [size, stacks] : free_)
-      if (size == s.size) list = &stacks;
-    if (!list) list = &free_.emplace_back(s.size, std::vector<Stack>{}).second;
-    list->push_back(s);
-  }
+  for (Stack& s : in) free_list(s.size).push_back(s);
   in.clear();
 }
 
 bool StackPool::take_batch(std::size_t stack_size, std::vector<Stack>& out, std::size_t max) {
   std::lock_guard lock(mu_);
-  for (auto& [size, stacks] : free_) {
-    if (size != stack_size) continue;
-    while (!stacks.empty() && max-- > 0) {
-      out.push_back(stacks.back());
-      stacks.pop_back();
-    }
-    return !out.empty();
+  std::vector<Stack>& stacks = free_list(stack_size);
+  while (!stacks.empty() && max-- > 0) {
+    out.push_back(stacks.back());
+    stacks.pop_back();
   }
-  return false;
+  return !out.empty();
 }
 
 Stack StackCache::get(std::size_t usable_size) {

@@ -96,6 +96,8 @@ class StackPool {
     int count;
   };
   void add_slab(std::size_t stack_size);
+  // The free list of stacks of this whole size (created empty if new).
+  std::vector<Stack>& free_list(std::size_t stack_size);
 
   GuardMode mode_;
   mutable std::mutex mu_;

@@ -98,25 +98,12 @@ void CondVar::notify_one() {
 }
 
 void CondVar::notify_all() {
-  // Detach everyone under the lock, wake them after it (a woken fiber may
-  // destroy this CondVar at once).
+  // Detach everyone under the lock, wake them after it (WaiterChain).
   lock_.lock();
-  Waiter* chain = nullptr;
-  Waiter* last = nullptr;
-  while (Waiter* w = waiters_.pop_front()) {
-    if (last) {
-      last->next = w;
-    } else {
-      chain = w;
-    }
-    last = w;
-  }
+  detail::WaiterChain chain;
+  waiters_.detach_all(chain);
   lock_.unlock();
-  while (chain) {
-    Waiter* next = chain->next;  // read before wake: chain may be freed after it
-    detail::wake(chain);
-    chain = next;
-  }
+  chain.wake_all();
 }
 
 // ---- WaitGroup ----
@@ -136,8 +123,7 @@ void WaitGroup::add(int64_t delta) {
   // until released, and new wait() calls see zero and return at once.
   state_.store(0, std::memory_order_relaxed);
   lock_.lock();
-  Waiter* chain = nullptr;
-  Waiter* last = nullptr;
+  detail::WaiterChain chain;
   for (uint32_t i = 0; i < nwaiters; ++i) {
     Waiter* w = waiters_.pop_front();
     if (w == nullptr) {
@@ -145,19 +131,10 @@ void WaitGroup::add(int64_t delta) {
       released_ += nwaiters - i;
       break;
     }
-    if (last) {
-      last->next = w;
-    } else {
-      chain = w;
-    }
-    last = w;
+    chain.append(w);
   }
   lock_.unlock();
-  while (chain) {
-    Waiter* next = chain->next;
-    detail::wake(chain);
-    chain = next;
-  }
+  chain.wake_all();
 }
 
 void WaitGroup::wait() GORT_NO_THREAD_SAFETY_ANALYSIS {

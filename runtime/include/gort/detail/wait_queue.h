@@ -62,13 +62,52 @@ inline bool try_claim(Waiter* w) {
                                            std::memory_order_relaxed);
 }
 
+void wake(Waiter* w);  // below
+
+// Waiters taken off a queue under its lock, to be woken after the lock is
+// released: a woken party may destroy whatever held the queue at once (a
+// channel, a CondVar). Linked through Waiter::next, which a dequeued Waiter
+// no longer uses, in the order they were taken.
+class WaiterChain {
+ public:
+  void append(Waiter* w) {
+    w->next = nullptr;
+    if (tail_) {
+      tail_->next = w;
+    } else {
+      head_ = w;
+    }
+    tail_ = w;
+  }
+  // Wakes every waiter with wake_one(w); each one's link is read before
+  // it is woken, since w may be gone after.
+  template <class Wake>
+  void wake_all(Wake wake_one) {
+    for (Waiter* w = head_; w != nullptr;) {
+      Waiter* next = w->next;
+      wake_one(w);
+      w = next;
+    }
+    head_ = tail_ = nullptr;
+  }
+  void wake_all() { wake_all(wake); }
+
+ private:
+  Waiter* head_ = nullptr;
+  Waiter* tail_ = nullptr;
+};
+
 class WaitQueue {
  public:
   bool empty() const { return head_ == nullptr; }
-  Waiter* front() const { return head_; }
   void push_back(Waiter* w);
   Waiter* pop_front();     // null when empty
   void remove(Waiter* w);  // w must be on this queue
+  // Moves every waiter to `out`, in order (call under the queue's lock).
+  void detach_all(WaiterChain& out) {
+    while (Waiter* w = pop_front()) out.append(w);
+  }
+
  private:
   Waiter* head_ = nullptr;
   Waiter* tail_ = nullptr;
