@@ -6,7 +6,7 @@
 // (a linear scan: select is O(connections) per call anyway).  An fd_set is a
 // fixed bitmap of FD_SETSIZE (1024) bits; FD_SET on a larger descriptor
 // writes past it.  So a connection whose descriptor is >= FD_SETSIZE is
-// refused -- closed at once -- and the server goes on (with the default
+// refused -- told kServerBusy and closed at once -- and the server goes on (with the default
 // `ulimit -n` of 1024, accept() runs out of descriptors first, and
 // accept_connection refuses the connection through its spare descriptor).
 // BURN runs inline on the loop thread (8 MiB stack) and stalls every
@@ -20,6 +20,7 @@
 
 #include <fcntl.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 
 #include "dumb/event_connection.h"
 #include "dumb/server_main.h"
@@ -37,6 +38,7 @@ bool accept_some(dumb::ServerContext& ctx, Connections& connections) {
     if (fd < 0) return !(errno == EINVAL || ctx.stopping());
     if (fd >= FD_SETSIZE) {
       std::fprintf(stderr, "dumb_select: descriptor %d >= FD_SETSIZE (%d): connection refused\n", fd, FD_SETSIZE);
+      (void)send(fd, dumb::kServerBusy.data(), dumb::kServerBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       close(fd);
       continue;
     }

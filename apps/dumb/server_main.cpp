@@ -2,6 +2,8 @@
 
 #include "dumb/server_main.h"
 
+#include "dumb/protocol.h"
+
 #include <cerrno>
 #include <charconv>
 #include <condition_variable>
@@ -17,6 +19,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -68,7 +71,11 @@ ServerContext::ServerContext(const ServerConfig& config, int listener)
     : config_(config),
       listener_(listener),
       stop_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
-      spare_fd_(open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
+      spare_fd_(open("/dev/null", O_RDONLY | O_CLOEXEC)) {
+  // accept4 itself never waits (see accept_connection): waiting happens in
+  // poll(), where the stop eventfd can end it too.
+  fcntl(listener_, F_SETFL, fcntl(listener_, F_GETFL) | O_NONBLOCK);
+}
 
 ServerContext::~ServerContext() {
   close(stop_fd_);
@@ -79,11 +86,15 @@ bool ServerContext::stopping() const noexcept {
   return stop_flag_.load(std::memory_order_acquire);  // pairs with request_stop's store
 }
 
+bool ServerContext::wait_readable(int fd, int timeout_ms) const {
+  pollfd fds[2] = {{fd, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+  int n = poll(fds, fd < 0 ? 1 : 2, timeout_ms);
+  if (fd < 0) return false;
+  return n > 0 && fds[0].revents != 0;
+}
+
 int ServerContext::accept_connection(bool nonblocking) {
   int flags = SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0);
-  if (nonblocking)
-    std::call_once(listener_nonblocking_,
-                   [&] { fcntl(listener_, F_SETFL, fcntl(listener_, F_GETFL) | O_NONBLOCK); });
   for (;;) {
     int fd = accept4(listener_, nullptr, nullptr, flags);
     if (fd >= 0) {
@@ -93,22 +104,56 @@ int ServerContext::accept_connection(bool nonblocking) {
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       return fd;
     }
-    if (errno == EINTR || errno == ECONNABORTED) continue;
-    if (errno == EMFILE || errno == ENFILE) {
-      // Refuse the connection the kernel holds for us: give up the spare
-      // descriptor, accept, close, take the spare back.
-      std::lock_guard lock(mutex_);
-      if (spare_fd_ >= 0) {
-        close(spare_fd_);
-        int refused = accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
-        if (refused >= 0) close(refused);
-        spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
-      }
-      errno = EMFILE;
+    int error = errno;
+    if (error == EINTR || error == ECONNABORTED) continue;
+    if (stopping()) {
+      errno = EINVAL;
+      return -1;
     }
-    if (stopping()) errno = EINVAL;
+    if (error == EMFILE || error == ENFILE) {
+      // Linux fails with EMFILE before it looks for a pending connection, so
+      // this may mean nothing at all is waiting.  refuse_pending() answers
+      // one that is; a blocking caller then waits for the next one to refuse
+      // (or, with no spare descriptor to refuse it with, pauses) instead of
+      // spinning on the same EMFILE.
+      Refusal refusal = refuse_pending();
+      if (!nonblocking && refusal == Refusal::nothing_pending) wait_readable(listener_, -1);
+      if (!nonblocking && refusal == Refusal::no_spare) wait_readable(-1, kNoSparePauseMs);
+      errno = EMFILE;
+      return -1;
+    }
+    if (error == EAGAIN || error == EWOULDBLOCK) {
+      if (nonblocking) {
+        errno = error;
+        return -1;
+      }
+      wait_readable(listener_, -1);  // a connection, the listener's shutdown, or a stop
+      continue;
+    }
+    errno = error;
     return -1;
   }
+}
+
+ServerContext::Refusal ServerContext::refuse_pending() {
+  // Only nonblocking calls under this lock (the listener is nonblocking):
+  // holding it never waits for a client.  It keeps two threads from giving
+  // up the one spare descriptor at once.
+  std::lock_guard lock(spare_mutex_);
+  if (spare_fd_ < 0) spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);  // a descriptor freed since
+  if (spare_fd_ < 0) return Refusal::no_spare;
+  close(spare_fd_);
+  int refused = accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (refused >= 0) {
+    // Best effort: the client learns why instead of seeing a bare close.
+    (void)send(refused, kServerBusy.data(), kServerBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    close(refused);
+  }
+  int error = errno;
+  spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (refused >= 0) return Refusal::refused;
+  // EMFILE again: another thread took the slot the spare left.
+  return error == EAGAIN || error == EWOULDBLOCK ? Refusal::nothing_pending : Refusal::no_spare;
 }
 
 void ServerContext::track(int fd) {
