@@ -9,7 +9,9 @@
 // cost one write, not one per reply.  Every blocking call parks the fiber on
 // the runtime's poller or timer heap; its worker runs other fibers meanwhile.
 //
-//   WAIT    gort::sleep_for: a parked fiber holds no thread.
+//   WAIT    a read with the WAIT's end as its deadline: a parked fiber holds
+//           no thread, and a peer that resets meanwhile is noticed at once
+//           (Connection::wait_until).
 //   BURN    gort::on_worker_stack(dumb::burn): the 2.8 MB recursion runs on
 //           the worker's 8 MiB stack, so fiber stacks stay one or two pages
 //           however deep a BURN a connection once ran.
@@ -45,6 +47,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -137,55 +140,111 @@ class Output {
   bool ok_ = true;  // false once a write failed: the peer is gone
 };
 
-// Executes one request line.
-void execute(std::string_view line, Output& out, std::string& scratch) {
-  dumb::Request request = dumb::parse(line);
-  if (const auto* burn = std::get_if<dumb::Burn>(&request)) {
-    std::uint64_t sum = gort::on_worker_stack([n = burn->n] { return dumb::burn(n); });
-    out.append(dumb::format_result(sum));
-    return;
+// One connection: its input buffer, framer and output.  The input buffer
+// holds bytes read but not yet framed, [begin_, end_); a WAIT reads ahead
+// into the rest of it (see wait_until).
+class Connection {
+ public:
+  explicit Connection(Conn& conn) : conn_(conn), buf_(std::make_unique<char[]>(kReadBuffer)), out_(conn) {}
+
+  // Serves requests until EOF, an I/O error, a reset during a WAIT or the stop.
+  void serve(const Server& server) {
+    while (out_.ok() && !peer_gone_ && !server.stopping()) {
+      if (begin_ == end_) {
+        auto n = conn_.read(buf_.get(), kReadBuffer);
+        if (!n) break;  // EOF (also a stop's shutdown), reset: every complete request was answered
+        begin_ = 0;
+        end_ = *n;
+      }
+      while (begin_ < end_ && out_.ok() && !peer_gone_ && !server.stopping()) {
+        std::string_view in(buf_.get() + begin_, end_ - begin_);
+        auto frame = framer_.next(in);
+        begin_ = end_ - in.size();
+        if (!frame) break;
+        if (frame->kind == dumb::Frame::Kind::TooLong) {
+          out_.append(dumb::kLineTooLong);
+        } else {
+          execute(frame->line);
+        }
+      }
+      out_.flush();
+    }
   }
-  dumb::Action action = dumb::to_action(request, scratch);  // never a Burn here: no deep stack
-  switch (action.kind) {
-    case dumb::Action::Kind::Reply:
-      out.append(action.reply);
-      break;
-    case dumb::Action::Kind::Wait:
-      out.flush();  // the replies before it must not wait with it
-      gort::sleep_for(std::chrono::milliseconds(action.wait_ms));
-      out.append(dumb::kDone);
-      break;
-    case dumb::Action::Kind::Stream:
-      out.stream(action.stream_bytes);
-      break;
+
+ private:
+  void execute(std::string_view line) {
+    dumb::Request request = dumb::parse(line);  // `line` is not used past this point (wait_until moves bytes)
+    if (const auto* burn = std::get_if<dumb::Burn>(&request)) {
+      std::uint64_t sum = gort::on_worker_stack([n = burn->n] { return dumb::burn(n); });
+      out_.append(dumb::format_result(sum));
+      return;
+    }
+    dumb::Action action = dumb::to_action(request, scratch_);  // never a Burn here: no deep stack
+    switch (action.kind) {
+      case dumb::Action::Kind::Reply:
+        out_.append(action.reply);
+        break;
+      case dumb::Action::Kind::Wait:
+        out_.flush();  // the replies before it must not wait with it
+        if (!wait_until(gort::net::Clock::now() + std::chrono::milliseconds(action.wait_ms))) {
+          peer_gone_ = true;
+          return;
+        }
+        out_.append(dumb::kDone);
+        break;
+      case dumb::Action::Kind::Stream:
+        out_.stream(action.stream_bytes);
+        break;
+    }
   }
-}
+
+  // A WAIT: parks until `deadline`, reading ahead meanwhile so that a peer
+  // that resets the connection frees it at once instead of holding it (and
+  // its descriptor) for the whole WAIT.  Returns false on such a reset.
+  // What arrives is kept for after the DONE: pipelined requests wait in the
+  // buffer, and once it is full the fiber just sleeps (a client that fills
+  // it is sending, not gone).  A half-close is no reason to stop: the
+  // protocol still owes it the DONE (docs/PROTOCOL.md), so is a stop's
+  // shutdown; after either, reads never block again, so the fiber sleeps.
+  bool wait_until(gort::net::Deadline deadline) {
+    while (!read_closed_) {
+      std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+      if (end_ == kReadBuffer) break;
+      (void)conn_.set_read_deadline(deadline);
+      auto n = conn_.read(buf_.get() + end_, kReadBuffer - end_);
+      (void)conn_.set_read_deadline(gort::net::kNoDeadline);
+      if (n) {
+        end_ += *n;
+      } else if (n.error() == gort::net::Errc::kTimeout) {
+        return true;
+      } else if (n.error() == gort::net::Errc::kEof) {
+        read_closed_ = true;
+      } else {
+        return false;  // reset, or another error: nobody is there for the DONE
+      }
+    }
+    gort::sleep_until(deadline);
+    return true;
+  }
+
+  Conn& conn_;
+  std::unique_ptr<char[]> buf_;  // kReadBuffer bytes
+  std::size_t begin_ = 0;        // first byte not yet framed
+  std::size_t end_ = 0;          // one past the last byte read
+  dumb::LineFramer framer_;
+  Output out_;
+  std::string scratch_;          // owns a RESULT line
+  bool read_closed_ = false;     // a read-ahead saw EOF: no read blocks any more
+  bool peer_gone_ = false;       // the peer reset during a WAIT: close without answering
+};
 
 void serve_connection(Server& server, Conn conn) {
   server.track(&conn);
-  {
-    auto buf = std::make_unique<char[]>(kReadBuffer);
-    dumb::LineFramer framer;
-    Output out(conn);
-    std::string scratch;
-    while (out.ok() && !server.stopping()) {
-      auto n = conn.read(buf.get(), kReadBuffer);
-      if (!n) break;  // EOF (also a stop's shutdown), reset: every complete request was answered
-      std::string_view in(buf.get(), *n);
-      while (out.ok() && !server.stopping()) {
-        auto frame = framer.next(in);
-        if (!frame) break;
-        if (frame->kind == dumb::Frame::Kind::TooLong) {
-          out.append(dumb::kLineTooLong);
-        } else {
-          execute(frame->line, out, scratch);
-        }
-      }
-      out.flush();
-    }
-    server.untrack(&conn);
-    (void)conn.close();
-  }
+  Connection(conn).serve(server);
+  server.untrack(&conn);
+  (void)conn.close();
   server.active.fetch_sub(1, std::memory_order_release);  // last access; pairs with the drain's acquire
 }
 
