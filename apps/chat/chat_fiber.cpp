@@ -14,16 +14,21 @@
 //   writer     (one per client) receives from its outbox, a bounded channel
 //              of shared messages, and writes them to the socket.
 //
-// Slow clients: a message is shared by every recipient (one allocation per
-// line, not per client).  When a client's outbox is full -- kOutbox messages
-// queued behind what its socket (kSendBuffer) and the peer hold -- the hub
-// gives it one grace period (kGrace, waiting in a select on the send and a
-// timer) and then disconnects it: closes its Conn and outbox.  The grace is
-// needed because a full outbox may only mean that the writer's socket became
-// writable and nobody polled yet (see Hub::grace).  It is granted again only
-// after the outbox has drained below half, so a slow client stalls the room
-// at most kGrace per kOutbox/2 messages it is sent, and a dead one once.  A client costs at
-// most kOutbox pointers, its writer's batch and its socket buffer.
+// Slow clients (Go's design): the room never waits on a client.  Each
+// client has a bounded outbox drained by its own writer fiber; the hub only
+// try_sends into it.  A message is shared by every recipient (one
+// allocation per line, not per client).  A client whose outbox is full --
+// kOutbox messages behind the room, on top of what its socket (kSendBuffer)
+// and the peer hold -- is not reading: the hub drops it (Hub::drop) and its
+// writer tells it why (kDropped, best effort within kFarewell) and closes
+// the connection.  kOutbox is far more than a client that reads ever falls
+// behind (its writer takes everything queued in one write), so only clients
+// that do not read are dropped.  A client costs at most kOutbox pointers,
+// its writer's batch and its socket buffer.
+// Rejected: a grace period in which the hub waits for a full outbox -- with
+// many slow readers the graces add up, one after another, and the whole
+// room waits behind them; an unbounded outbox -- a client that never reads
+// would hold every message forever.
 //
 // Ordering: the acceptor sends Join before it spawns the reader, and the
 // hub receives in FIFO order, so a client's greeting precedes every message
@@ -52,7 +57,6 @@
 #include <gort/gort.h>
 #include <gort/chan.h>
 #include <gort/net.h>
-#include <gort/select.h>
 
 #include "chat/room.h"
 #include "dumb/fiber_server.h"
@@ -63,19 +67,23 @@ namespace {
 using gort::net::Conn;
 using Message = std::shared_ptr<const std::string>;
 
-constexpr std::size_t kOutbox = 256;   // messages queued per client before it is dropped
+constexpr std::size_t kOutbox = 1024;  // messages queued per client before it is dropped
 constexpr std::size_t kEvents = 1024;  // hub backlog; readers wait when it is full
 constexpr std::size_t kReadBuffer = 4096;
 constexpr std::size_t kWriteBatch = 64 * 1024;  // bytes a writer gathers into one write
-constexpr auto kGrace = std::chrono::milliseconds(50);  // a full outbox's last chance, once per client
+constexpr auto kFarewell = std::chrono::milliseconds(200);  // a dropped client's writer gives up writing after this
+constexpr std::string_view kDropped = "ERROR not reading: disconnected\n";
 constexpr int kHubTurn = 32;           // events the hub handles before it yields
 
 struct Client {
   Client(int id, Conn conn) : id(id), conn(std::move(conn)) {}
   const int id;
-  Conn conn;                          // read by the reader, written by the writer, closed by the hub
+  Conn conn;                          // read by the reader, written by the writer, closed by the writer or hub
   gort::Chan<Message> outbox{kOutbox};  // hub -> writer; closed by the hub
-  bool graced = false;                // hub only: used its grace since the outbox was last half empty
+  // Set by the hub before it closes the outbox of a client it drops for not
+  // reading; the writer, which sees the outbox closed, then says why.
+  // Relaxed: the outbox's close orders it before the writer's recv.
+  std::atomic<bool> dropped{false};
 };
 
 struct Join {
@@ -154,27 +162,18 @@ class Hub {
   void handle(Stop&) {}
 
   void deliver(int id, Client& to, Message message) {
-    if (to.outbox.try_send(std::move(message))) {
-      if (to.graced && to.outbox.size() < kOutbox / 2) to.graced = false;  // it caught up
-      return;
-    }
-    if (!to.graced) return grace(id, to, std::move(message));
-    std::fprintf(stderr, "chat_fiber: user %d is not reading; disconnected\n", id);
-    disconnect(to);
-    clients_.erase(id);
+    if (!to.outbox.try_send(std::move(message))) drop(id, to);
   }
-  void grace(int id, Client& to, Message message) {
-    to.graced = true;
-    // Full.  Its writer may merely not have been woken yet: a busy runtime
-    // polls the network only every 61st schedule or when a worker runs dry,
-    // and the hub, with a backlog, never runs dry.  Parking here for at most
-    // kGrace lets the workers poll; a client that still has no room is slow.
-    bool sent = false;
-    gort::select(gort::on_send(to.outbox, std::move(message), [&] { sent = true; }),
-                 gort::on_recv(gort::after(kGrace)));
-    if (sent) return;
+  // The room does not wait for a client that is kOutbox messages behind:
+  // its writer says why and closes the connection (write_client), its
+  // reader then sees it closed and sends a Leave the hub ignores.
+  void drop(int id, Client& to) {
     std::fprintf(stderr, "chat_fiber: user %d is not reading; disconnected\n", id);
-    disconnect(to);
+    to.dropped.store(true, std::memory_order_relaxed);
+    // Bounds a write the writer is parked in now (the socket is full) and
+    // the farewell; applies to calls in progress (tcp.h).
+    (void)to.conn.set_write_deadline(gort::net::Clock::now() + kFarewell);
+    to.outbox.close();
     clients_.erase(id);
   }
   // The writer sees its outbox closed, the reader its Conn closed; both end.
@@ -216,20 +215,22 @@ void read_client(Shared& shared, Client& client) {
 // Receives a message, takes whatever else is already queued (up to
 // kWriteBatch bytes) and writes it all with one write_all: one syscall for a
 // burst, so a reader keeping up with the room is never the bottleneck.
+// When the hub drops the client, the queued rest is skipped and the client
+// is told why (best effort: its socket may be full until kFarewell).
 void write_client(Client& client) {
   std::string batch;
   for (auto message = client.outbox.recv(); message; message = client.outbox.recv()) {
+    if (client.dropped.load(std::memory_order_relaxed)) break;
     batch.assign(**message);
     while (batch.size() < kWriteBatch) {
       auto more = client.outbox.try_recv();
       if (!more) break;
       batch.append(**more);
     }
-    if (!client.conn.write_all(batch)) {
-      (void)client.conn.close();  // the reader sees it and tells the hub
-      break;
-    }
+    if (!client.conn.write_all(batch)) break;
   }
+  if (client.dropped.load(std::memory_order_relaxed)) (void)client.conn.write_all(kDropped);
+  (void)client.conn.close();  // the reader sees it and tells the hub
 }
 
 // Runs body on a new fiber counted in shared.active.
