@@ -61,8 +61,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (std::string_view piece : fuzz::split(input, sizes)) {
       check(write(sender.fds[1], piece.data(), piece.size()) == ssize_t(piece.size()));
       while (pending(sender.fds[0]) > 0 && !from.gone) room.on_readable(from);
-      to_sender += drain(sender.fds[1]);
-      to_hearer += drain(hearer.fds[1]);
+      // What the sockets did not take is queued in the Room until they are
+      // writable again, as a loop would be told: read, then flush, until done.
+      for (bool queued = true; queued;) {
+        to_sender += drain(sender.fds[1]);
+        to_hearer += drain(hearer.fds[1]);
+        queued = false;
+        for (auto& [fd, client] : room.clients()) {
+          queued |= !client.queued.empty();
+          room.on_writable(client);
+        }
+      }
     }
     check(!from.gone);
     check(room.reap().empty());
