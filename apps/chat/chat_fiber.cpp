@@ -18,17 +18,24 @@
 // client has a bounded outbox drained by its own writer fiber; the hub only
 // try_sends into it.  A message is shared by every recipient (one
 // allocation per line, not per client).  A client whose outbox is full --
-// kOutbox messages behind the room, on top of what its socket (kSendBuffer)
-// and the peer hold -- is not reading: the hub drops it (Hub::drop) and its
+// kOutbox messages or chat::kMaxQueued bytes behind the room (the bound of
+// the other chat servers), on top of what its socket (kSendBuffer) and the
+// peer hold -- is not reading: the hub drops it (Hub::drop) and its
 // writer tells it why (kDropped, best effort within kFarewell) and closes
 // the connection.  kOutbox is far more than a client that reads ever falls
 // behind (its writer takes everything queued in one write), so only clients
-// that do not read are dropped.  A client costs at most kOutbox pointers,
-// its writer's batch and its socket buffer.
+// that do not read are dropped.  A client costs at most kOutbox pointers
+// (the messages themselves are shared, <= kMaxQueued bytes of them), its
+// writer's batch and its socket buffer.
 // Rejected: a grace period in which the hub waits for a full outbox -- with
 // many slow readers the graces add up, one after another, and the whole
 // room waits behind them; an unbounded outbox -- a client that never reads
 // would hold every message forever.
+//
+// Limits (docs/SERVERS.md): past --max-connections the acceptor answers a
+// new client kServerBusy and closes it; --idle-timeout (off by default: a
+// chat client that only listens is silent, not idle) bounds how long a
+// reader waits for a client's next bytes.
 //
 // Ordering: the acceptor sends Join before it spawns the reader, and the
 // hub receives in FIFO order, so a client's greeting precedes every message
@@ -80,6 +87,9 @@ struct Client {
   const int id;
   Conn conn;                          // read by the reader, written by the writer, closed by the writer or hub
   gort::Chan<Message> outbox{kOutbox};  // hub -> writer; closed by the hub
+  // Bytes of the messages in the outbox: added by the hub before it sends,
+  // taken off by the writer as it receives.  Relaxed: only a bound.
+  std::atomic<std::size_t> queued_bytes{0};
   // Set by the hub before it closes the outbox of a client it drops for not
   // reading; the writer, which sees the outbox closed, then says why.
   // Relaxed: the outbox's close orders it before the writer's recv.
@@ -104,6 +114,9 @@ using Event = std::variant<Join, Leave, Say, Refuse, Stop>;
 
 struct Shared {
   gort::Chan<Event> events{kEvents};
+  // Clients connected, for --max-connections: incremented by the acceptor,
+  // decremented when a client's reader ends.  Relaxed: a count.
+  std::atomic<int> clients{0};
   std::atomic<int> active{0};  // fibers running: acceptor, hub, readers, writers
   std::atomic<bool> stopping{false};  // set by the main fiber before it closes the Listener
   gort::WaitGroup acceptor_done;
@@ -162,6 +175,9 @@ class Hub {
   void handle(Stop&) {}
 
   void deliver(int id, Client& to, Message message) {
+    std::size_t size = message->size();
+    if (to.queued_bytes.load(std::memory_order_relaxed) + size > chat::kMaxQueued) return drop(id, to);
+    to.queued_bytes.fetch_add(size, std::memory_order_relaxed);
     if (!to.outbox.try_send(std::move(message))) drop(id, to);
   }
   // The room does not wait for a client that is kOutbox messages behind:
@@ -186,13 +202,16 @@ class Hub {
   const Message refusal_ = std::make_shared<const std::string>(dumb::kLineTooLong);
 };
 
-void read_client(Shared& shared, Client& client) {
+void read_client(Shared& shared, Client& client, std::chrono::milliseconds idle_timeout) {
   auto buf = std::make_unique<char[]>(kReadBuffer);
   dumb::LineFramer framer(chat::kMaxLine);
   const std::string prefix = "[User " + std::to_string(client.id) + "]: ";
   for (bool hub_there = true; hub_there;) {
+    if (idle_timeout.count() > 0) (void)client.conn.set_read_deadline(gort::net::Clock::now() + idle_timeout);
     auto n = client.conn.read(buf.get(), kReadBuffer);
     if (!n) {
+      // Silent past --idle-timeout: the Leave makes the hub close the
+      // connection (the writer may be in a write: no farewell is sent).
       (void)tell_hub(shared, Leave{client.id});
       break;
     }
@@ -227,6 +246,7 @@ void write_client(Client& client) {
       if (!more) break;
       batch.append(**more);
     }
+    client.queued_bytes.fetch_sub(batch.size(), std::memory_order_relaxed);
     if (!client.conn.write_all(batch)) break;
   }
   if (client.dropped.load(std::memory_order_relaxed)) (void)client.conn.write_all(kDropped);
@@ -254,9 +274,18 @@ void accept_loop(Shared& shared, dumb::FiberServer& server) {
     }
     int sndbuf = chat::kSendBuffer;  // fixed, as room.h: bounds what a slow client holds
     setsockopt(conn->native_handle(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    const dumb::ServerConfig& config = server.config();
+    if (shared.clients.load(std::memory_order_relaxed) >= config.max_connections) {
+      dumb::refuse_busy(*conn);  // answered and closed, not left in the backlog
+      continue;
+    }
+    shared.clients.fetch_add(1, std::memory_order_relaxed);
     auto client = std::make_shared<Client>(next_id++, std::move(*conn));
     if (!tell_hub(shared, Join{client})) break;
-    spawn_counted(shared, [&shared, client] { read_client(shared, *client); });
+    spawn_counted(shared, [&shared, client, idle = config.idle_timeout] {
+      read_client(shared, *client, idle);
+      shared.clients.fetch_sub(1, std::memory_order_relaxed);
+    });
     spawn_counted(shared, [client] { write_client(*client); });
   }
 }

@@ -24,6 +24,11 @@
 // the framer's partial line (<= 1025 bytes), the output buffer (< kOutLimit
 // plus one reply) and the socket.
 //
+// Limits (docs/SERVERS.md): past --max-connections the acceptor answers a
+// new client kServerBusy and closes it; a connection that sends nothing for
+// --idle-timeout while no request is in progress is told kIdleTimeout and
+// closed (the read waiting for the next request has that deadline).
+//
 // Stop protocol (SIGINT/SIGTERM; fiber_server.h has the signal hand-off),
 // the same contract as server_main.h:
 //   1. The main fiber, woken by wait_for_stop(), sets `stopping`, shuts down
@@ -103,6 +108,10 @@ class Server {
   // Fibers still running (connections and the acceptor).  Incremented
   // before the spawn, decremented as a fiber's last access to *this.
   std::atomic<int> active{0};
+  // Connections open now, for --max-connections: incremented by the
+  // acceptor, decremented by a connection fiber once it has closed its
+  // socket.  Relaxed: a count; a new client may be refused a moment late.
+  std::atomic<int> open{0};
 
  private:
   gort::Mutex mutex_;
@@ -145,13 +154,20 @@ class Output {
 // into the rest of it (see wait_until).
 class Connection {
  public:
-  explicit Connection(Conn& conn) : conn_(conn), buf_(std::make_unique<char[]>(kReadBuffer)), out_(conn) {}
+  Connection(Conn& conn, std::chrono::milliseconds idle_timeout)
+      : conn_(conn), idle_timeout_(idle_timeout), buf_(std::make_unique<char[]>(kReadBuffer)), out_(conn) {}
 
-  // Serves requests until EOF, an I/O error, a reset during a WAIT or the stop.
+  // Serves requests until EOF, an I/O error, a reset during a WAIT, the
+  // idle timeout or the stop.
   void serve(const Server& server) {
     while (out_.ok() && !peer_gone_ && !server.stopping()) {
       if (begin_ == end_) {
+        if (idle_timeout_.count() > 0) (void)conn_.set_read_deadline(gort::net::Clock::now() + idle_timeout_);
         auto n = conn_.read(buf_.get(), kReadBuffer);
+        if (!n && n.error() == gort::net::Errc::kTimeout) {
+          (void)conn_.write_all(dumb::kIdleTimeout);  // the send buffer is empty: nothing was asked
+          break;
+        }
         if (!n) break;  // EOF (also a stop's shutdown), reset: every complete request was answered
         begin_ = 0;
         end_ = *n;
@@ -214,7 +230,7 @@ class Connection {
       if (end_ == kReadBuffer) break;
       (void)conn_.set_read_deadline(deadline);
       auto n = conn_.read(buf_.get() + end_, kReadBuffer - end_);
-      (void)conn_.set_read_deadline(gort::net::kNoDeadline);
+      (void)conn_.set_read_deadline(gort::net::kNoDeadline);  // serve() sets the idle deadline again
       if (n) {
         end_ += *n;
       } else if (n.error() == gort::net::Errc::kTimeout) {
@@ -230,6 +246,7 @@ class Connection {
   }
 
   Conn& conn_;
+  const std::chrono::milliseconds idle_timeout_;  // 0: none
   std::unique_ptr<char[]> buf_;  // kReadBuffer bytes
   std::size_t begin_ = 0;        // first byte not yet framed
   std::size_t end_ = 0;          // one past the last byte read
@@ -240,11 +257,12 @@ class Connection {
   bool peer_gone_ = false;       // the peer reset during a WAIT: close without answering
 };
 
-void serve_connection(Server& server, Conn conn) {
+void serve_connection(Server& server, Conn conn, std::chrono::milliseconds idle_timeout) {
   server.track(&conn);
-  Connection(conn).serve(server);
+  Connection(conn, idle_timeout).serve(server);
   server.untrack(&conn);
   (void)conn.close();
+  server.open.fetch_sub(1, std::memory_order_relaxed);
   server.active.fetch_sub(1, std::memory_order_release);  // last access; pairs with the drain's acquire
 }
 
@@ -257,8 +275,15 @@ void accept_loop(Server& server, dumb::FiberServer& fiber_server) {
       gort::sleep_for(10ms);  // a persistent error must not spin
       continue;
     }
+    const dumb::ServerConfig& config = fiber_server.config();
+    if (server.open.load(std::memory_order_relaxed) >= config.max_connections) {
+      dumb::refuse_busy(*conn);  // answered and closed, not left in the backlog
+      continue;
+    }
+    server.open.fetch_add(1, std::memory_order_relaxed);
     server.active.fetch_add(1, std::memory_order_relaxed);
-    go_spawn([&server](Conn c) { serve_connection(server, std::move(c)); }, std::move(*conn));
+    go_spawn([&server, idle = config.idle_timeout](Conn c) { serve_connection(server, std::move(c), idle); },
+             std::move(*conn));
   }
   if (!server.stopping()) fiber_server.fail();  // unexpected: have the main fiber stop
   server.active.fetch_sub(1, std::memory_order_release);
@@ -277,4 +302,11 @@ int serve(dumb::FiberServer& fiber_server) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return dumb::fiber_server_main(argc, argv, "dumb_fiber", serve); }
+// An idle connection is closed after two minutes: well past the longest
+// request (WAIT 60000), short enough that connections a client forgot, or
+// slowloris ones, give their descriptors back (docs/SERVERS.md, "Limits").
+constexpr std::chrono::milliseconds kDefaultIdleTimeout{120'000};
+
+int main(int argc, char** argv) {
+  return dumb::fiber_server_main(argc, argv, "dumb_fiber", serve, kDefaultIdleTimeout);
+}

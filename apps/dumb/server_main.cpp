@@ -4,6 +4,7 @@
 
 #include "dumb/protocol.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <condition_variable>
@@ -21,6 +22,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -185,6 +187,13 @@ void ServerContext::request_stop() {
 
 // --------------------------------------------------------------- flags ---
 
+int default_max_connections() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 1'000'000;
+  long room = static_cast<long>(limit.rlim_cur) - kReservedDescriptors;
+  return static_cast<int>(std::clamp<long>(room, 1, 1'000'000));
+}
+
 const ServerRow& server_row(std::string_view name) {
   const ServerRow* row = find_server(name);
   if (row == nullptr) {
@@ -208,6 +217,13 @@ void print_usage(std::FILE* out, const ServerRow& row, const ServerTraits& trait
                what, static_cast<int>(row.summary.size()), row.summary.data(), row.default_port());
   if (traits.default_workers)
     std::fprintf(out, "  --workers N    %s (default %d)\n", traits.workers_help, traits.default_workers);
+  if (traits.connection_limits)
+    std::fprintf(out,
+                 "  --max-connections N  connections served at once; past it a new client gets\n"
+                 "                 'ERROR server busy' and is closed (default %d: the descriptor limit less %d)\n"
+                 "  --idle-timeout MS    close a connection that sends nothing for MS ms (default %lld; 0: never)\n",
+                 default_max_connections(), kReservedDescriptors,
+                 static_cast<long long>(traits.default_idle_timeout.count()));
   std::fprintf(out, "  --help         print this and exit\n");
 }
 
@@ -233,6 +249,10 @@ ServerConfig parse_flags(int argc, char** argv, const ServerRow& row, const Serv
   ServerConfig config;
   config.port = row.default_port();
   config.workers = traits.default_workers;
+  if (traits.connection_limits) {
+    config.max_connections = default_max_connections();
+    config.idle_timeout = traits.default_idle_timeout;
+  }
   for (int i = 1; i < argc; ++i) {
     std::string_view flag(argv[i]);
     if (flag == "--help" || flag == "-h") {
@@ -240,7 +260,8 @@ ServerConfig parse_flags(int argc, char** argv, const ServerRow& row, const Serv
       std::exit(0);
     }
     bool known = flag == "--host" || flag == "--port" || flag == "--drain-ms" ||
-                 (flag == "--workers" && traits.default_workers);
+                 (flag == "--workers" && traits.default_workers) ||
+                 ((flag == "--max-connections" || flag == "--idle-timeout") && traits.connection_limits);
     if (!known) bad_flag(row, "unknown flag '%s'", argv[i]);
     if (i + 1 == argc) bad_flag(row, "%s needs a value", argv[i]);
     const char* value = argv[++i];
@@ -252,6 +273,10 @@ ServerConfig parse_flags(int argc, char** argv, const ServerRow& row, const Serv
       config.port = static_cast<std::uint16_t>(parse_number(row, "--port", value, 0, 65535));
     } else if (flag == "--drain-ms") {
       config.drain = std::chrono::milliseconds(parse_number(row, "--drain-ms", value, 0, 600000));
+    } else if (flag == "--max-connections") {
+      config.max_connections = static_cast<int>(parse_number(row, "--max-connections", value, 1, 10'000'000));
+    } else if (flag == "--idle-timeout") {
+      config.idle_timeout = std::chrono::milliseconds(parse_number(row, "--idle-timeout", value, 0, 86'400'000));
     } else {
       config.workers = static_cast<int>(parse_number(row, "--workers", value, 1, 1024));
     }

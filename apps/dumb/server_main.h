@@ -57,13 +57,25 @@ struct ServerConfig {
   std::uint16_t port = 0;
   int workers = 0;                        // threads or processes; 0 if the server has none
   std::chrono::milliseconds drain{2000};  // bound on the stop's drain
+  // Servers with connection limits (ServerTraits::connection_limits):
+  int max_connections = 0;                // past it a new client is told kServerBusy and closed
+  std::chrono::milliseconds idle_timeout{0};  // a connection silent this long is closed; 0: never
 };
 
 // What a server file tells server_main besides its name.
 struct ServerTraits {
   int default_workers = 0;           // 0: the server takes no --workers flag
   const char* workers_help = "";     // what --workers counts, for --help
+  // Takes --max-connections and --idle-timeout (docs/SERVERS.md, "Limits").
+  bool connection_limits = false;
+  std::chrono::milliseconds default_idle_timeout{0};  // 0: no idle timeout unless asked
 };
+
+// --max-connections' default: the descriptor limit (RLIMIT_NOFILE) less
+// kReservedDescriptors, so that the server always has a descriptor to accept
+// a client with and tell it kServerBusy instead of leaving it in the backlog.
+inline constexpr int kReservedDescriptors = 64;
+int default_max_connections();
 
 // A joinable thread with a stack of kServerStackBytes (std::thread cannot
 // choose its stack size).
