@@ -195,16 +195,16 @@ TEST_P(Abuse, DescriptorExhaustionAndRecovery) {
   for (auto& s : attackers) s.send("PING\n");
   std::this_thread::sleep_for(300ms);
   attackers.clear();  // all leave at once
-  auto answered = dumb_ping(port(), kAnswerBound);
-  EXPECT_TRUE(answered) << "after the descriptors came back, a new client was not answered";
-  if (answered) RecordProperty("ping_after_exhaustion_ms", static_cast<int>(answered->count()));
+  // While the server works through the closed connections it may still
+  // refuse a newcomer (busy); within kAnswerBound it must answer one.
+  auto left = Clock::now();
+  bool answered = eventually(kAnswerBound, [&] { return dumb_ping(port(), kAnswerBound / 4).has_value(); });
+  EXPECT_TRUE(answered) << "after the attackers left, no new client was answered";
+  if (answered)
+    RecordProperty("ms_to_first_answer",
+                   static_cast<int>(std::chrono::duration_cast<milliseconds>(Clock::now() - left).count()));
   expect_recovered_after();
 }
-
-// Servers that still hold a connection reset during a WAIT until the WAIT
-// ends (docs/SERVERS.md, "Abuse": not fixed yet).  Their loop does not watch
-// a waiting socket at all, so it cannot see the reset.
-bool holds_reset_waits(const dumb::ServerRow& row) { return row.name == "dumb_select" || row.name == "dumb_coro"; }
 
 TEST_P(Abuse, PeersLeaveDuringWait) {
   if (holds_reset_waits(GetParam())) GTEST_SKIP() << GetParam().name << " holds a reset connection until its WAIT ends";
@@ -218,7 +218,8 @@ TEST_P(Abuse, PeersLeaveDuringWait) {
     std::this_thread::sleep_for(50ms);  // the server reads the WAITs
     for (auto& s : attackers) s.reset();
   }
-  EXPECT_TRUE(dumb_ping(port(), kAnswerBound)) << "peers that left still hold the server";
+  EXPECT_TRUE(eventually(kAnswerBound, [&] { return dumb_ping(port(), kAnswerBound / 4).has_value(); }))
+      << "peers that left still hold the server";
   expect_recovered_after();
 }
 
