@@ -209,7 +209,7 @@ TEST_P(Abuse, DescriptorExhaustionAndRecovery) {
 // Servers that still hold a connection reset during a WAIT until the WAIT
 // ends (docs/SERVERS.md, "Abuse": not fixed yet).  Their loop does not watch
 // a waiting socket at all, so it cannot see the reset.
-bool holds_reset_waits(const dumb::ServerRow& row) { return row.name == "dumb_select" || row.name == "dumb_coro"; }
+bool holds_reset_waits(const dumb::ServerRow& row) { return row.name == "dumb_coro"; }
 
 TEST_P(Abuse, PeersLeaveDuringWait) {
   if (holds_reset_waits(GetParam())) GTEST_SKIP() << GetParam().name << " holds a reset connection until its WAIT ends";
