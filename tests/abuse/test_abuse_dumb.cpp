@@ -206,13 +206,7 @@ TEST_P(Abuse, DescriptorExhaustionAndRecovery) {
   expect_recovered_after();
 }
 
-// Servers that still hold a connection reset during a WAIT until the WAIT
-// ends (docs/SERVERS.md, "Abuse": not fixed yet).  Their loop does not watch
-// a waiting socket at all, so it cannot see the reset.
-bool holds_reset_waits(const dumb::ServerRow& row) { return row.name == "dumb_coro"; }
-
 TEST_P(Abuse, PeersLeaveDuringWait) {
-  if (holds_reset_waits(GetParam())) GTEST_SKIP() << GetParam().name << " holds a reset connection until its WAIT ends";
   // Each connection sends WAIT 60000 and resets: a server that held them for
   // the WAIT would run out of its 64 descriptors and answer no one for 60 s.
   start({}, Limits{64});
