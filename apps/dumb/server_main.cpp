@@ -181,7 +181,7 @@ void ServerContext::request_stop() {
   stop_flag_.store(true, std::memory_order_release);  // pairs with stopping()
   std::uint64_t one = 1;
   [[maybe_unused]] ssize_t n = write(stop_fd_, &one, sizeof one);
-  shutdown(listener_, SHUT_RDWR);  // blocked accept() fails with EINVAL
+  shutdown(listener_, SHUT_RDWR);  // a poll() on it returns; accept4 fails with EINVAL
   for (int fd : tracked_) shutdown(fd, SHUT_RD);  // blocked read() returns 0
 }
 

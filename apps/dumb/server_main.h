@@ -14,9 +14,10 @@
 // Stop protocol (SIGINT or SIGTERM):
 //   1. A signal thread (the only thread that takes the signals: they are
 //      blocked everywhere else) sets stopping(), makes stop_fd() readable,
-//      shuts the listener down (a blocked accept() fails; epoll/select see
-//      the listener hang up) and shuts down the read side of every tracked
-//      connection (a blocked read() returns 0, an event loop sees EOF).
+//      shuts the listener down (a blocking accept_connection's poll()
+//      returns and accept4 fails; epoll/select see the listener hang up)
+//      and shuts down the read side of every tracked connection (a blocked
+//      read() returns 0, an event loop sees EOF).
 //   2. Each connection finishes the request it is executing, then closes:
 //      servers check stopping() before starting the next request.
 //   3. serve() returns once its connections are closed; the process exits 0.
