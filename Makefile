@@ -7,12 +7,14 @@ CTEST   := ctest --output-on-failure --timeout 600
 # Optimized, debug info, assertions on (no -DNDEBUG).
 TESTFLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g" -DGORT_WERROR=ON
 
-.PHONY: help deps test test-asan test-tsan build bench install run clean
+.PHONY: help deps test test-asan test-tsan fuzz build bench install run clean
 
 help:
 	@echo "make test       build (-O2 -g, asserts on) into build/test and run the test suite"
 	@echo "make test-asan  same under AddressSanitizer + UndefinedBehaviorSanitizer (build/asan)"
 	@echo "make test-tsan  same under ThreadSanitizer, built with clang (build/tsan)"
+	@echo "make fuzz       build the libFuzzer targets (clang, ASan+UBSan) into build/fuzz and run each"
+	@echo "                for FUZZ_SECONDS (default 600); new inputs go to build/fuzz/corpus"
 	@echo "make build      Release build into build/release"
 	@echo "make bench      Release micro-benchmarks and fairness experiments, beside the Go peer"
 	@echo "make bench-servers  every DUMB server and the Go/Node.js peers under dumb_load (15-35 min;"
@@ -38,6 +40,11 @@ test-tsan: deps
 	CXX=clang++ CC=clang cmake -S . -B build/tsan $(GEN) $(TESTFLAGS) -DGORT_SANITIZE=thread -DGORT_BUILD_BENCH=OFF
 	cmake --build build/tsan -j $(JOBS)
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $(CTEST) --test-dir build/tsan -j $(JOBS)
+
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	@mkdir -p build
+	JOBS=$(JOBS) sh tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
 
 build: deps
 	cmake -S . -B build/release $(GEN) -DCMAKE_BUILD_TYPE=Release -DGORT_BUILD_TESTS=OFF

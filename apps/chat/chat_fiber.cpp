@@ -14,16 +14,28 @@
 //   writer     (one per client) receives from its outbox, a bounded channel
 //              of shared messages, and writes them to the socket.
 //
-// Slow clients: a message is shared by every recipient (one allocation per
-// line, not per client).  When a client's outbox is full -- kOutbox messages
-// queued behind what its socket (kSendBuffer) and the peer hold -- the hub
-// gives it one grace period (kGrace, waiting in a select on the send and a
-// timer) and then disconnects it: closes its Conn and outbox.  The grace is
-// needed because a full outbox may only mean that the writer's socket became
-// writable and nobody polled yet (see Hub::grace).  It is granted again only
-// after the outbox has drained below half, so a slow client stalls the room
-// at most kGrace per kOutbox/2 messages it is sent, and a dead one once.  A client costs at
-// most kOutbox pointers, its writer's batch and its socket buffer.
+// Slow clients (Go's design): the room never waits on a client.  Each
+// client has a bounded outbox drained by its own writer fiber; the hub only
+// try_sends into it.  A message is shared by every recipient (one
+// allocation per line, not per client).  A client whose outbox is full --
+// kOutbox messages or chat::kMaxQueued bytes behind the room (the bound of
+// the other chat servers), on top of what its socket (kSendBuffer) and the
+// peer hold -- is not reading: the hub drops it (Hub::drop) and its
+// writer tells it why (kDropped, best effort within kFarewell) and closes
+// the connection.  kOutbox is far more than a client that reads ever falls
+// behind (its writer takes everything queued in one write), so only clients
+// that do not read are dropped.  A client costs at most kOutbox pointers
+// (the messages themselves are shared, <= kMaxQueued bytes of them), its
+// writer's batch and its socket buffer.
+// Rejected: a grace period in which the hub waits for a full outbox -- with
+// many slow readers the graces add up, one after another, and the whole
+// room waits behind them; an unbounded outbox -- a client that never reads
+// would hold every message forever.
+//
+// Limits (docs/SERVERS.md): past --max-connections the acceptor answers a
+// new client kServerBusy and closes it; --idle-timeout (off by default: a
+// chat client that only listens is silent, not idle) bounds how long a
+// reader waits for a client's next bytes.
 //
 // Ordering: the acceptor sends Join before it spawns the reader, and the
 // hub receives in FIFO order, so a client's greeting precedes every message
@@ -52,7 +64,6 @@
 #include <gort/gort.h>
 #include <gort/chan.h>
 #include <gort/net.h>
-#include <gort/select.h>
 
 #include "chat/room.h"
 #include "dumb/fiber_server.h"
@@ -63,19 +74,26 @@ namespace {
 using gort::net::Conn;
 using Message = std::shared_ptr<const std::string>;
 
-constexpr std::size_t kOutbox = 256;   // messages queued per client before it is dropped
+constexpr std::size_t kOutbox = 1024;  // messages queued per client before it is dropped
 constexpr std::size_t kEvents = 1024;  // hub backlog; readers wait when it is full
 constexpr std::size_t kReadBuffer = 4096;
 constexpr std::size_t kWriteBatch = 64 * 1024;  // bytes a writer gathers into one write
-constexpr auto kGrace = std::chrono::milliseconds(50);  // a full outbox's last chance, once per client
+constexpr auto kFarewell = std::chrono::milliseconds(200);  // a dropped client's writer gives up writing after this
+constexpr std::string_view kDropped = "ERROR not reading: disconnected\n";
 constexpr int kHubTurn = 32;           // events the hub handles before it yields
 
 struct Client {
   Client(int id, Conn conn) : id(id), conn(std::move(conn)) {}
   const int id;
-  Conn conn;                          // read by the reader, written by the writer, closed by the hub
+  Conn conn;                          // read by the reader, written by the writer, closed by the writer or hub
   gort::Chan<Message> outbox{kOutbox};  // hub -> writer; closed by the hub
-  bool graced = false;                // hub only: used its grace since the outbox was last half empty
+  // Bytes of the messages in the outbox: added by the hub before it sends,
+  // taken off by the writer as it receives.  Relaxed: only a bound.
+  std::atomic<std::size_t> queued_bytes{0};
+  // Set by the hub before it closes the outbox of a client it drops for not
+  // reading; the writer, which sees the outbox closed, then says why.
+  // Relaxed: the outbox's close orders it before the writer's recv.
+  std::atomic<bool> dropped{false};
 };
 
 struct Join {
@@ -96,6 +114,9 @@ using Event = std::variant<Join, Leave, Say, Refuse, Stop>;
 
 struct Shared {
   gort::Chan<Event> events{kEvents};
+  // Clients connected, for --max-connections: incremented by the acceptor,
+  // decremented when a client's reader ends.  Relaxed: a count.
+  std::atomic<int> clients{0};
   std::atomic<int> active{0};  // fibers running: acceptor, hub, readers, writers
   std::atomic<bool> stopping{false};  // set by the main fiber before it closes the Listener
   gort::WaitGroup acceptor_done;
@@ -154,27 +175,21 @@ class Hub {
   void handle(Stop&) {}
 
   void deliver(int id, Client& to, Message message) {
-    if (to.outbox.try_send(std::move(message))) {
-      if (to.graced && to.outbox.size() < kOutbox / 2) to.graced = false;  // it caught up
-      return;
-    }
-    if (!to.graced) return grace(id, to, std::move(message));
-    std::fprintf(stderr, "chat_fiber: user %d is not reading; disconnected\n", id);
-    disconnect(to);
-    clients_.erase(id);
+    std::size_t size = message->size();
+    if (to.queued_bytes.load(std::memory_order_relaxed) + size > chat::kMaxQueued) return drop(id, to);
+    to.queued_bytes.fetch_add(size, std::memory_order_relaxed);
+    if (!to.outbox.try_send(std::move(message))) drop(id, to);
   }
-  void grace(int id, Client& to, Message message) {
-    to.graced = true;
-    // Full.  Its writer may merely not have been woken yet: a busy runtime
-    // polls the network only every 61st schedule or when a worker runs dry,
-    // and the hub, with a backlog, never runs dry.  Parking here for at most
-    // kGrace lets the workers poll; a client that still has no room is slow.
-    bool sent = false;
-    gort::select(gort::on_send(to.outbox, std::move(message), [&] { sent = true; }),
-                 gort::on_recv(gort::after(kGrace)));
-    if (sent) return;
+  // The room does not wait for a client that is kOutbox messages behind:
+  // its writer says why and closes the connection (write_client), its
+  // reader then sees it closed and sends a Leave the hub ignores.
+  void drop(int id, Client& to) {
     std::fprintf(stderr, "chat_fiber: user %d is not reading; disconnected\n", id);
-    disconnect(to);
+    to.dropped.store(true, std::memory_order_relaxed);
+    // Bounds a write the writer is parked in now (the socket is full) and
+    // the farewell; applies to calls in progress (tcp.h).
+    (void)to.conn.set_write_deadline(gort::net::Clock::now() + kFarewell);
+    to.outbox.close();
     clients_.erase(id);
   }
   // The writer sees its outbox closed, the reader its Conn closed; both end.
@@ -187,13 +202,16 @@ class Hub {
   const Message refusal_ = std::make_shared<const std::string>(dumb::kLineTooLong);
 };
 
-void read_client(Shared& shared, Client& client) {
+void read_client(Shared& shared, Client& client, std::chrono::milliseconds idle_timeout) {
   auto buf = std::make_unique<char[]>(kReadBuffer);
   dumb::LineFramer framer(chat::kMaxLine);
   const std::string prefix = "[User " + std::to_string(client.id) + "]: ";
   for (bool hub_there = true; hub_there;) {
+    if (idle_timeout.count() > 0) (void)client.conn.set_read_deadline(gort::net::Clock::now() + idle_timeout);
     auto n = client.conn.read(buf.get(), kReadBuffer);
     if (!n) {
+      // Silent past --idle-timeout: the Leave makes the hub close the
+      // connection (the writer may be in a write: no farewell is sent).
       (void)tell_hub(shared, Leave{client.id});
       break;
     }
@@ -216,20 +234,23 @@ void read_client(Shared& shared, Client& client) {
 // Receives a message, takes whatever else is already queued (up to
 // kWriteBatch bytes) and writes it all with one write_all: one syscall for a
 // burst, so a reader keeping up with the room is never the bottleneck.
+// When the hub drops the client, the queued rest is skipped and the client
+// is told why (best effort: its socket may be full until kFarewell).
 void write_client(Client& client) {
   std::string batch;
   for (auto message = client.outbox.recv(); message; message = client.outbox.recv()) {
+    if (client.dropped.load(std::memory_order_relaxed)) break;
     batch.assign(**message);
     while (batch.size() < kWriteBatch) {
       auto more = client.outbox.try_recv();
       if (!more) break;
       batch.append(**more);
     }
-    if (!client.conn.write_all(batch)) {
-      (void)client.conn.close();  // the reader sees it and tells the hub
-      break;
-    }
+    client.queued_bytes.fetch_sub(batch.size(), std::memory_order_relaxed);
+    if (!client.conn.write_all(batch)) break;
   }
+  if (client.dropped.load(std::memory_order_relaxed)) (void)client.conn.write_all(kDropped);
+  (void)client.conn.close();  // the reader sees it and tells the hub
 }
 
 // Runs body on a new fiber counted in shared.active.
@@ -253,9 +274,18 @@ void accept_loop(Shared& shared, dumb::FiberServer& server) {
     }
     int sndbuf = chat::kSendBuffer;  // fixed, as room.h: bounds what a slow client holds
     setsockopt(conn->native_handle(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    const dumb::ServerConfig& config = server.config();
+    if (shared.clients.load(std::memory_order_relaxed) >= config.max_connections) {
+      dumb::refuse_busy(*conn);  // answered and closed, not left in the backlog
+      continue;
+    }
+    shared.clients.fetch_add(1, std::memory_order_relaxed);
     auto client = std::make_shared<Client>(next_id++, std::move(*conn));
     if (!tell_hub(shared, Join{client})) break;
-    spawn_counted(shared, [&shared, client] { read_client(shared, *client); });
+    spawn_counted(shared, [&shared, client, idle = config.idle_timeout] {
+      read_client(shared, *client, idle);
+      shared.clients.fetch_sub(1, std::memory_order_relaxed);
+    });
     spawn_counted(shared, [client] { write_client(*client); });
   }
 }

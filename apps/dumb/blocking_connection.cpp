@@ -7,6 +7,7 @@
 #include <string_view>
 #include <thread>
 
+#include <poll.h>
 #include <unistd.h>
 
 #include "dumb/protocol.h"
@@ -24,13 +25,31 @@ bool write_all(int fd, std::string_view bytes) {
   return true;
 }
 
+// Sleeps until `deadline` unless the peer resets the connection first;
+// false then.  poll() with no events reports only POLLERR/POLLHUP, which a
+// reset raises: the bytes of pipelined requests and a half-close (both
+// legitimate during a WAIT) do not end the sleep.
+bool sleep_unless_reset(int fd, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return true;
+    pollfd p{fd, 0, 0};
+    int n = poll(&p, 1, static_cast<int>(left.count()));
+    if (n > 0) return false;  // reset or hang-up: nobody will read the DONE
+    if (n < 0 && errno != EINTR) {
+      std::this_thread::sleep_until(deadline);
+      return true;
+    }
+  }
+}
+
 // Executes one action; false if the peer is gone.
 bool perform(int fd, const Action& action) {
   switch (action.kind) {
     case Action::Kind::Reply:
       return write_all(fd, action.reply);
     case Action::Kind::Wait:
-      std::this_thread::sleep_for(std::chrono::milliseconds(action.wait_ms));
+      if (!sleep_unless_reset(fd, std::chrono::steady_clock::now() + std::chrono::milliseconds(action.wait_ms))) return false;
       return write_all(fd, kDone);
     case Action::Kind::Stream:
       for (StreamCursor cursor(action.stream_bytes); !cursor.done();) {

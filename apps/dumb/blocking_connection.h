@@ -8,7 +8,8 @@
 // (dumb::kServerStackBytes).
 //
 // Costs per request: one read() per buffer of pipelined requests, one write()
-// per reply (a STREAM: one per 64 KiB chunk), a nanosleep() per WAIT.
+// per reply (a STREAM: one per 64 KiB chunk), a poll() per WAIT (it ends
+// early if the peer resets: the connection is freed at once).
 // Memory: a 16 KiB read buffer on the stack plus the Session (<= 1025 bytes
 // of partial line).  Backpressure: write() blocks, so nothing is read while a
 // reply is pending.

@@ -6,7 +6,8 @@
 //
 //   co_await loop.readable(fd)     suspend until fd is readable
 //   co_await loop.writable(fd)     suspend until fd is writable
-//   co_await loop.sleep(ms)        suspend on the timer heap (WAIT)
+//   co_await loop.sleep(fd, ms)    suspend on the timer heap (WAIT), or until
+//                                  fd hangs up (the peer reset): false then
 //   co_await loop.yield()          go to the back of the ready queue
 //
 // Readiness uses EPOLLONESHOT: each await re-arms the fd with the handle to
@@ -29,6 +30,7 @@
 #include <cstdio>
 #include <deque>
 #include <exception>
+#include <memory>
 
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -82,14 +84,40 @@ class Loop {
   FdAwaiter readable(int fd) { return {*this, fd, EPOLLIN}; }
   FdAwaiter writable(int fd) { return {*this, fd, EPOLLOUT}; }
 
-  struct TimerAwaiter {
-    Loop& loop;
-    Clock::time_point deadline;
-    bool await_ready() const noexcept { return deadline <= Clock::now(); }
-    void await_suspend(std::coroutine_handle<> h) const { loop.timers_.push(deadline, h); }
-    void await_resume() const noexcept {}
+  // A sleeping coroutine, shared by the timer heap and its awaiter: whichever
+  // of the timer and a hang-up of the fd comes first resumes it; the other
+  // then finds it cancelled (timer) or disarmed (fd).
+  struct Sleeper {
+    std::coroutine_handle<> handle;
+    bool timer_fired = false;  // the deadline resumed it
+    bool cancelled = false;    // the fd resumed it: the timer entry is stale
   };
-  TimerAwaiter sleep(std::uint32_t ms) { return {*this, Clock::now() + std::chrono::milliseconds(ms)}; }
+
+  // Sleeps until the deadline, or until fd hangs up or fails (a reset):
+  // EPOLLHUP and EPOLLERR are reported even with no events asked for, so
+  // pipelined bytes and a half-close (still owed its DONE) do not wake it.
+  // Returns false if the fd did.
+  struct SleepAwaiter {
+    Loop& loop;
+    int fd;
+    Clock::time_point deadline;
+    std::shared_ptr<Sleeper> sleeper = std::make_shared<Sleeper>();
+    bool await_ready() const noexcept { return deadline <= Clock::now(); }
+    void await_suspend(std::coroutine_handle<> h) {
+      sleeper->handle = h;
+      loop.timers_.push(deadline, sleeper);
+      loop.arm(fd, EPOLLONESHOT, h.address());
+    }
+    bool await_resume() {
+      if (sleeper->handle && !sleeper->timer_fired) {
+        sleeper->cancelled = true;
+        return false;
+      }
+      if (sleeper->handle) loop.arm(fd, EPOLLONESHOT, nullptr);  // the loop ignores a null handle
+      return true;
+    }
+  };
+  SleepAwaiter sleep(int fd, std::uint32_t ms) { return {*this, fd, Clock::now() + std::chrono::milliseconds(ms)}; }
 
   struct YieldAwaiter {
     Loop& loop;
@@ -113,7 +141,11 @@ class Loop {
       for (int i = 0; i < n; ++i)
         if (events[i].data.ptr) std::coroutine_handle<>::from_address(events[i].data.ptr).resume();
       Clock::time_point now = Clock::now();
-      while (auto h = timers_.pop_due(now)) h->resume();
+      while (auto sleeper = timers_.pop_due(now)) {
+        if ((*sleeper)->cancelled) continue;
+        (*sleeper)->timer_fired = true;
+        (*sleeper)->handle.resume();
+      }
       for (std::size_t i = ready_.size(); i > 0; --i) {  // only those queued before this pass
         auto h = ready_.front();
         ready_.pop_front();
@@ -123,8 +155,15 @@ class Loop {
   }
 
  private:
+  void arm(int fd, std::uint32_t events, void* handle) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.ptr = handle;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
+  }
+
   int epoll_fd_;
-  dumb::TimerHeap<std::coroutine_handle<>> timers_;  // sleeping coroutines
+  dumb::TimerHeap<std::shared_ptr<Sleeper>> timers_;  // sleeping coroutines
   std::deque<std::coroutine_handle<>> ready_;        // yielded coroutines
 };
 
@@ -159,7 +198,10 @@ Detached serve_connection(Loop& loop, dumb::ServerContext& ctx, Counters& counte
       dumb::StreamCursor stream(0);
       bool streaming = action->kind == dumb::Action::Kind::Stream;
       if (action->kind == dumb::Action::Kind::Wait) {
-        co_await loop.sleep(action->wait_ms);
+        if (!co_await loop.sleep(fd, action->wait_ms)) {
+          open = false;  // the peer reset: nobody is there to read the DONE
+          break;
+        }
         reply = dumb::kDone;
       } else if (streaming) {
         stream = dumb::StreamCursor(action->stream_bytes);

@@ -9,7 +9,9 @@
 // cost one write, not one per reply.  Every blocking call parks the fiber on
 // the runtime's poller or timer heap; its worker runs other fibers meanwhile.
 //
-//   WAIT    gort::sleep_for: a parked fiber holds no thread.
+//   WAIT    a read with the WAIT's end as its deadline: a parked fiber holds
+//           no thread, and a peer that resets meanwhile is noticed at once
+//           (Connection::wait_until).
 //   BURN    gort::on_worker_stack(dumb::burn): the 2.8 MB recursion runs on
 //           the worker's 8 MiB stack, so fiber stacks stay one or two pages
 //           however deep a BURN a connection once ran.
@@ -21,6 +23,11 @@
 // Memory per connection: the fiber (a page or two of stack), kReadBuffer,
 // the framer's partial line (<= 1025 bytes), the output buffer (< kOutLimit
 // plus one reply) and the socket.
+//
+// Limits (docs/SERVERS.md): past --max-connections the acceptor answers a
+// new client kServerBusy and closes it; a connection that sends nothing for
+// --idle-timeout while no request is in progress is told kIdleTimeout and
+// closed (the read waiting for the next request has that deadline).
 //
 // Stop protocol (SIGINT/SIGTERM; fiber_server.h has the signal hand-off),
 // the same contract as server_main.h:
@@ -45,6 +52,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -100,6 +108,10 @@ class Server {
   // Fibers still running (connections and the acceptor).  Incremented
   // before the spawn, decremented as a fiber's last access to *this.
   std::atomic<int> active{0};
+  // Connections open now, for --max-connections: incremented by the
+  // acceptor, decremented by a connection fiber once it has closed its
+  // socket.  Relaxed: a count; a new client may be refused a moment late.
+  std::atomic<int> open{0};
 
  private:
   gort::Mutex mutex_;
@@ -137,55 +149,120 @@ class Output {
   bool ok_ = true;  // false once a write failed: the peer is gone
 };
 
-// Executes one request line.
-void execute(std::string_view line, Output& out, std::string& scratch) {
-  dumb::Request request = dumb::parse(line);
-  if (const auto* burn = std::get_if<dumb::Burn>(&request)) {
-    std::uint64_t sum = gort::on_worker_stack([n = burn->n] { return dumb::burn(n); });
-    out.append(dumb::format_result(sum));
-    return;
-  }
-  dumb::Action action = dumb::to_action(request, scratch);  // never a Burn here: no deep stack
-  switch (action.kind) {
-    case dumb::Action::Kind::Reply:
-      out.append(action.reply);
-      break;
-    case dumb::Action::Kind::Wait:
-      out.flush();  // the replies before it must not wait with it
-      gort::sleep_for(std::chrono::milliseconds(action.wait_ms));
-      out.append(dumb::kDone);
-      break;
-    case dumb::Action::Kind::Stream:
-      out.stream(action.stream_bytes);
-      break;
-  }
-}
+// One connection: its input buffer, framer and output.  The input buffer
+// holds bytes read but not yet framed, [begin_, end_); a WAIT reads ahead
+// into the rest of it (see wait_until).
+class Connection {
+ public:
+  Connection(Conn& conn, std::chrono::milliseconds idle_timeout)
+      : conn_(conn), idle_timeout_(idle_timeout), buf_(std::make_unique<char[]>(kReadBuffer)), out_(conn) {}
 
-void serve_connection(Server& server, Conn conn) {
-  server.track(&conn);
-  {
-    auto buf = std::make_unique<char[]>(kReadBuffer);
-    dumb::LineFramer framer;
-    Output out(conn);
-    std::string scratch;
-    while (out.ok() && !server.stopping()) {
-      auto n = conn.read(buf.get(), kReadBuffer);
-      if (!n) break;  // EOF (also a stop's shutdown), reset: every complete request was answered
-      std::string_view in(buf.get(), *n);
-      while (out.ok() && !server.stopping()) {
-        auto frame = framer.next(in);
+  // Serves requests until EOF, an I/O error, a reset during a WAIT, the
+  // idle timeout or the stop.
+  void serve(const Server& server) {
+    while (out_.ok() && !peer_gone_ && !server.stopping()) {
+      if (begin_ == end_) {
+        if (idle_timeout_.count() > 0) (void)conn_.set_read_deadline(gort::net::Clock::now() + idle_timeout_);
+        auto n = conn_.read(buf_.get(), kReadBuffer);
+        if (!n && n.error() == gort::net::Errc::kTimeout) {
+          (void)conn_.write_all(dumb::kIdleTimeout);  // the send buffer is empty: nothing was asked
+          break;
+        }
+        if (!n) break;  // EOF (also a stop's shutdown), reset: every complete request was answered
+        begin_ = 0;
+        end_ = *n;
+      }
+      while (begin_ < end_ && out_.ok() && !peer_gone_ && !server.stopping()) {
+        std::string_view in(buf_.get() + begin_, end_ - begin_);
+        auto frame = framer_.next(in);
+        begin_ = end_ - in.size();
         if (!frame) break;
         if (frame->kind == dumb::Frame::Kind::TooLong) {
-          out.append(dumb::kLineTooLong);
+          out_.append(dumb::kLineTooLong);
         } else {
-          execute(frame->line, out, scratch);
+          execute(frame->line);
         }
       }
-      out.flush();
+      out_.flush();
     }
-    server.untrack(&conn);
-    (void)conn.close();
   }
+
+ private:
+  void execute(std::string_view line) {
+    dumb::Request request = dumb::parse(line);  // `line` is not used past this point (wait_until moves bytes)
+    if (const auto* burn = std::get_if<dumb::Burn>(&request)) {
+      std::uint64_t sum = gort::on_worker_stack([n = burn->n] { return dumb::burn(n); });
+      out_.append(dumb::format_result(sum));
+      return;
+    }
+    dumb::Action action = dumb::to_action(request, scratch_);  // never a Burn here: no deep stack
+    switch (action.kind) {
+      case dumb::Action::Kind::Reply:
+        out_.append(action.reply);
+        break;
+      case dumb::Action::Kind::Wait:
+        out_.flush();  // the replies before it must not wait with it
+        if (!wait_until(gort::net::Clock::now() + std::chrono::milliseconds(action.wait_ms))) {
+          peer_gone_ = true;
+          return;
+        }
+        out_.append(dumb::kDone);
+        break;
+      case dumb::Action::Kind::Stream:
+        out_.stream(action.stream_bytes);
+        break;
+    }
+  }
+
+  // A WAIT: parks until `deadline`, reading ahead meanwhile so that a peer
+  // that resets the connection frees it at once instead of holding it (and
+  // its descriptor) for the whole WAIT.  Returns false on such a reset.
+  // What arrives is kept for after the DONE: pipelined requests wait in the
+  // buffer, and once it is full the fiber just sleeps (a client that fills
+  // it is sending, not gone).  A half-close is no reason to stop: the
+  // protocol still owes it the DONE (docs/PROTOCOL.md), so is a stop's
+  // shutdown; after either, reads never block again, so the fiber sleeps.
+  bool wait_until(gort::net::Deadline deadline) {
+    while (!read_closed_) {
+      std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+      if (end_ == kReadBuffer) break;
+      (void)conn_.set_read_deadline(deadline);
+      auto n = conn_.read(buf_.get() + end_, kReadBuffer - end_);
+      (void)conn_.set_read_deadline(gort::net::kNoDeadline);  // serve() sets the idle deadline again
+      if (n) {
+        end_ += *n;
+      } else if (n.error() == gort::net::Errc::kTimeout) {
+        return true;
+      } else if (n.error() == gort::net::Errc::kEof) {
+        read_closed_ = true;
+      } else {
+        return false;  // reset, or another error: nobody is there for the DONE
+      }
+    }
+    gort::sleep_until(deadline);
+    return true;
+  }
+
+  Conn& conn_;
+  const std::chrono::milliseconds idle_timeout_;  // 0: none
+  std::unique_ptr<char[]> buf_;  // kReadBuffer bytes
+  std::size_t begin_ = 0;        // first byte not yet framed
+  std::size_t end_ = 0;          // one past the last byte read
+  dumb::LineFramer framer_;
+  Output out_;
+  std::string scratch_;          // owns a RESULT line
+  bool read_closed_ = false;     // a read-ahead saw EOF: no read blocks any more
+  bool peer_gone_ = false;       // the peer reset during a WAIT: close without answering
+};
+
+void serve_connection(Server& server, Conn conn, std::chrono::milliseconds idle_timeout) {
+  server.track(&conn);
+  Connection(conn, idle_timeout).serve(server);
+  server.untrack(&conn);
+  (void)conn.close();
+  server.open.fetch_sub(1, std::memory_order_relaxed);
   server.active.fetch_sub(1, std::memory_order_release);  // last access; pairs with the drain's acquire
 }
 
@@ -198,8 +275,15 @@ void accept_loop(Server& server, dumb::FiberServer& fiber_server) {
       gort::sleep_for(10ms);  // a persistent error must not spin
       continue;
     }
+    const dumb::ServerConfig& config = fiber_server.config();
+    if (server.open.load(std::memory_order_relaxed) >= config.max_connections) {
+      dumb::refuse_busy(*conn);  // answered and closed, not left in the backlog
+      continue;
+    }
+    server.open.fetch_add(1, std::memory_order_relaxed);
     server.active.fetch_add(1, std::memory_order_relaxed);
-    go_spawn([&server](Conn c) { serve_connection(server, std::move(c)); }, std::move(*conn));
+    go_spawn([&server, idle = config.idle_timeout](Conn c) { serve_connection(server, std::move(c), idle); },
+             std::move(*conn));
   }
   if (!server.stopping()) fiber_server.fail();  // unexpected: have the main fiber stop
   server.active.fetch_sub(1, std::memory_order_release);
@@ -218,4 +302,11 @@ int serve(dumb::FiberServer& fiber_server) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return dumb::fiber_server_main(argc, argv, "dumb_fiber", serve); }
+// An idle connection is closed after two minutes: well past the longest
+// request (WAIT 60000), short enough that connections a client forgot, or
+// slowloris ones, give their descriptors back (docs/SERVERS.md, "Limits").
+constexpr std::chrono::milliseconds kDefaultIdleTimeout{120'000};
+
+int main(int argc, char** argv) {
+  return dumb::fiber_server_main(argc, argv, "dumb_fiber", serve, kDefaultIdleTimeout);
+}

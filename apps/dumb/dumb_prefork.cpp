@@ -3,8 +3,9 @@
 //
 // The parent binds the listener, then forks --workers children before it has
 // any thread (fork copies only the calling thread).  Each child is an
-// iterative server on the inherited listener: it blocks in accept(), the
-// kernel hands each connection to one waiting child, and the child serves it
+// iterative server on the inherited listener: it waits in accept_connection
+// (a poll() on the listener; each woken child tries a nonblocking accept4,
+// one gets the connection, the others wait again) and serves the connection
 // to the end (blocking_connection.h, on an 8 MiB stack) before accepting
 // again.  Processes share nothing but the listening socket, so a crashing
 // request kills one worker, not the server.

@@ -6,9 +6,10 @@
 // (a linear scan: select is O(connections) per call anyway).  An fd_set is a
 // fixed bitmap of FD_SETSIZE (1024) bits; FD_SET on a larger descriptor
 // writes past it.  So a connection whose descriptor is >= FD_SETSIZE is
-// refused -- closed at once -- and the server goes on (with the default
+// refused -- told kServerBusy and closed at once -- and the server goes on (with the default
 // `ulimit -n` of 1024, accept() runs out of descriptors first, and
 // accept_connection refuses the connection through its spare descriptor).
+// A connection in a WAIT is watched for a reset too (peek_while_waiting).
 // BURN runs inline on the loop thread (8 MiB stack) and stalls every
 // connection meanwhile.  Breaks at: ~1000 connections (FD_SETSIZE), and long
 // before that at O(n) work per event.
@@ -17,9 +18,11 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include <fcntl.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 
 #include "dumb/event_connection.h"
 #include "dumb/server_main.h"
@@ -37,6 +40,7 @@ bool accept_some(dumb::ServerContext& ctx, Connections& connections) {
     if (fd < 0) return !(errno == EINVAL || ctx.stopping());
     if (fd >= FD_SETSIZE) {
       std::fprintf(stderr, "dumb_select: descriptor %d >= FD_SETSIZE (%d): connection refused\n", fd, FD_SETSIZE);
+      (void)send(fd, dumb::kServerBusy.data(), dumb::kServerBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       close(fd);
       continue;
     }
@@ -51,8 +55,22 @@ timeval until(Clock::time_point deadline, Clock::time_point now) {
   return timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
 }
 
+// A connection in a WAIT has nothing to read or write, but its peer may
+// reset it; select() reports that as readability.  So a waiting connection
+// is watched for reading, and when it becomes readable a one-byte peek says
+// why: an error -- the peer is gone, the connection is closed at once; data
+// (pipelined requests) or EOF (a half-close, still owed its DONE) -- it is
+// not watched again until the WAIT ends, since level-triggered readiness
+// would report it on every pass.  Returns false if the peer is gone.
+bool peek_while_waiting(int fd) {
+  char byte;
+  ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n >= 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+}
+
 void serve(dumb::ServerContext& ctx) {
   Connections connections;
+  std::set<int> peeked;  // waiting connections that showed data or EOF: not watched until their WAIT ends
   bool accepting = true;
   while (accepting || !connections.empty()) {
     fd_set readable, writable;
@@ -74,8 +92,10 @@ void serve(dumb::ServerContext& ctx) {
         case EventConnection::Interest::write: watch(fd, writable); break;
         case EventConnection::Interest::none:
           if (!earliest || conn->deadline() < *earliest) earliest = conn->deadline();
+          if (!peeked.contains(fd)) watch(fd, readable);
           break;
       }
+      if (conn->interest() != EventConnection::Interest::none) peeked.erase(fd);
     }
     timeval timeout{};
     if (earliest) timeout = until(*earliest, Clock::now());
@@ -90,10 +110,15 @@ void serve(dumb::ServerContext& ctx) {
     if (accepting && FD_ISSET(ctx.listener(), &readable)) accepting = accept_some(ctx, connections);
     for (auto it = connections.begin(); it != connections.end();) {
       auto& [fd, conn] = *it;
-      bool ready = (fd <= max_fd && (FD_ISSET(fd, &readable) || FD_ISSET(fd, &writable))) ||
-                   (conn->interest() == EventConnection::Interest::none && conn->deadline() <= now) ||
+      bool waiting = conn->interest() == EventConnection::Interest::none;
+      bool readable_now = fd <= max_fd && FD_ISSET(fd, &readable);
+      bool gone = waiting && readable_now && !peek_while_waiting(fd);
+      if (waiting && readable_now && !gone) peeked.insert(fd);
+      bool ready = (!waiting && (readable_now || (fd <= max_fd && FD_ISSET(fd, &writable)))) ||
+                   (waiting && conn->deadline() <= now) ||
                    (was_accepting && !accepting);  // stop: let idle connections close
-      if (ready && !conn->drive(now, ctx.stopping())) {
+      if (gone || (ready && !conn->drive(now, ctx.stopping()))) {
+        peeked.erase(fd);
         ctx.untrack_and_close(fd);
         it = connections.erase(it);
       } else {

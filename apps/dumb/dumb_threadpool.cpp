@@ -6,7 +6,7 @@
 // blocking loop (blocking_connection.h), then pops the next.  So at most
 // --workers connections are served at once; the next kQueueCapacity wait in
 // the queue, unserved, and a connection arriving when the queue is full is
-// refused at once: accepted and closed, so the client sees EOF (or a reset)
+// refused at once: accepted, told kServerBusy and closed, so the client knows
 // instead of hanging in a listen backlog with no idea when it will be served.
 // Threads are created once, not per connection, and memory is bounded by
 // workers + capacity.  Breaks at: more simultaneous long-lived connections
@@ -23,9 +23,11 @@
 #include <optional>
 #include <vector>
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "dumb/blocking_connection.h"
+#include "dumb/protocol.h"
 
 namespace {
 
@@ -83,7 +85,10 @@ void serve(dumb::ServerContext& ctx) {
   for (;;) {
     int fd = ctx.accept_connection(/*nonblocking=*/false);
     if (fd >= 0) {
-      if (!queue.try_push(fd)) close(fd);  // full: refuse
+      if (!queue.try_push(fd)) {  // full: refuse, saying why
+        (void)send(fd, dumb::kServerBusy.data(), dumb::kServerBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        close(fd);
+      }
     } else if (ctx.stopping()) {
       break;
     }

@@ -14,6 +14,10 @@
 
 #include <gort/gort.h>
 
+#include <sys/socket.h>
+
+#include "dumb/protocol.h"
+
 namespace dumb {
 
 namespace {
@@ -97,9 +101,16 @@ void FiberServer::drain(const std::atomic<int>& active) {
   }
 }
 
-int fiber_server_main(int argc, char** argv, std::string_view name, FiberServeFn serve) {
+void refuse_busy(gort::net::Conn& conn) {
+  (void)::send(conn.native_handle(), kServerBusy.data(), kServerBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  (void)conn.close();
+}
+
+int fiber_server_main(int argc, char** argv, std::string_view name, FiberServeFn serve,
+                      std::chrono::milliseconds default_idle_timeout) {
   const ServerRow& row = server_row(name);
-  ServerTraits traits{cpus_in_affinity_mask(), "gort worker threads, or GORT_PROCS; the default is the CPU count"};
+  ServerTraits traits{cpus_in_affinity_mask(), "gort worker threads, or GORT_PROCS; the default is the CPU count",
+                      /*connection_limits=*/true, default_idle_timeout};
   ServerConfig config = parse_flags(argc, argv, row, traits);
   block_stop_signals();  // before gort::run starts any thread
   gort::Config runtime;

@@ -12,7 +12,9 @@
 //     int main(int argc, char** argv) { return dumb::fiber_server_main(argc, argv, "dumb_fiber", serve); }
 //
 // Flags: those of server_main.h plus --workers N (gort workers; default the
-// runtime's: CPUs in the affinity mask, or GORT_PROCS).
+// runtime's: CPUs in the affinity mask, or GORT_PROCS), --max-connections N
+// and --idle-timeout MS (docs/SERVERS.md, "Limits"; the server applies them:
+// config().max_connections, config().idle_timeout).
 //
 // Signals: SIGINT/SIGTERM are blocked in every thread before gort::run
 // starts (so the workers inherit the mask) and taken by one plain thread in
@@ -27,6 +29,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <string_view>
 
@@ -75,6 +78,12 @@ using FiberServeFn = std::function<int(FiberServer&)>;
 // listen_tcp, print "<name> listening on <host>:<port>", start the signal
 // thread, serve(server); then stop the signal thread.  Returns serve's exit
 // status (1 if it cannot listen).
-int fiber_server_main(int argc, char** argv, std::string_view name, FiberServeFn serve);
+// default_idle_timeout: --idle-timeout's default for this server.
+int fiber_server_main(int argc, char** argv, std::string_view name, FiberServeFn serve,
+                      std::chrono::milliseconds default_idle_timeout = {});
+
+// Tells a client the server is at --max-connections (kServerBusy, best
+// effort: a fresh socket's empty send buffer takes it) and closes it.
+void refuse_busy(gort::net::Conn& conn);
 
 }  // namespace dumb

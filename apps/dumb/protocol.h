@@ -62,6 +62,12 @@ inline constexpr std::string_view kPong = "PONG\n";
 inline constexpr std::string_view kDone = "DONE\n";
 inline constexpr std::string_view kUnknownCommand = "UNKNOWN_COMMAND\n";
 inline constexpr std::string_view kLineTooLong = "ERROR line too long\n";
+// Sent, best effort, to a connection the server accepts only to close it:
+// it is out of descriptors or at --max-connections (docs/SERVERS.md).
+inline constexpr std::string_view kServerBusy = "ERROR server busy\n";
+// Sent, best effort, to a connection closed for sending nothing for
+// --idle-timeout (docs/SERVERS.md).
+inline constexpr std::string_view kIdleTimeout = "ERROR idle timeout\n";
 
 // The reasons that follow "ERROR " in an error reply.  parse() only ever
 // produces the first four; kReasonLineTooLong comes from the framer.

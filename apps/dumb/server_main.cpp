@@ -2,6 +2,9 @@
 
 #include "dumb/server_main.h"
 
+#include "dumb/protocol.h"
+
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <condition_variable>
@@ -17,7 +20,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -68,7 +73,11 @@ ServerContext::ServerContext(const ServerConfig& config, int listener)
     : config_(config),
       listener_(listener),
       stop_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
-      spare_fd_(open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
+      spare_fd_(open("/dev/null", O_RDONLY | O_CLOEXEC)) {
+  // accept4 itself never waits (see accept_connection): waiting happens in
+  // poll(), where the stop eventfd can end it too.
+  fcntl(listener_, F_SETFL, fcntl(listener_, F_GETFL) | O_NONBLOCK);
+}
 
 ServerContext::~ServerContext() {
   close(stop_fd_);
@@ -79,11 +88,15 @@ bool ServerContext::stopping() const noexcept {
   return stop_flag_.load(std::memory_order_acquire);  // pairs with request_stop's store
 }
 
+bool ServerContext::wait_readable(int fd, int timeout_ms) const {
+  pollfd fds[2] = {{fd, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+  int n = poll(fds, fd < 0 ? 1 : 2, timeout_ms);
+  if (fd < 0) return false;
+  return n > 0 && fds[0].revents != 0;
+}
+
 int ServerContext::accept_connection(bool nonblocking) {
   int flags = SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0);
-  if (nonblocking)
-    std::call_once(listener_nonblocking_,
-                   [&] { fcntl(listener_, F_SETFL, fcntl(listener_, F_GETFL) | O_NONBLOCK); });
   for (;;) {
     int fd = accept4(listener_, nullptr, nullptr, flags);
     if (fd >= 0) {
@@ -93,22 +106,56 @@ int ServerContext::accept_connection(bool nonblocking) {
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       return fd;
     }
-    if (errno == EINTR || errno == ECONNABORTED) continue;
-    if (errno == EMFILE || errno == ENFILE) {
-      // Refuse the connection the kernel holds for us: give up the spare
-      // descriptor, accept, close, take the spare back.
-      std::lock_guard lock(mutex_);
-      if (spare_fd_ >= 0) {
-        close(spare_fd_);
-        int refused = accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
-        if (refused >= 0) close(refused);
-        spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
-      }
-      errno = EMFILE;
+    int error = errno;
+    if (error == EINTR || error == ECONNABORTED) continue;
+    if (stopping()) {
+      errno = EINVAL;
+      return -1;
     }
-    if (stopping()) errno = EINVAL;
+    if (error == EMFILE || error == ENFILE) {
+      // Linux fails with EMFILE before it looks for a pending connection, so
+      // this may mean nothing at all is waiting.  refuse_pending() answers
+      // one that is; a blocking caller then waits for the next one to refuse
+      // (or, with no spare descriptor to refuse it with, pauses) instead of
+      // spinning on the same EMFILE.
+      Refusal refusal = refuse_pending();
+      if (!nonblocking && refusal == Refusal::nothing_pending) wait_readable(listener_, -1);
+      if (!nonblocking && refusal == Refusal::no_spare) wait_readable(-1, kNoSparePauseMs);
+      errno = EMFILE;
+      return -1;
+    }
+    if (error == EAGAIN || error == EWOULDBLOCK) {
+      if (nonblocking) {
+        errno = error;
+        return -1;
+      }
+      wait_readable(listener_, -1);  // a connection, the listener's shutdown, or a stop
+      continue;
+    }
+    errno = error;
     return -1;
   }
+}
+
+ServerContext::Refusal ServerContext::refuse_pending() {
+  // Only nonblocking calls under this lock (the listener is nonblocking):
+  // holding it never waits for a client.  It keeps two threads from giving
+  // up the one spare descriptor at once.
+  std::lock_guard lock(spare_mutex_);
+  if (spare_fd_ < 0) spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);  // a descriptor freed since
+  if (spare_fd_ < 0) return Refusal::no_spare;
+  close(spare_fd_);
+  int refused = accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (refused >= 0) {
+    // Best effort: the client learns why instead of seeing a bare close.
+    (void)send(refused, kServerBusy.data(), kServerBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    close(refused);
+  }
+  int error = errno;
+  spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (refused >= 0) return Refusal::refused;
+  // EMFILE again: another thread took the slot the spare left.
+  return error == EAGAIN || error == EWOULDBLOCK ? Refusal::nothing_pending : Refusal::no_spare;
 }
 
 void ServerContext::track(int fd) {
@@ -134,11 +181,18 @@ void ServerContext::request_stop() {
   stop_flag_.store(true, std::memory_order_release);  // pairs with stopping()
   std::uint64_t one = 1;
   [[maybe_unused]] ssize_t n = write(stop_fd_, &one, sizeof one);
-  shutdown(listener_, SHUT_RDWR);  // blocked accept() fails with EINVAL
+  shutdown(listener_, SHUT_RDWR);  // a poll() on it returns; accept4 fails with EINVAL
   for (int fd : tracked_) shutdown(fd, SHUT_RD);  // blocked read() returns 0
 }
 
 // --------------------------------------------------------------- flags ---
+
+int default_max_connections() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 1'000'000;
+  long room = static_cast<long>(limit.rlim_cur) - kReservedDescriptors;
+  return static_cast<int>(std::clamp<long>(room, 1, 1'000'000));
+}
 
 const ServerRow& server_row(std::string_view name) {
   const ServerRow* row = find_server(name);
@@ -163,6 +217,13 @@ void print_usage(std::FILE* out, const ServerRow& row, const ServerTraits& trait
                what, static_cast<int>(row.summary.size()), row.summary.data(), row.default_port());
   if (traits.default_workers)
     std::fprintf(out, "  --workers N    %s (default %d)\n", traits.workers_help, traits.default_workers);
+  if (traits.connection_limits)
+    std::fprintf(out,
+                 "  --max-connections N  connections served at once; past it a new client gets\n"
+                 "                 'ERROR server busy' and is closed (default %d: the descriptor limit less %d)\n"
+                 "  --idle-timeout MS    close a connection that sends nothing for MS ms (default %lld; 0: never)\n",
+                 default_max_connections(), kReservedDescriptors,
+                 static_cast<long long>(traits.default_idle_timeout.count()));
   std::fprintf(out, "  --help         print this and exit\n");
 }
 
@@ -188,6 +249,10 @@ ServerConfig parse_flags(int argc, char** argv, const ServerRow& row, const Serv
   ServerConfig config;
   config.port = row.default_port();
   config.workers = traits.default_workers;
+  if (traits.connection_limits) {
+    config.max_connections = default_max_connections();
+    config.idle_timeout = traits.default_idle_timeout;
+  }
   for (int i = 1; i < argc; ++i) {
     std::string_view flag(argv[i]);
     if (flag == "--help" || flag == "-h") {
@@ -195,7 +260,8 @@ ServerConfig parse_flags(int argc, char** argv, const ServerRow& row, const Serv
       std::exit(0);
     }
     bool known = flag == "--host" || flag == "--port" || flag == "--drain-ms" ||
-                 (flag == "--workers" && traits.default_workers);
+                 (flag == "--workers" && traits.default_workers) ||
+                 ((flag == "--max-connections" || flag == "--idle-timeout") && traits.connection_limits);
     if (!known) bad_flag(row, "unknown flag '%s'", argv[i]);
     if (i + 1 == argc) bad_flag(row, "%s needs a value", argv[i]);
     const char* value = argv[++i];
@@ -207,6 +273,10 @@ ServerConfig parse_flags(int argc, char** argv, const ServerRow& row, const Serv
       config.port = static_cast<std::uint16_t>(parse_number(row, "--port", value, 0, 65535));
     } else if (flag == "--drain-ms") {
       config.drain = std::chrono::milliseconds(parse_number(row, "--drain-ms", value, 0, 600000));
+    } else if (flag == "--max-connections") {
+      config.max_connections = static_cast<int>(parse_number(row, "--max-connections", value, 1, 10'000'000));
+    } else if (flag == "--idle-timeout") {
+      config.idle_timeout = std::chrono::milliseconds(parse_number(row, "--idle-timeout", value, 0, 86'400'000));
     } else {
       config.workers = static_cast<int>(parse_number(row, "--workers", value, 1, 1024));
     }

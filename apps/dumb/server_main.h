@@ -14,9 +14,10 @@
 // Stop protocol (SIGINT or SIGTERM):
 //   1. A signal thread (the only thread that takes the signals: they are
 //      blocked everywhere else) sets stopping(), makes stop_fd() readable,
-//      shuts the listener down (a blocked accept() fails; epoll/select see
-//      the listener hang up) and shuts down the read side of every tracked
-//      connection (a blocked read() returns 0, an event loop sees EOF).
+//      shuts the listener down (a blocking accept_connection's poll()
+//      returns and accept4 fails; epoll/select see the listener hang up)
+//      and shuts down the read side of every tracked connection (a blocked
+//      read() returns 0, an event loop sees EOF).
 //   2. Each connection finishes the request it is executing, then closes:
 //      servers check stopping() before starting the next request.
 //   3. serve() returns once its connections are closed; the process exits 0.
@@ -57,13 +58,25 @@ struct ServerConfig {
   std::uint16_t port = 0;
   int workers = 0;                        // threads or processes; 0 if the server has none
   std::chrono::milliseconds drain{2000};  // bound on the stop's drain
+  // Servers with connection limits (ServerTraits::connection_limits):
+  int max_connections = 0;                // past it a new client is told kServerBusy and closed
+  std::chrono::milliseconds idle_timeout{0};  // a connection silent this long is closed; 0: never
 };
 
 // What a server file tells server_main besides its name.
 struct ServerTraits {
   int default_workers = 0;           // 0: the server takes no --workers flag
   const char* workers_help = "";     // what --workers counts, for --help
+  // Takes --max-connections and --idle-timeout (docs/SERVERS.md, "Limits").
+  bool connection_limits = false;
+  std::chrono::milliseconds default_idle_timeout{0};  // 0: no idle timeout unless asked
 };
+
+// --max-connections' default: the descriptor limit (RLIMIT_NOFILE) less
+// kReservedDescriptors, so that the server always has a descriptor to accept
+// a client with and tell it kServerBusy instead of leaving it in the backlog.
+inline constexpr int kReservedDescriptors = 64;
+int default_max_connections();
 
 // A joinable thread with a stack of kServerStackBytes (std::thread cannot
 // choose its stack size).
@@ -93,18 +106,21 @@ class ServerContext {
   ServerContext& operator=(const ServerContext&) = delete;
 
   const ServerConfig& config() const noexcept { return config_; }
-  int listener() const noexcept { return listener_; }  // blocking unless the server changes it
+  int listener() const noexcept { return listener_; }  // nonblocking
   // eventfd, readable (level-triggered, never drained) once stop is requested.
   int stop_fd() const noexcept { return stop_fd_; }
   bool stopping() const noexcept;
 
-  // accept4() with SOCK_CLOEXEC, and TCP_NODELAY on the connection.  `nonblocking` (event loops): the new
-  // connection is nonblocking and so is the listener from then on, so that
-  // accepting never blocks a loop.  Returns -1
-  // with errno set when there is nothing to accept (EAGAIN), when stopping
-  // (EINVAL) or when out of descriptors (EMFILE: the pending connection is
-  // then refused -- accepted and closed through a spare descriptor -- so a
-  // level-triggered loop does not spin on it).  Retries EINTR/ECONNABORTED.
+  // accept4() with SOCK_CLOEXEC, and TCP_NODELAY on the connection.  The
+  // listener is nonblocking: accept4 never waits, so no thread ever sleeps
+  // inside accept (holding whatever it holds).  `nonblocking` (event
+  // loops): the new connection is nonblocking, and -1/EAGAIN is returned
+  // when nothing is pending; otherwise the call waits in poll() for a
+  // connection or a stop.  Returns -1 with errno set when stopping (EINVAL)
+  // or when out of descriptors (EMFILE: the pending connection, if any, is
+  // then refused -- accepted through a spare descriptor, told kServerBusy
+  // and closed -- so a level-triggered loop does not spin on it and a client
+  // is not left in the backlog with no reply).  Retries EINTR/ECONNABORTED.
   int accept_connection(bool nonblocking);
 
   // Connection registry for the stop protocol.  track() a connection before
@@ -117,17 +133,28 @@ class ServerContext {
   void request_stop();
 
  private:
+  enum class Refusal { refused, nothing_pending, no_spare };
+  // Out of descriptors: accepts one pending connection with the spare
+  // descriptor's slot, tells it kServerBusy and closes it.  Never blocks.
+  Refusal refuse_pending();
+  // poll() for `fd` readable (fd -1: none) or the stop eventfd, at most
+  // timeout_ms (-1: no bound); true if `fd` is readable.
+  bool wait_readable(int fd, int timeout_ms) const;
+  // With no spare descriptor to refuse with, a blocking accept pauses this
+  // long before it tries again, so it does not spin while out of descriptors.
+  static constexpr int kNoSparePauseMs = 50;
+
   ServerConfig config_;
   int listener_;                      // listening socket, shut down by request_stop
   int stop_fd_;                       // eventfd, written once by request_stop
+  std::mutex spare_mutex_;            // guards spare_fd_; held only around nonblocking calls
   int spare_fd_;                      // /dev/null, given up to refuse a connection on EMFILE
-  std::mutex mutex_;                  // guards tracked_, spare_fd_ and the shutdowns
+  std::mutex mutex_;                  // guards tracked_ and the shutdowns
   std::unordered_set<int> tracked_;   // open connection fds (guarded by mutex_)
   bool stopping_ = false;             // guarded by mutex_; mirrored in stop_flag_
   // Written with release by request_stop, read with acquire by stopping():
   // a server that sees it also sees the listener already shut down.
   std::atomic<bool> stop_flag_{false};
-  std::once_flag listener_nonblocking_;  // set on the first nonblocking accept
 };
 
 using ServeFn = std::function<void(ServerContext&)>;

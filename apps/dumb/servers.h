@@ -27,18 +27,27 @@ enum class Outcome : std::uint8_t {
 enum class Scenario : std::uint8_t { wait, stream, trickle, greedy };
 inline constexpr std::array<std::string_view, 4> kScenarioNames{"wait", "stream", "trickle", "greedy"};
 
+// How many connections a server serves at once (servers.def's concurrency).
+enum class Concurrency : std::uint8_t {
+  one,   // one; the rest wait in the listen backlog
+  pool,  // up to --workers (threads or processes); the rest wait
+  all,   // every connection it has accepted
+};
+
 struct ServerRow {
   std::string_view name;     // binary name
   Protocol protocol;
   std::array<Outcome, 4> expected;  // indexed by Scenario
+  Concurrency concurrency;
   std::string_view summary;
   std::uint16_t default_port() const noexcept { return protocol == Protocol::dumb ? 8090 : 8091; }
   Outcome expect(Scenario s) const noexcept { return expected[static_cast<std::size_t>(s)]; }
 };
 
 inline constexpr ServerRow kServers[] = {
-#define GORT_SERVER(name, protocol, wait, stream, trickle, greedy, link, summary) \
-  {#name, Protocol::protocol, {Outcome::wait, Outcome::stream, Outcome::trickle, Outcome::greedy}, summary},
+#define GORT_SERVER(name, protocol, wait, stream, trickle, greedy, concurrency, link, summary)               \
+  {#name, Protocol::protocol, {Outcome::wait, Outcome::stream, Outcome::trickle, Outcome::greedy}, \
+   Concurrency::concurrency, summary},
 #include "dumb/servers.def"
 #undef GORT_SERVER
 };

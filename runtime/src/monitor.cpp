@@ -259,7 +259,7 @@ void Monitor::join_exited_spares() {
 
 bool Monitor::wait_in_spare_pool(Worker* w) {
   Scheduler* s = sched_;
-  w->stacks.flush();  // a pooled spare holds no stacks
+  w->own.stacks.flush();  // a pooled spare holds no stacks
   {
     std::lock_guard lock(s->idle_mu);
     // Under idle_mu, as Scheduler::stop sets every wake_word: either we see

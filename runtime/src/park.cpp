@@ -42,7 +42,7 @@ namespace {
 
 // Both ways of parking refuse to from inside on_worker_stack (worker_stack.h).
 __attribute__((always_inline)) inline void check_may_park(Worker* w) {
-  if (__builtin_expect(w->in_worker_stack, 0))
+  if (__builtin_expect(w->own.in_worker_stack, 0))
     fatal("a fiber blocked inside gort::on_worker_stack (only non-blocking work may run there)");
 }
 

@@ -77,11 +77,11 @@ void fiber_entry(Transfer t) {
     f->entry_request = nullptr;
     Fiber* from = req->from;
     from->ctx = t.fctx;
-    annotate_switch_end(&f->san, &w->sched_san);
+    annotate_switch_end(&f->san, &w->own.sched_san);
     w->finish_switch(from, req);
   } else {
-    w->sched_ctx = t.fctx;
-    annotate_switch_end(&f->san, &w->sched_san);
+    w->own.sched_ctx = t.fctx;
+    annotate_switch_end(&f->san, &w->own.sched_san);
   }
   f->started = true;
   try {
@@ -267,7 +267,7 @@ __attribute__((noinline, cold)) void preempt(Worker* w) {
   // Never from on_worker_stack (the fiber is not on its own stack) or the
   // schedule loop itself (timers fire there): the monitor asks again.
   Fiber* self = w->current.load(std::memory_order_relaxed);
-  if (w->in_worker_stack || self == nullptr) return;
+  if (w->own.in_worker_stack || self == nullptr) return;
   SwitchRequest req{SwitchRequest::kPreempt};
   switch_out<SwitchRequest::kPreempt>(w, self, &req);
 }
@@ -292,7 +292,7 @@ Fiber* spawn_prepare(const SpawnOptions& opts, std::size_t task_size, std::size_
                                 " exceeds the 1 GiB maximum");
   std::size_t size = opts.stack_size ? opts.stack_size : s->default_stack;
   Worker* w = current_worker();
-  Stack st = (w != nullptr && w->sched == s) ? w->stacks.get(size) : s->stack_pool.allocate(size);
+  Stack st = (w != nullptr && w->sched == s) ? w->own.stacks.get(size) : s->stack_pool.allocate(size);
 
   auto align_down = [](char* p, std::size_t a) {
     return reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(p) & ~(uintptr_t(a) - 1));
@@ -323,7 +323,7 @@ void spawn_abort(Fiber* f) {
   f->~Fiber();
   Worker* w = current_worker();
   if (w != nullptr && w->sched == s) {
-    w->stacks.put(st);
+    w->own.stacks.put(st);
   } else {
     s->stack_pool.release(st);
   }
@@ -411,7 +411,7 @@ int run_main(const Config& config, void (*body)(void*), void* arg) {
   for (int i = 1; i < n; ++i) sched.worker_at(i)->thread.join();
   sched.monitor->stop_and_join();  // then every spare
   stop_runtime_services();  // blocking pool, pending runtime timers (services.h)
-  for (int i = 0, slots = sched.slot_count(); i < slots; ++i) sched.worker_at(i)->stacks.flush();
+  for (int i = 0, slots = sched.slot_count(); i < slots; ++i) sched.worker_at(i)->own.stacks.flush();
   g_last_teardown = TeardownCounts{sched.live_fibers.load(), sched.stack_pool.in_use()};
   g_sched.store(nullptr, std::memory_order_release);
   return 0;

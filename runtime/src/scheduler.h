@@ -169,21 +169,28 @@ struct alignas(64) Worker {
   // monitor for spares started meanwhile; the loop reads sched->stopping.
   std::atomic<bool> stopping{false};
 
-  // ---- owner only: the worker's own thread ----
-  StackCache stacks;                // this worker's free stacks
   // Every kInjectorCheckInterval-th schedule the loop looks at the injector
   // (and the network) before the local queue. Go's: prime, so it does not
   // beat with other periods.
   static constexpr uint32_t kInjectorCheckInterval = 61;
-  Context sched_ctx = nullptr;      // schedule loop's context while a fiber runs
-  SanitizerContext sched_san;       // sanitizer view of the schedule loop's stack
-  // Schedules left before the injector's fairness turn. A countdown rather
-  // than a counter taken modulo the interval: the direct switch path tests
-  // it for zero on every switch. find_runnable resets it when it takes the
-  // turn, so it is >= 1 whenever a fiber is scheduled.
-  uint32_t until_fairness_turn = kInjectorCheckInterval - 1;
-  uint64_t rng;                     // victim selection (xorshift)
-  bool in_worker_stack = false;     // the running fiber is inside on_worker_stack: parking is fatal
+
+  // ---- owner only: the worker's own thread (Tokio's Core) ----
+  // Every access is written `own.x` (or `w->own.x` by code running on w's
+  // thread), so a reach into another worker's Own stands out.
+  struct Own {
+    Own(StackPool* pool, std::size_t default_stack, uint64_t seed)
+        : stacks(pool, default_stack), rng(seed) {}
+    StackCache stacks;                // this worker's free stacks
+    Context sched_ctx = nullptr;      // schedule loop's context while a fiber runs
+    SanitizerContext sched_san;       // sanitizer view of the schedule loop's stack
+    // Schedules left before the injector's fairness turn. A countdown rather
+    // than a counter taken modulo the interval: the direct switch path tests
+    // it for zero on every switch. find_runnable resets it when it takes the
+    // turn, so it is >= 1 whenever a fiber is scheduled.
+    uint32_t until_fairness_turn = kInjectorCheckInterval - 1;
+    uint64_t rng;                     // victim selection (xorshift)
+    bool in_worker_stack = false;     // the running fiber is inside on_worker_stack: parking is fatal
+  } own;
   std::thread thread;               // empty for worker 0 (the caller of run); joined by run_main or the monitor
 
   void loop();                      // the schedule loop; returns when the runtime stops (or a spare retires)
@@ -334,12 +341,12 @@ __attribute__((always_inline)) inline void preemption_point_inline() {
 // unless the loop has something to do first (its injector fairness turn,
 // due timers, stopping). The clock is read only when a timer is pending.
 __attribute__((always_inline)) inline Fiber* Worker::next_for_direct_switch() {
-  if (__builtin_expect(until_fairness_turn == 0, 0)) return nullptr;
+  if (__builtin_expect(own.until_fairness_turn == 0, 0)) return nullptr;
   if (int64_t when = timers.next_when(); __builtin_expect(when != kNever, 0) && when <= now_ns())
     return nullptr;
   if (__builtin_expect(stopping.load(std::memory_order_relaxed), 0)) return nullptr;
   Fiber* f = local_queue().pop();
-  if (f != nullptr) --until_fairness_turn;  // >= 1 here: tested above
+  if (f != nullptr) --own.until_fairness_turn;  // >= 1 here: tested above
   return f;
 }
 
@@ -407,7 +414,7 @@ Transfer finish_on_next(Transfer t) {
   Fiber* from = req->from;
   from->ctx = t.fctx;
   w->finish_switch_as<K>(from, req);
-  return Transfer{w->sched_ctx, w};
+  return Transfer{w->own.sched_ctx, w};
 }
 
 // Switches the running fiber `self` out of worker w (the caller's current
@@ -436,13 +443,13 @@ __attribute__((always_inline)) inline Worker* switch_out(Worker* w, Fiber* self,
       t = jump(next->ctx, req);
     }
   } else {
-    annotate_switch_begin(&self->san, &w->sched_san, dying);
-    t = jump(w->sched_ctx, req);
+    annotate_switch_begin(&self->san, &w->own.sched_san, dying);
+    t = jump(w->own.sched_ctx, req);
   }
   // Resumed, maybe by another worker: everything thread-specific is re-read.
   w = static_cast<Worker*>(t.data);
-  w->sched_ctx = t.fctx;
-  annotate_switch_end(&self->san, &w->sched_san);
+  w->own.sched_ctx = t.fctx;
+  annotate_switch_end(&self->san, &w->own.sched_san);
   return w;
 }
 

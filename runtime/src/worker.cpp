@@ -39,20 +39,20 @@ __attribute__((noinline)) Fiber* current_fiber() {
 }
 
 Worker::Worker(Scheduler* s, int i, Kind k, std::size_t default_stack)
-    : sched(s), index(i), kind(k), stacks(&s->stack_pool, default_stack),
-      rng(0x9E3779B97F4A7C15ull * uint64_t(i + 1)) {}
+    : sched(s), index(i), kind(k),
+      own(&s->stack_pool, default_stack, 0x9E3779B97F4A7C15ull * uint64_t(i + 1)) {}
 
 uint64_t Worker::next_random() {
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return rng;
+  own.rng ^= own.rng << 13;
+  own.rng ^= own.rng >> 7;
+  own.rng ^= own.rng << 17;
+  return own.rng;
 }
 
 void Worker::loop() {
   tls_worker = this;
   tls_preempt_flag = &preempt_flag;
-  sched_san.init_thread();
+  own.sched_san.init_thread();
   AltStack altstack;  // overflow reports run on it
   for (;;) {
     Fiber* f = find_runnable();
@@ -60,7 +60,7 @@ void Worker::loop() {
     if (spinning) stop_spinning();
     execute(f);
   }
-  stacks.trim();
+  own.stacks.trim();
   tls_preempt_flag = &g_never_preempt;
   tls_worker = nullptr;
 }
@@ -79,10 +79,10 @@ void Worker::execute(Fiber* f) {
   f->set_state(FiberState::kRunnable, FiberState::kRunning);
   current.store(f, std::memory_order_release);  // see Worker::current
   note_switch(1);  // odd: a fiber runs
-  --until_fairness_turn;  // >= 1: find_runnable resets it when it reaches 0
-  annotate_switch_begin(&sched_san, &f->san, false);
+  --own.until_fairness_turn;  // >= 1: find_runnable resets it when it reaches 0
+  annotate_switch_begin(&own.sched_san, &f->san, false);
   Transfer t = jump(f->ctx, this);
-  annotate_switch_end(&sched_san, &f->san);
+  annotate_switch_end(&own.sched_san, &f->san);
   auto* req = static_cast<SwitchRequest*>(t.data);
   Fiber* from = req->from;
   from->ctx = t.fctx;
@@ -97,7 +97,7 @@ void Worker::finish_exit(Fiber* from) {
   from->san.destroy();
   Stack s = from->stack;
   from->~Fiber();
-  stacks.put(s);
+  own.stacks.put(s);
   // seq_cst: read by the deadlock check.
   sched->live_fibers.fetch_sub(1);
 }
@@ -117,7 +117,7 @@ void Worker::finish_preempt(Fiber* from) {
                       sched->injector.size_approx() != 0;
   sched->injector.push(from);
   sched->wake_idle_worker();
-  if (outside_work) until_fairness_turn = 0;
+  if (outside_work) own.until_fairness_turn = 0;
 }
 
 Fiber* Worker::take_from_injector() {
@@ -195,8 +195,8 @@ Fiber* Worker::find_runnable() {
 
     // 2. Fairness: now and then the injector before the local queue, so a
     //    pair of fibers readying each other cannot starve outside work.
-    if (until_fairness_turn == 0) {
-      until_fairness_turn = kInjectorCheckInterval;
+    if (own.until_fairness_turn == 0) {
+      own.until_fairness_turn = kInjectorCheckInterval;
       // The same turn polls the network without blocking, so a stream of
       // runnable fibers cannot starve ready I/O. What it readies goes
       // behind the injector, not onto the local queue: under load the
@@ -340,7 +340,7 @@ void Worker::park_worker() {
   if (!go_idle(&was_spinning)) return;
   if (recheck_queues_after_idle(was_spinning)) return;
   // Idle for real: give deep stack pages back while nothing runs here.
-  stacks.trim();
+  own.stacks.trim();
   bool deadlock_suspect = false;
   uint64_t epoch = 0;
   int64_t deadline = sleep_deadline(&deadlock_suspect, &epoch);

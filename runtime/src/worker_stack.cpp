@@ -79,7 +79,7 @@ void loop(Transfer t) {
 
 bool on_worker_stack_now() {
   Worker* w = current_worker();
-  return w != nullptr && w->in_worker_stack;
+  return w != nullptr && w->own.in_worker_stack;
 }
 
 // The flag that says a call is running lives on the Worker, not here: park
@@ -91,18 +91,18 @@ void run_on_worker_stack(void (*fn)(void*), void* arg) {
   preemption_point();
   Worker* w = current_worker();
   Fiber* self = w != nullptr ? w->current.load(std::memory_order_relaxed) : nullptr;
-  if (self == nullptr || w->in_worker_stack) {
+  if (self == nullptr || w->own.in_worker_stack) {
     fn(arg);
     return;
   }
   WorkerStack& ws = tls_stack;
   ws.ensure();
   Call call{fn, arg, &ws, &self->san};
-  w->in_worker_stack = true;
+  w->own.in_worker_stack = true;
   annotate_switch_begin(&self->san, &ws.san, false);
   ws.parked = jump(ws.parked, &call).fctx;
   annotate_switch_end(&self->san, &ws.san);
-  w->in_worker_stack = false;  // the same worker: the fiber did not park
+  w->own.in_worker_stack = false;  // the same worker: the fiber did not park
 }
 
 }  // namespace gort::detail

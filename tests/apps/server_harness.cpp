@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -18,6 +19,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,7 +31,7 @@ namespace {
 std::string binary_path(std::string_view server) { return std::string(GORT_APPS_BINARY_DIR "/") + std::string(server); }
 
 // fork + exec with stdout on `out_fd` (or /dev/null if -1); stderr inherited.
-pid_t spawn(std::string_view server, const std::vector<std::string>& args, int out_fd) {
+pid_t spawn(std::string_view server, const std::vector<std::string>& args, int out_fd, Limits limits = {}) {
   std::string path = binary_path(server);
   std::vector<char*> argv;
   argv.push_back(path.data());
@@ -45,6 +47,10 @@ pid_t spawn(std::string_view server, const std::vector<std::string>& args, int o
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (limits.open_files > 0) {
+      rlimit limit{static_cast<rlim_t>(limits.open_files), static_cast<rlim_t>(limits.open_files)};
+      if (setrlimit(RLIMIT_NOFILE, &limit) != 0) _exit(126);
+    }
     execv(path.c_str(), argv.data());
     _exit(127);
   }
@@ -71,6 +77,15 @@ long rss_kib(pid_t pid) {
   for (std::string line; std::getline(status, line);)
     if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
   return 0;
+}
+
+int open_fds(pid_t pid) {
+  std::error_code error;
+  int n = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", error);
+       !error && it != std::filesystem::directory_iterator(); it.increment(error))
+    ++n;
+  return n;
 }
 
 std::vector<pid_t> children(pid_t pid) {
@@ -100,14 +115,14 @@ int run_to_exit(std::string_view server, const std::vector<std::string>& args) {
 
 // ------------------------------------------------------------- process ---
 
-ServerProcess::ServerProcess(std::string_view server, std::vector<std::string> args) {
+ServerProcess::ServerProcess(std::string_view server, std::vector<std::string> args, Limits limits) {
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
     ADD_FAILURE() << "pipe: " << std::strerror(errno);
     return;
   }
   args.insert(args.begin(), {"--port", "0"});
-  pid_ = spawn(server, args, pipe_fds[1]);
+  pid_ = spawn(server, args, pipe_fds[1], limits);
   close(pipe_fds[1]);
   std::string out;
   auto deadline = Clock::now() + 10s * kSlowdown;
@@ -147,6 +162,21 @@ long ServerProcess::tree_rss_kib() const {
   long total = rss_kib(pid_);
   for (pid_t child : children(pid_)) total += rss_kib(child);
   return total;
+}
+
+int ServerProcess::tree_open_fds() const {
+  int total = open_fds(pid_);
+  for (pid_t child : children(pid_)) total += open_fds(child);
+  return total;
+}
+
+bool ServerProcess::alive() const {
+  if (pid_ <= 0) return false;
+  // /proc/<pid>/stat: "pid (comm) S ..."; a zombie (Z) has exited.
+  std::ifstream stat("/proc/" + std::to_string(pid_) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  auto paren = text.rfind(')');
+  return paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] != 'Z' && text[paren + 2] != 'X';
 }
 
 // -------------------------------------------------------------- client ---

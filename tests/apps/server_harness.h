@@ -44,11 +44,16 @@ std::string row_name(const dumb::ServerRow& row);
 // its output.  For --help and bad-flag checks.
 int run_to_exit(std::string_view server, const std::vector<std::string>& args);
 
+// Resource limits set in the child before it runs the server.
+struct Limits {
+  long open_files = 0;  // RLIMIT_NOFILE (soft and hard); 0: inherited
+};
+
 class ServerProcess {
  public:
   // Starts the server and waits (up to 10 s) until it listens; on failure
   // the test fails (port() is then 0).
-  explicit ServerProcess(std::string_view server, std::vector<std::string> args = {});
+  explicit ServerProcess(std::string_view server, std::vector<std::string> args = {}, Limits limits = {});
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
@@ -61,6 +66,10 @@ class ServerProcess {
   std::optional<int> stop(milliseconds bound);
   // Resident memory of the server and all its descendants, in KiB.
   long tree_rss_kib() const;
+  // Open descriptors of the server and all its descendants.
+  int tree_open_fds() const;
+  // True while the server process has not exited (it is not reaped here).
+  bool alive() const;
 
  private:
   pid_t pid_ = -1;

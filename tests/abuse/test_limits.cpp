@@ -1,0 +1,121 @@
+// tests/abuse/test_limits.cpp -- the limits of the fiber servers (dumb_fiber,
+// chat_fiber; docs/SERVERS.md, "Limits"): --max-connections answers a client
+// past it with "ERROR server busy" instead of leaving it in the backlog, also
+// by default at the descriptor limit; --idle-timeout closes a silent
+// connection and leaves a talking one alone.
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <thread>
+
+#include <sys/socket.h>
+
+#include "abuse.h"
+
+namespace {
+
+using namespace abuse;
+
+// The first line a new client receives: chat greets, DUMB answers a PING.
+std::string first_line(Socket& s, bool chat) {
+  if (!chat) s.send("PING\n");
+  std::string line;
+  auto deadline = Clock::now() + kAnswerBound;
+  while (line.find('\n') == std::string::npos && Clock::now() < deadline) {
+    std::string more = s.receive(256, 100ms);
+    line += more;
+  }
+  return line.substr(0, line.find('\n') + 1);
+}
+
+// True if the server closes `s` within kAnswerBound; what it sent before
+// goes to *said.
+bool closed_soon(Socket& s, std::string* said = nullptr) {
+  return eventually(kAnswerBound, [&] {
+    char buf[256];
+    ssize_t n = recv(s.fd(), buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0 && said) said->append(buf, static_cast<std::size_t>(n));
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+  });
+}
+
+class Limits : public ::testing::TestWithParam<const char*> {
+ protected:
+  static void SetUpTestSuite() { raise_open_files_limit(); }
+  void start(std::vector<std::string> args, harness::Limits limits = {}) {
+    server_ = std::make_unique<ServerProcess>(GetParam(), args, limits);
+    ASSERT_NE(server_->port(), 0);
+  }
+  bool chat() const { return std::string_view(GetParam()) == "chat_fiber"; }
+  std::string served_reply() const { return chat() ? "Welcome" : "PONG\n"; }
+  std::unique_ptr<ServerProcess> server_;
+};
+
+TEST_P(Limits, PastMaxConnectionsAClientIsToldTheServerIsBusy) {
+  start({"--max-connections", "10"});
+  std::vector<Socket> held;
+  for (int i = 0; i < 10; ++i) {
+    held.emplace_back(server_->port());
+    EXPECT_EQ(first_line(held.back(), chat()).rfind(served_reply(), 0), 0u) << "client " << i;
+  }
+  Socket extra(server_->port());
+  EXPECT_EQ(first_line(extra, chat()), "ERROR server busy\n");
+  EXPECT_TRUE(closed_soon(extra));
+  held.pop_back();
+  EXPECT_TRUE(eventually(kAnswerBound, [&] {
+    Socket again(server_->port());
+    return first_line(again, chat()).rfind(served_reply(), 0) == 0;
+  })) << "a place that freed up was not given to a new client";
+}
+
+TEST_P(Limits, AtTheDescriptorLimitClientsAreAnsweredNotLeftInTheBacklog) {
+  start({}, harness::Limits{128});  // default --max-connections: 128 - 64
+  auto clients = open_many(server_->port(), 100);
+  int served = 0, busy = 0;
+  for (auto& s : clients) {
+    std::string line = first_line(s, chat());
+    served += line.rfind(served_reply(), 0) == 0;
+    busy += line == "ERROR server busy\n";
+  }
+  EXPECT_EQ(served + busy, 100) << "some clients got no answer";
+  EXPECT_GT(busy, 0);
+  EXPECT_GT(served, 0);
+}
+
+TEST_P(Limits, IdleTimeoutClosesSilentConnectionsOnly) {
+  start({"--idle-timeout", "300"});
+  Socket silent(server_->port()), talking(server_->port());
+  if (chat()) {
+    first_line(silent, true);   // user 1
+    first_line(talking, true);  // user 2
+  }
+  // The talking client says something every 100 ms for three idle timeouts.
+  for (auto begin = Clock::now(); Clock::now() - begin < 900ms;) {
+    if (chat()) {
+      talking.send("still here\n");
+      std::this_thread::sleep_for(100ms);
+    } else {
+      EXPECT_EQ(first_line(talking, false), "PONG\n");
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+  std::string said;
+  EXPECT_TRUE(closed_soon(silent, &said)) << "a silent connection outlived the idle timeout";
+  if (!chat()) {
+    EXPECT_EQ(said, "ERROR idle timeout\n");
+  }
+  if (chat()) {
+    Socket listener(server_->port());
+    first_line(listener, true);
+    talking.send("still here\n");
+    EXPECT_EQ(first_line(listener, true), "[User 2]: still here\n") << "the talking client was closed";
+  } else {
+    EXPECT_EQ(first_line(talking, false), "PONG\n") << "the talking client was closed";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(FiberServers, Limits, ::testing::Values("dumb_fiber", "chat_fiber"),
+                         [](const auto& info) { return std::string(info.param); });
+
+}  // namespace
