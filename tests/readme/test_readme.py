@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Runs the README's quick start and tour as a new user would, so that the
-next drift between README.md and the code fails a test.
+"""Runs the README's quick start and tour as a new user would, and the
+examples of docs/PROTOCOL.md, so that the next drift between those pages
+and the code fails a test.
 
     test_readme.py SOURCE_DIR BUILD_DIR [SANITIZER]
 
@@ -13,7 +14,8 @@ build the README names: `build/release/apps/` becomes BUILD_DIR/apps/),
 each started afresh on a free port of 127.0.0.1 that replaces the README's
 port:
   * a ```console block is a transcript: each `$ command` must print exactly
-    the lines under it, against the server `make run` starts;
+    the lines under it, against the server `make run` starts (the console
+    blocks of docs/PROTOCOL.md's "## Examples" are run the same way);
   * dumb_load's line runs against the same server for 2 s (100 connections
     in sanitizer builds) and must exit 0 (no error, no timeout);
   * the chat block starts the chat server and two clients: the first must
@@ -46,9 +48,9 @@ def fail(message):
     print("FAIL " + message, flush=True)
 
 
-def tour_section():
-    text = open(os.path.join(SOURCE, "README.md"), encoding="utf-8").read()
-    start = text.index("\n## Quick start")
+def section(path, heading):
+    text = open(os.path.join(SOURCE, path), encoding="utf-8").read()
+    start = text.index("\n" + heading + "\n")
     end = text.find("\n## ", start + 1)
     return text[start:end if end >= 0 else len(text)]
 
@@ -215,10 +217,15 @@ def check_chat(lines):
 
 
 def main():
-    section = tour_section()
-    check_make_targets(section)
+    tour = section("README.md", "## Quick start")
+    check_make_targets(tour)
     server, readme_port = run_server_from_makefile()
-    for language, lines in fenced_blocks(section):
+    for language, lines in fenced_blocks(section("docs/PROTOCOL.md", "## Examples")):
+        if language != "console":
+            fail(f"docs/PROTOCOL.md, Examples: no test knows how to run a ```{language} block")
+            continue
+        check_transcript(lines, server, readme_port)
+    for language, lines in fenced_blocks(tour):
         if language == "console":
             check_transcript(lines, server, readme_port)
         elif language == "sh":
@@ -234,9 +241,9 @@ def main():
         elif language != "cmake":  # find_package is the install test's (tests/install)
             fail(f"no test knows how to run a ```{language} block: {lines!r}")
     if failures:
-        print(f"{len(failures)} README command(s) do not do what README.md says", flush=True)
+        print(f"{len(failures)} command(s) do not do what their page says", flush=True)
         return 1
-    print("README's quick start and tour: every command does what README.md says", flush=True)
+    print("README's quick start and tour, PROTOCOL.md's examples: every command does what the page says", flush=True)
     return 0
 
 
