@@ -10,7 +10,9 @@
 // Sanitizers cannot see these switches on their own, so every switch is
 // bracketed by SwitchAnnotations: ASan must learn the new stack's bounds
 // (__sanitizer_start/finish_switch_fiber), TSan the new logical thread
-// (__tsan_switch_to_fiber). In normal builds the annotations compile away.
+// (__tsan_switch_to_fiber). GORT_ASAN and GORT_TSAN, the build's sanitizer
+// switches (set by CMake from GORT_SANITIZE), select them; in normal builds
+// the annotations compile away.
 #pragma once
 
 #include <boost/context/detail/fcontext.hpp>

@@ -1,5 +1,5 @@
 // platform.h: small Linux facilities the runtime is built on: futex, clock,
-// CPU relax, fatal errors, and the compile-time switches for sanitizers.
+// CPU relax, fatal errors.
 //
 // Nothing here knows about fibers; everything above uses these instead of
 // calling the kernel directly, so there is one place to port.
@@ -10,20 +10,8 @@
 #include <cstdint>
 #include <ctime>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define GORT_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define GORT_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define GORT_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define GORT_TSAN 1
-#endif
-#endif
+// The sanitizer switches (GORT_SANITIZER_BUILD, GORT_ASAN, GORT_TSAN) are
+// compile definitions set by the top CMakeLists.txt from GORT_SANITIZE.
 
 #include <gort/detail/annotations.h>
 

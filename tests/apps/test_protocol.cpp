@@ -12,12 +12,8 @@
 #include <string_view>
 #include <vector>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if GORT_SANITIZER_BUILD
 #define DUMB_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define DUMB_TEST_SANITIZED 1
-#endif
 #endif
 
 namespace {

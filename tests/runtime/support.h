@@ -26,14 +26,8 @@ inline constexpr int kScale = 1;
 
 // TSan maps shadow memory of its own for every mapping and fiber, so tests
 // that count the process's mappings skip that part under it.
-#if defined(__SANITIZE_THREAD__)
+#if GORT_TSAN
 inline constexpr bool kThreadSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-inline constexpr bool kThreadSanitizer = true;
-#else
-inline constexpr bool kThreadSanitizer = false;
-#endif
 #else
 inline constexpr bool kThreadSanitizer = false;
 #endif
