@@ -50,6 +50,7 @@
 // every connection that once ran BURN 10000 would keep 2.8 MB committed.
 
 #include <atomic>
+#include <ctime>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -162,7 +163,7 @@ class Connection {
   void serve(const Server& server) {
     while (out_.ok() && !peer_gone_ && !server.stopping()) {
       if (begin_ == end_) {
-        if (idle_timeout_.count() > 0) (void)conn_.set_read_deadline(gort::net::Clock::now() + idle_timeout_);
+        arm_idle_deadline();
         auto n = conn_.read(buf_.get(), kReadBuffer);
         if (!n && n.error() == gort::net::Errc::kTimeout) {
           (void)conn_.write_all(dumb::kIdleTimeout);  // the send buffer is empty: nothing was asked
@@ -188,6 +189,22 @@ class Connection {
   }
 
  private:
+  // The read that waits for the next request has the idle deadline. It is
+  // re-armed only once it is closer than idle_timeout, to between T and
+  // 9T/8 from now: re-arming on every request would put a timer-heap
+  // update and a clock read on every request. The clock is the coarse one
+  // (a few milliseconds' resolution, no more than T/8 matters here).
+  void arm_idle_deadline() {
+    if (idle_timeout_.count() == 0) return;
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    // steady_clock is CLOCK_MONOTONIC; the coarse clock is its cheap reading.
+    auto now = gort::net::Clock::time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
+    if (idle_deadline_ != gort::net::kNoDeadline && idle_deadline_ - now >= idle_timeout_) return;
+    idle_deadline_ = now + idle_timeout_ + idle_timeout_ / 8;
+    (void)conn_.set_read_deadline(idle_deadline_);
+  }
+
   void execute(std::string_view line) {
     dumb::Request request = dumb::parse(line);  // `line` is not used past this point (wait_until moves bytes)
     if (const auto* burn = std::get_if<dumb::Burn>(&request)) {
@@ -230,7 +247,8 @@ class Connection {
       if (end_ == kReadBuffer) break;
       (void)conn_.set_read_deadline(deadline);
       auto n = conn_.read(buf_.get() + end_, kReadBuffer - end_);
-      (void)conn_.set_read_deadline(gort::net::kNoDeadline);  // serve() sets the idle deadline again
+      (void)conn_.set_read_deadline(gort::net::kNoDeadline);
+      idle_deadline_ = gort::net::kNoDeadline;  // serve() arms the idle deadline again
       if (n) {
         end_ += *n;
       } else if (n.error() == gort::net::Errc::kTimeout) {
@@ -247,6 +265,7 @@ class Connection {
 
   Conn& conn_;
   const std::chrono::milliseconds idle_timeout_;  // 0: none
+  gort::net::Deadline idle_deadline_ = gort::net::kNoDeadline;  // the read deadline armed, if any
   std::unique_ptr<char[]> buf_;  // kReadBuffer bytes
   std::size_t begin_ = 0;        // first byte not yet framed
   std::size_t end_ = 0;          // one past the last byte read

@@ -59,8 +59,7 @@ Result<std::unique_ptr<NetFd>> NetFd::open(int fd) {
   return nfd;
 }
 
-gort::detail::PollDesc* NetFd::attach() {
-  if (auto* p = pd()) return p;
+gort::detail::PollDesc* NetFd::attach_slow() {
   std::lock_guard<gort::Mutex> guard(attach_mu_);
   if (auto* p = pd()) return p;
   int err = 0;
@@ -148,13 +147,14 @@ class NetFd::Op {
   bool entered() const { return entered_; }
   gort::detail::PollDesc* pd() const { return pd_; }
   PollMode mode() const { return mode_; }
-  // kReady, or the error that stops the operation before its syscall.
-  Result<void> start() {
-    if (!entered_) return Errc::kClosed;
-    if (pd_ == nullptr) return {};  // not attached: the syscall runs, wait() refuses
-    PollStatus st = gort::detail::poll_prepare(pd_, mode_);
-    if (st != PollStatus::kReady) return fd_->wait_error(st);
-    return {};
+  // kReady, or what stops the operation before its syscall (kClosing when
+  // the descriptor was closed: wait_error makes it kClosed). A status, not
+  // a Result: this runs on every operation, and the Error is built only
+  // when there is one.
+  PollStatus start() {
+    if (!entered_) return PollStatus::kClosing;
+    if (pd_ == nullptr) return PollStatus::kReady;  // not attached: the syscall runs, wait() refuses
+    return gort::detail::poll_prepare(pd_, mode_);
   }
 
  private:
@@ -246,8 +246,8 @@ Result<std::size_t> NetFd::read_in(Op& op, void* buf, std::size_t n) {
   if (!op.entered()) return Errc::kClosed;
   if (read_drained_ && n > 0 && op.pd() != nullptr && !gort::detail::poll_read_closed(op.pd())) {
     if (auto r = wait(PollMode::kRead); !r) return r.error();
-  } else if (auto r = op.start(); !r) {
-    return r.error();
+  } else if (PollStatus st = op.start(); st != PollStatus::kReady) {
+    return wait_error(st);
   }
   if (n == 0) return std::size_t(0);
   for (;;) {
@@ -281,7 +281,7 @@ Result<std::size_t> NetFd::write(const gort::Context& ctx, const void* buf, std:
 }
 
 Result<std::size_t> NetFd::write_in(Op& op, const void* buf, std::size_t n) {
-  if (auto r = op.start(); !r) return r.error();
+  if (PollStatus st = op.start(); st != PollStatus::kReady) return wait_error(st);
   if (n == 0) return std::size_t(0);
   for (;;) {
     // MSG_NOSIGNAL: a write to a reset connection is EPIPE, not SIGPIPE.
@@ -309,7 +309,7 @@ Result<int> NetFd::accept(const gort::Context& ctx, sockaddr_storage* peer, sock
 }
 
 Result<int> NetFd::accept_in(Op& op, sockaddr_storage* peer, socklen_t* len) {
-  if (auto r = op.start(); !r) return r.error();
+  if (PollStatus st = op.start(); st != PollStatus::kReady) return wait_error(st);
   for (;;) {
     *len = sizeof *peer;
     int c = ::accept4(fd_, reinterpret_cast<sockaddr*>(peer), len, SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -82,7 +82,13 @@ class NetFd {
   void leave();
   void destroy();
   gort::detail::PollDesc* pd() const { return pd_.load(std::memory_order_acquire); }
-  gort::detail::PollDesc* attach();  // pd(), registering first if needed; null: no runtime
+  // pd(), registering first if needed; null: no runtime. Inline: every
+  // operation calls it, and after the first it is one load.
+  gort::detail::PollDesc* attach() {
+    if (auto* p = pd()) return p;
+    return attach_slow();
+  }
+  gort::detail::PollDesc* attach_slow();
   Error wait_error(gort::detail::PollStatus st) const;
   Result<void> wait(PollMode mode);
   // The operations' bodies, run inside an Op (and maybe an Interrupt).
