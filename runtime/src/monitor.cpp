@@ -54,17 +54,16 @@ void Monitor::sleep_for_ns(int64_t ns) {
   wake_word_.store(0, std::memory_order_relaxed);
 }
 
-// Every active worker is idle: nothing can hold a worker until one leaves
-// the idle list, and that worker wakes us (wake_if_asleep). Dekker with it:
-// we store asleep_ and then read nidle, it decrements nidle and then reads
-// asleep_ (all seq_cst): one of us sees the other.
+// Every active worker is idle: nothing can hold a worker now. Sleep
+// kDeepSleepNs at a time until one is busy again (or the runtime stops).
+// Workers do not wake us when they leave the idle list: a server going idle
+// and busy thousands of times a second would pay a futex wake and a switch
+// to this thread each time. A fiber that starts holding its worker right
+// after we went to sleep is noticed up to kDeepSleepNs late.
 void Monitor::deep_sleep() {
-  asleep_.store(true, std::memory_order_seq_cst);
   while (!sched_->stopping.load(std::memory_order_acquire) &&
-         sched_->nidle.load(std::memory_order_seq_cst) == sched_->active_workers() &&
-         wake_word_.load(std::memory_order_acquire) == 0)
-    futex_wait(&wake_word_, 0, kNever);
-  asleep_.store(false, std::memory_order_relaxed);
+         sched_->nidle.load() == sched_->active_workers() && wake_word_.load(std::memory_order_acquire) == 0)
+    futex_wait(&wake_word_, 0, now_ns() + kDeepSleepNs);
   wake_word_.store(0, std::memory_order_relaxed);
 }
 

@@ -41,8 +41,8 @@
 //  * Sleep. The monitor sleeps 20 us after a round in which it acted, and
 //    doubles the sleep after 50 quiet rounds, up to 10 ms (Go's sysmon
 //    delays). When every active worker is idle nothing can hold a worker,
-//    and it sleeps until a worker leaves the idle list (wake_if_asleep), so
-//    an idle process is not woken by it at all.
+//    and it sleeps kDeepSleepNs at a time until one is busy: workers never
+//    wake it, so going idle and busy costs them nothing.
 //
 // Why no work is lost or run twice: the monitor never takes a fiber from a
 // worker. A stuck worker's run queue is taken only through the thieves'
@@ -87,6 +87,7 @@ class Monitor {
   static constexpr int64_t kStuckAfter = 10'000'000;    // past the preemption request
   static constexpr int64_t kNetpollStale = 10'000'000;  // Go's sysmon: 10 ms without a poll
   static constexpr int64_t kSpareIdleNs = 5'000'000'000;
+  static constexpr int64_t kDeepSleepNs = 20'000'000;   // while every worker is idle: 50 wake-ups a second
 
   Monitor(Scheduler* s, MonitorConfig config);
   ~Monitor();
@@ -95,13 +96,6 @@ class Monitor {
   // every spare thread.
   void stop_and_join();
 
-  // A worker that left the idle list wakes the monitor if it sleeps because
-  // every worker was idle. One load when it does not.
-  void wake_if_asleep() {
-    // seq_cst: pairs with the monitor's store of asleep_ and its read of
-    // nidle (deep_sleep): the worker's nidle decrement comes first.
-    if (__builtin_expect(asleep_.load(std::memory_order_seq_cst), 0)) wake();
-  }
   // A retired spare waits here. True: it was reused (run the loop again);
   // false: the runtime stops or it was unused for kSpareIdleNs (exit).
   bool wait_in_spare_pool(Worker* w);
@@ -131,8 +125,7 @@ class Monitor {
   const MonitorConfig config_;
   std::thread thread_;
   std::vector<Watch> watch_;                 // by slot
-  std::atomic<uint32_t> wake_word_{0};       // futex: 1 = woken (stop or a worker left idle)
-  std::atomic<bool> asleep_{false};          // in deep_sleep: every worker was idle
+  std::atomic<uint32_t> wake_word_{0};       // futex: 1 = woken (stop)
   std::atomic<uint64_t> episodes_{0};        // stuck episodes, for stats()
   uint64_t polls_seen_ = 0;                  // the poller's poll count last seen
   int64_t polls_seen_at_ = 0;                // when it last changed

@@ -332,7 +332,7 @@ void Worker::leave_idle_list(bool deadlock_suspect, uint64_t epoch) {
   }
   s->idle_list.erase(std::find(s->idle_list.begin(), s->idle_list.end(), this));
   on_idle_list = false;
-  s->nidle.fetch_sub(1);  // seq_cst: the monitor's deep sleep reads it (Monitor::wake_if_asleep)
+  s->nidle.fetch_sub(1);  // seq_cst: part of the readier/parker protocol
 }
 
 void Worker::park_worker() {
@@ -348,9 +348,6 @@ void Worker::park_worker() {
   ReadyBatch io;
   sleep_until_woken(deadline, io);
   leave_idle_list(deadlock_suspect, epoch);
-  // A busy process again: the monitor may have gone to sleep while every
-  // worker was idle.
-  sched->monitor->wake_if_asleep();
   // Queue what the poller readied, only now that we are off the idle list
   // (a wake-up for these fibers must not pick us).
   queue_polled(io);
