@@ -55,15 +55,14 @@ void Monitor::sleep_for_ns(int64_t ns) {
 }
 
 // Every active worker is idle: nothing can hold a worker now. Sleep
-// kDeepSleepNs at a time until one is busy again (or the runtime stops).
+// kDeepSleepNs (run() comes back while they stay idle, joining spare
+// threads that expired meanwhile).
 // Workers do not wake us when they leave the idle list: a server going idle
 // and busy thousands of times a second would pay a futex wake and a switch
 // to this thread each time. A fiber that starts holding its worker right
 // after we went to sleep is noticed up to kDeepSleepNs late.
 void Monitor::deep_sleep() {
-  while (!sched_->stopping.load(std::memory_order_acquire) &&
-         sched_->nidle.load() == sched_->active_workers() && wake_word_.load(std::memory_order_acquire) == 0)
-    futex_wait(&wake_word_, 0, now_ns() + kDeepSleepNs);
+  if (wake_word_.load(std::memory_order_acquire) == 0) futex_wait(&wake_word_, 0, now_ns() + kDeepSleepNs);
   wake_word_.store(0, std::memory_order_relaxed);
 }
 
