@@ -1,14 +1,20 @@
-// Fan-out and fan-in over 100 000 fibers: each computes one value and sends
-// it on a shared channel; main sums them, then waits for every sender. A
-// fiber costs a small stack, not a thread.
+// Fan-out and fan-in over 100 000 fibers (or the number given as the first
+// argument): each computes one value and sends it on a shared channel; main
+// sums them, then waits for every sender. A fiber costs a small stack, not
+// a thread.
 #include <gort/gort.h>
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 
-int main() {
-  constexpr int kFibers = 100'000;
-  return gort::run([] {
+int main(int argc, char** argv) {
+  const int kFibers = argc > 1 ? std::atoi(argv[1]) : 100'000;
+  if (kFibers <= 0) {
+    std::fprintf(stderr, "usage: %s [fibers > 0]\n", argv[0]);
+    return 2;
+  }
+  return gort::run([kFibers] {
     gort::Chan<int64_t> results(1024);  // outlives every sender: they share it by reference
     gort::WaitGroup senders;
     senders.add(kFibers);
