@@ -242,7 +242,9 @@ Result<std::size_t> NetFd::read(const gort::Context& ctx, void* buf, std::size_t
   return interrupt.outcome(read_in(op, buf, n));
 }
 
-Result<std::size_t> NetFd::read_in(Op& op, void* buf, std::size_t n) {
+// Inline into both read()s: the body is the operation, the split only
+// shares it between the overloads.
+__attribute__((always_inline)) inline Result<std::size_t> NetFd::read_in(Op& op, void* buf, std::size_t n) {
   if (!op.entered()) return Errc::kClosed;
   if (read_drained_ && n > 0 && op.pd() != nullptr && !gort::detail::poll_read_closed(op.pd())) {
     if (auto r = wait(PollMode::kRead); !r) return r.error();
@@ -280,7 +282,7 @@ Result<std::size_t> NetFd::write(const gort::Context& ctx, const void* buf, std:
   return interrupt.outcome(write_in(op, buf, n));
 }
 
-Result<std::size_t> NetFd::write_in(Op& op, const void* buf, std::size_t n) {
+__attribute__((always_inline)) inline Result<std::size_t> NetFd::write_in(Op& op, const void* buf, std::size_t n) {
   if (PollStatus st = op.start(); st != PollStatus::kReady) return wait_error(st);
   if (n == 0) return std::size_t(0);
   for (;;) {
