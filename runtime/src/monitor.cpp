@@ -48,9 +48,7 @@ void Monitor::stop_and_join() {
 }
 
 void Monitor::sleep_for_ns(int64_t ns) {
-  int64_t deadline = now_ns() + ns;
-  while (wake_word_.load(std::memory_order_acquire) == 0 && now_ns() < deadline)
-    futex_wait(&wake_word_, 0, deadline);
+  futex_wait_until_set(&wake_word_, now_ns() + ns);
   wake_word_.store(0, std::memory_order_relaxed);
 }
 
@@ -266,9 +264,7 @@ bool Monitor::wait_in_spare_pool(Worker* w) {
     w->wake_word.store(0, std::memory_order_relaxed);
     s->spare_pool.push_back(w);
   }
-  int64_t deadline = now_ns() + kSpareIdleNs;
-  while (w->wake_word.load(std::memory_order_acquire) == 0 && now_ns() < deadline)
-    futex_wait(&w->wake_word, 0, deadline);
+  futex_wait_until_set(&w->wake_word, now_ns() + kSpareIdleNs);
   std::lock_guard lock(s->idle_mu);
   auto it = std::find(s->spare_pool.begin(), s->spare_pool.end(), w);
   if (it != s->spare_pool.end()) {  // expired, or woken by stop: leave the pool and exit

@@ -30,6 +30,15 @@ inline constexpr int64_t kNever = INT64_MAX;
 // word no longer holds `expected`: callers always re-check their condition.
 void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, int64_t deadline_ns);
 void futex_wake(std::atomic<uint32_t>* word, int count);
+// Sleeps until *word is non-zero (acquire: the setter's writes are visible)
+// or deadline_ns (kNever: no deadline) has passed: the wait loop every
+// "set the word, then futex_wake" pair needs.
+inline void futex_wait_until_set(std::atomic<uint32_t>* word, int64_t deadline_ns) {
+  while (word->load(std::memory_order_acquire) == 0) {
+    if (deadline_ns != kNever && now_ns() >= deadline_ns) return;
+    futex_wait(word, 0, deadline_ns);
+  }
+}
 
 // Prints "fatal error: <msg>" to stderr and exits with status 2, like Go's
 // runtime.throw. Never returns. Not for signal handlers (it flushes stdio).

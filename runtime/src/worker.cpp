@@ -309,12 +309,7 @@ int64_t Worker::sleep_deadline(bool* deadlock_suspect, uint64_t* epoch) {
 // While fibers wait for I/O, one idle worker sleeps in the poller instead
 // of on the futex, until the same deadline (netpoll.h).
 void Worker::sleep_until_woken(int64_t deadline, ReadyBatch& io) {
-  if (!sleep_in_netpoll(deadline, io)) {
-    while (wake_word.load(std::memory_order_acquire) == 0) {
-      if (deadline != kNever && now_ns() >= deadline) break;
-      futex_wait(&wake_word, 0, deadline);
-    }
-  }
+  if (!sleep_in_netpoll(deadline, io)) futex_wait_until_set(&wake_word, deadline);
   parked_until.store(-1, std::memory_order_seq_cst);
 }
 
