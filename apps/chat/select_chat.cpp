@@ -2,19 +2,27 @@
 //
 // Each iteration watches the listener, the stop eventfd, every client for
 // reading and the clients with queued output for writing.  Descriptors >=
-// FD_SETSIZE are refused (closed at once): FD_SET cannot hold them.
+// FD_SETSIZE are refused (told kServerBusy and closed): FD_SET cannot hold
+// them.  Each iteration accepts at most kAcceptsPerRound clients, so the
+// departures of clients already accepted are reaped between rounds: a
+// backlog full of clients that have gone again does not push a live
+// newcomer's descriptor past FD_SETSIZE.
 
 #include <cerrno>
 #include <cstdio>
 
 #include <fcntl.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "chat/room.h"
+#include "dumb/protocol.h"
 #include "dumb/server_main.h"
 
 namespace {
+
+constexpr int kAcceptsPerRound = 64;
 
 void serve(dumb::ServerContext& ctx) {
   chat::Room room;
@@ -40,8 +48,10 @@ void serve(dumb::ServerContext& ctx) {
       if (FD_ISSET(fd, &readable)) room.on_readable(client);
     }
     if (FD_ISSET(ctx.listener(), &readable)) {
-      for (int fd; (fd = ctx.accept_connection(/*nonblocking=*/true)) >= 0;) {
+      for (int i = 0, fd; i < kAcceptsPerRound && (fd = ctx.accept_connection(/*nonblocking=*/true)) >= 0; ++i) {
         if (fd >= FD_SETSIZE) {
+          std::fprintf(stderr, "select_chat: descriptor %d >= FD_SETSIZE (%d): connection refused\n", fd, FD_SETSIZE);
+          (void)send(fd, dumb::kServerBusy.data(), dumb::kServerBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
           close(fd);
           continue;
         }

@@ -127,11 +127,13 @@ bool await_line(Socket& s, std::string_view needle, Clock::time_point deadline) 
 }
 }  // namespace
 
-std::optional<milliseconds> chat_relay(std::uint16_t port, milliseconds bound) {
+std::optional<milliseconds> chat_relay(std::uint16_t port, milliseconds bound,
+                                       const std::function<void()>& once_connected) {
   auto start = Clock::now();
   auto deadline = start + bound;
   Socket speaker(port), hearer(port);
   if (!speaker.valid() || !hearer.valid()) return std::nullopt;
+  if (once_connected) once_connected();
   if (!await_line(speaker, "Welcome", deadline) || !await_line(hearer, "Welcome", deadline)) return std::nullopt;
   auto said = Clock::now();
   if (speaker.send("bystander here\n", bound) == 0) return std::nullopt;

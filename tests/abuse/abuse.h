@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -96,7 +97,10 @@ std::optional<milliseconds> dumb_ping(std::uint16_t port, milliseconds bound);
 
 // A chat bystander: two fresh clients; one says a line, the time until the
 // other has it, or nullopt if it did not arrive within `bound`.
-std::optional<milliseconds> chat_relay(std::uint16_t port, milliseconds bound);
+// `once_connected`, if given, runs after both have connected and before
+// they wait for their welcome.
+std::optional<milliseconds> chat_relay(std::uint16_t port, milliseconds bound,
+                                       const std::function<void()>& once_connected = {});
 
 // The server's descriptor count once it has settled (a pre-forking server
 // starts its workers after it listens): two equal readings in a row.

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include "abuse.h"
@@ -55,6 +56,28 @@ TEST_P(ChatAbuse, JoinLeaveChurn) {
     for (std::size_t i = 0; i < clients.size(); i += 2) clients[i].reset();  // half leave with a reset
   }
   expect_recovered_after();
+}
+
+// Clients that come and go while the server is not running (stopped here,
+// as a loaded machine might deschedule it) pile up in its backlog; the
+// newcomers behind them are still welcomed.  More than FD_SETSIZE of them:
+// a server that accepted the whole backlog before reaping the departed
+// would run out of select()able descriptors.  Not scaled down: while the
+// server is stopped only the kernel does work.
+TEST_P(ChatAbuse, ChurnWhileTheServerIsStopped) {
+  const int n = 1200, batch = 100;
+  ASSERT_EQ(kill(server_->pid(), SIGSTOP), 0);
+  for (int done = 0; done < n; done += batch) {
+    auto clients = open_many(port(), batch);
+    for (std::size_t i = 0; i < clients.size(); i += 2) clients[i].reset();
+  }
+  bool resumed = false;
+  EXPECT_TRUE(chat_relay(port(), kAnswerBound, [&] { resumed = kill(server_->pid(), SIGCONT) == 0; }))
+      << "a line between two newcomers behind the backlog was not relayed";
+  if (!resumed) {
+    ASSERT_EQ(kill(server_->pid(), SIGCONT), 0);
+  }
+  abuse::expect_recovered(*server_, baseline_fds_, baseline_rss_);
 }
 
 TEST_P(ChatAbuse, MegabyteLines) {
