@@ -321,6 +321,26 @@ Result<Listener> listen_tcp(std::string_view address, const ListenOptions& optio
   return l;
 }
 
+Result<std::vector<Listener>> listen_tcp_group(std::string_view address, int n, const ListenOptions& options) {
+  auto op = [&] { return "listen tcp " + std::string(address); };
+  if (n < 1) return Error(Errc::kSystem, EINVAL, "a listener group needs at least one listener").with_op(op());
+  ListenOptions shared = options;
+  shared.reuse_port = true;
+  std::vector<Listener> group;
+  group.reserve(std::size_t(n));
+  auto first = listen_one(address, shared);
+  if (!first) return first.error().with_op(op());
+  auto bound = first->local_address();  // the port port 0 picked
+  if (!bound) return bound.error().with_op(op());
+  group.push_back(std::move(*first));
+  for (int i = 1; i < n; ++i) {
+    auto next = listen_one(bound->to_string(), shared);
+    if (!next) return next.error().with_op(op());
+    group.push_back(std::move(*next));
+  }
+  return group;
+}
+
 namespace {
 
 Result<Conn> dial_one(const Context* ctx, const Address& a, int64_t deadline) {

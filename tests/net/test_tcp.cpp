@@ -238,6 +238,52 @@ TEST_P(Tcp, ListenOnAddressInUseIsAClearError) {
   });
 }
 
+// A listener group: one port, every listener accepts its share, an
+// acceptor per listener serves them all; a bad size is a clear error.
+TEST_P(Tcp, ListenerGroupSharesOnePort) {
+  run([] {
+    const int nlisteners = 3, nconns = 60;
+    auto group = listen_tcp_group("127.0.0.1:0", nlisteners);
+    ASSERT_TRUE(group) << group.error().message();
+    ASSERT_EQ(group->size(), std::size_t(nlisteners));
+    std::string address = (*group)[0].local_address()->to_string();
+    for (auto& ln : *group) EXPECT_EQ(ln.local_address()->to_string(), address);
+
+    std::vector<int> accepted(nlisteners, 0);
+    gort::WaitGroup acceptors;
+    acceptors.add(nlisteners);
+    for (int i = 0; i < nlisteners; ++i) {
+      go_spawn([&, i] {
+        for (;;) {
+          auto c = (*group)[std::size_t(i)].accept();
+          if (!c) break;
+          ++accepted[std::size_t(i)];
+          (void)c->write_all("hi\n");
+        }
+        acceptors.done();
+      });
+    }
+    for (int i = 0; i < nconns; ++i) {
+      auto c = dial_tcp(address, 5s);
+      ASSERT_TRUE(c) << c.error().message();
+      auto line = c->read_line();
+      ASSERT_TRUE(line) << line.error().message();
+      EXPECT_EQ(*line, "hi");
+    }
+    for (auto& ln : *group) ASSERT_TRUE(ln.close());
+    acceptors.wait();
+    int total = 0, serving = 0;
+    for (int n : accepted) total += n, serving += n > 0;
+    EXPECT_EQ(total, nconns);
+    EXPECT_GE(serving, 2) << "the kernel gave every connection to one listener";
+
+    auto none = listen_tcp_group("127.0.0.1:0", 0);
+    ASSERT_FALSE(none);
+    EXPECT_EQ(none.error().sys_errno(), EINVAL);
+    EXPECT_NE(none.error().message().find("listen tcp 127.0.0.1:0"), std::string::npos) << none.error().message();
+  });
+}
+
 TEST_P(Tcp, DialRefusedAndBadAddress) {
   run([] {
     auto ln = listen_tcp("127.0.0.1:0");

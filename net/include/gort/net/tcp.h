@@ -52,6 +52,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <gort/context.h>
 #include <gort/net/address.h>
@@ -156,6 +157,15 @@ class Listener {
 };
 
 Result<Listener> listen_tcp(std::string_view address, const ListenOptions& options = {});
+// n listeners on one address (SO_REUSEPORT on each, whatever options say;
+// port 0 picks one port for all of them): the kernel spreads new
+// connections over them by their addresses, and each has its own backlog.
+// One acceptor fiber per listener accepts in parallel with the others, so a
+// burst of connections is not held to one fiber's share of one worker and
+// one backlog.  As with any SO_REUSEPORT socket, another socket of the same
+// user that sets it may join the group; closing one listener resets the
+// connections still in its backlog.  n < 1 fails with kSystem (EINVAL).
+Result<std::vector<Listener>> listen_tcp_group(std::string_view address, int n, const ListenOptions& options = {});
 // timeout 0: no limit besides the kernel's (and the context's deadline).
 // Tries each resolved address in turn within the one timeout.
 Result<Conn> dial_tcp(std::string_view address, std::chrono::nanoseconds timeout = {});
