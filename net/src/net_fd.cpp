@@ -1,6 +1,7 @@
 // net_fd.cpp: see net_fd.h.
 #include "net_fd.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -59,9 +60,23 @@ Result<std::unique_ptr<NetFd>> NetFd::open(int fd) {
   return nfd;
 }
 
+Result<std::unique_ptr<NetFd>> NetFd::borrow(int fd) {
+  int err = 0;
+  gort::detail::PollDesc* pd = gort::detail::poll_open(fd, &err);
+  if (pd == nullptr) return err == EPERM ? Error(Errc::kNotInFiber) : Error::from_errno(err);
+  std::unique_ptr<NetFd> nfd(new NetFd(fd));
+  nfd->owns_fd_ = false;
+  nfd->runtime_id_ = gort::detail::poll_runtime_id();
+  nfd->pd_.store(pd, std::memory_order_release);
+  return nfd;
+}
+
 gort::detail::PollDesc* NetFd::attach_slow() {
   std::lock_guard<gort::Mutex> guard(attach_mu_);
   if (auto* p = pd()) return p;
+  // A borrowed descriptor is only ever registered by borrow(); once
+  // close_borrowed has deregistered it, its owner may close it at any time.
+  if (!owns_fd_) return nullptr;
   int err = 0;
   gort::detail::PollDesc* p = gort::detail::poll_open(fd_, &err);
   if (p == nullptr) return nullptr;  // no runtime (or out of memory): nothing waits
@@ -76,7 +91,7 @@ gort::detail::PollDesc* NetFd::attach_slow() {
 }
 
 NetFd::~NetFd() {
-  if (!closed()) (void)close();
+  if (!closed()) (void)(owns_fd_ ? close() : close_borrowed());
 }
 
 bool NetFd::enter() {
@@ -101,7 +116,7 @@ void NetFd::destroy() {
   // gort::run); its poller died with it, and with it the registration.
   if (auto* p = pd(); p != nullptr && gort::detail::poll_runtime_id() == runtime_id_) gort::detail::poll_close(p);
   pd_.store(nullptr, std::memory_order_relaxed);
-  ::close(fd_);
+  if (owns_fd_) ::close(fd_);
 }
 
 Result<void> NetFd::close() {
@@ -353,6 +368,57 @@ Result<void> NetFd::finish_connect_in(Op& op) {
       default: return Error::from_errno(err);
     }
   }
+}
+
+Result<void> NetFd::wait_ready(PollMode mode) {
+  Op op(this, mode);
+  return wait_ready_in(op);
+}
+
+Result<void> NetFd::wait_ready(const gort::Context& ctx, PollMode mode) {
+  Op op(this, mode);
+  Interrupt interrupt(this, op, ctx);
+  if (interrupt.done_before()) return interrupt.refused<void>();
+  return interrupt.outcome(wait_ready_in(op));
+}
+
+Result<void> NetFd::wait_ready_in(Op& op) {
+  // closed(): close_borrowed deregistered the descriptor while this Op
+  // waited for the direction's lock; pd() is gone and attach_slow does not
+  // register a borrowed descriptor again.
+  if (!op.entered() || closed()) return Errc::kClosed;
+  if (PollStatus st = op.start(); st != PollStatus::kReady) return wait_error(st);
+  // Readiness is edge-triggered here, but the owner may have stopped
+  // reading before EAGAIN (so no new edge will come) or consumed an edge
+  // whose data is still there: ask the kernel for the level first.  An edge
+  // after this check sets the slot poll_prepare cleared, so it is not lost.
+  pollfd probe{fd_, short(op.mode() == PollMode::kRead ? POLLIN : POLLOUT), 0};
+  int rc;
+  do {
+    rc = ::poll(&probe, 1, 0);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) return Error::from_errno(errno);
+  if (rc > 0) return {};  // ready, or an error or hang-up the owner's next call reports
+  return wait(op.mode());
+}
+
+Result<void> NetFd::close_borrowed() {
+  uint32_t old = refs_.fetch_or(kClosedBit, std::memory_order_acq_rel);
+  if (old & kClosedBit) return Errc::kClosed;
+  gort::detail::PollDesc* p = pd();
+  bool ours = p != nullptr && gort::detail::poll_runtime_id() == runtime_id_;
+  if (ours) gort::detail::poll_evict(p);
+  // Every waiter holds its direction's lock while inside poll_wait: once
+  // both are ours, nobody waits on p, and an Op that entered before the
+  // closed bit but locks after us sees closed() and leaves (wait_ready_in).
+  {
+    std::lock_guard<gort::Mutex> r(read_mu_);
+    std::lock_guard<gort::Mutex> w(write_mu_);
+    if (ours) gort::detail::poll_close(p);
+    pd_.store(nullptr, std::memory_order_release);
+  }
+  leave();  // the object's own reference; destroy() then has nothing left to undo
+  return {};
 }
 
 Result<void> NetFd::shutdown(int how) {

@@ -42,16 +42,31 @@
 #include <gort/detail/netpoll.h>
 #include <gort/mutex.h>
 #include <gort/net/result.h>
+#include <gort/net/tcp.h>
+#include <gort/time.h>
 
 namespace gort::net::detail {
 
 using gort::detail::PollMode;
+
+// A Deadline as the poller takes it: 0 for none; a time before the clock's
+// epoch has passed and stays "expired" (1), not "none".
+inline int64_t deadline_ns(Deadline t) {
+  if (t == kNoDeadline) return 0;
+  int64_t ns = gort::detail::to_monotonic_ns(t);
+  return ns > 0 ? ns : 1;
+}
 
 class NetFd {
  public:
   // Takes ownership of fd (nonblocking), registering it with the running
   // runtime's poller, or later (attach) if none runs. On failure fd is closed.
   static Result<std::unique_ptr<NetFd>> open(int fd);
+  // Registers a descriptor the caller keeps owning (gort::net::PollFd): the
+  // running runtime's poller watches it, nothing here ever closes it, and
+  // only wait_ready and close_borrowed may be used on it.  Fails with
+  // kNotInFiber when no runtime runs.
+  static Result<std::unique_ptr<NetFd>> borrow(int fd);
   ~NetFd();
 
   Result<std::size_t> read(void* buf, std::size_t n);
@@ -66,6 +81,15 @@ class NetFd {
   Result<void> finish_connect();
   Result<void> finish_connect(const gort::Context& ctx);
   Result<void> shutdown(int how);
+  // A borrowed descriptor: parks until it is readable (kRead) or writable
+  // (kWrite) as poll(2) would say -- level, not edge: its owner may have
+  // left data unread -- or the deadline passes, or close_borrowed runs.
+  Result<void> wait_ready(PollMode mode);
+  Result<void> wait_ready(const gort::Context& ctx, PollMode mode);
+  // A borrowed descriptor: wakes the waiters (kClosed), waits until they
+  // have left, and deregisters it, all before returning, so its owner may
+  // close it (and the kernel reuse the number) right after.
+  Result<void> close_borrowed();
   Result<void> close();
   bool closed() const { return (refs_.load(std::memory_order_acquire) & kClosedBit) != 0; }
 
@@ -96,6 +120,7 @@ class NetFd {
   Result<std::size_t> write_in(Op& op, const void* buf, std::size_t n);
   Result<int> accept_in(Op& op, sockaddr_storage* peer, socklen_t* len);
   Result<void> finish_connect_in(Op& op);
+  Result<void> wait_ready_in(Op& op);
 
   static constexpr uint32_t kClosedBit = 1u << 31;
 
@@ -114,6 +139,7 @@ class NetFd {
   // recv that returns EAGAIN (guarded by read_mu_; see NetFd::read).
   bool read_drained_ = false;
   gort::Mutex write_mu_;                  // one writer at a time (connect counts as writing)
+  bool owns_fd_ = true;                   // false: borrow()ed, never closed here (fixed)
 };
 
 }  // namespace gort::net::detail

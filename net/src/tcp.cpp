@@ -16,6 +16,7 @@
 
 namespace gort::net {
 
+using detail::deadline_ns;
 using detail::NetFd;
 using gort::detail::PollMode;
 
@@ -24,12 +25,6 @@ namespace {
 constexpr std::size_t kLineReadChunk = 4096;
 constexpr auto kFirstBackoff = std::chrono::milliseconds(5);
 constexpr auto kMaxBackoff = std::chrono::seconds(1);
-
-int64_t deadline_ns(Deadline t) {
-  if (t == kNoDeadline) return 0;
-  int64_t ns = gort::detail::to_monotonic_ns(t);
-  return ns > 0 ? ns : 1;  // a time before the clock's epoch has passed: still "expired"
-}
 
 Result<Address> socket_address(int fd, bool peer) {
   sockaddr_storage ss{};

@@ -3,4 +3,5 @@
 
 #include <gort/net/address.h>
 #include <gort/net/result.h>
+#include <gort/net/poll_fd.h>
 #include <gort/net/tcp.h>

@@ -1,0 +1,151 @@
+// gort::net::PollFd: waiting from fibers on descriptors gort does not own
+// (pipes and socket pairs standing in for a C library's socket), across
+// worker counts.
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "net_support.h"
+
+using namespace std::chrono_literals;
+using namespace gort::net;
+
+namespace {
+
+class PollFdTest : public gort_test::WorkersTest {};
+
+// Both ends nonblocking; closed by the destructor (the owner's job).
+struct Pipe {
+  int r = -1, w = -1;
+  Pipe() {
+    int fds[2];
+    EXPECT_EQ(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+    r = fds[0];
+    w = fds[1];
+  }
+  ~Pipe() {
+    ::close(r);
+    ::close(w);
+  }
+};
+
+bool is_open_fd(int fd) { return fcntl(fd, F_GETFD) != -1; }
+
+TEST_P(PollFdTest, ReadableWakesAParkedFiberAndIsLevelTriggered) {
+  run([] {
+    Pipe p;
+    auto watch = PollFd::open(p.r);
+    ASSERT_TRUE(watch) << watch.error().message();
+    gort::Chan<int> woke(1);
+    go_spawn([&] {
+      auto r = watch->wait_readable();
+      woke.send(r ? 1 : 0);
+    });
+    gort::sleep_for(20ms);
+    EXPECT_FALSE(woke.try_recv().has_value()) << "returned before anything was written";
+    ASSERT_EQ(::write(p.w, "abc", 3), 3);
+    EXPECT_EQ(woke.recv(), 1);
+    // Nothing was read: still readable, every time (level, not edge).
+    for (int i = 0; i < 3; ++i) EXPECT_TRUE(watch->wait_readable());
+    char buf[8];
+    ASSERT_EQ(::read(p.r, buf, 1), 1);  // the owner reads a part only
+    EXPECT_TRUE(watch->wait_readable());
+    ASSERT_EQ(::read(p.r, buf, sizeof buf), 2);
+    watch->set_read_deadline(gort::net::Clock::now() + 30ms);
+    EXPECT_EQ(watch->wait_readable().error(), Errc::kTimeout);
+    ASSERT_TRUE(watch->close());
+    EXPECT_TRUE(is_open_fd(p.r)) << "PollFd closed a descriptor it does not own";
+  });
+}
+
+TEST_P(PollFdTest, WritableWhenThePeerDrains) {
+  run([] {
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    char chunk[4096] = {};
+    while (::write(sv[0], chunk, sizeof chunk) > 0) {
+    }
+    ASSERT_EQ(errno, EAGAIN);
+    auto watch = PollFd::open(sv[0]);
+    ASSERT_TRUE(watch);
+    gort::Chan<bool> done(1);
+    go_spawn([&] { done.send(bool(watch->wait_writable())); });
+    gort::sleep_for(20ms);
+    EXPECT_FALSE(done.try_recv().has_value()) << "writable while the buffer was full";
+    while (::read(sv[1], chunk, sizeof chunk) > 0) {
+    }
+    EXPECT_TRUE(done.recv());
+    EXPECT_TRUE(watch->close());
+    ::close(sv[0]);
+    ::close(sv[1]);
+  });
+}
+
+TEST_P(PollFdTest, CloseWakesWaitersAndDeregistersBeforeReturning) {
+  run([] {
+    Pipe p;
+    auto watch = PollFd::open(p.r);
+    ASSERT_TRUE(watch);
+    gort::WaitGroup wg;
+    std::atomic<int> closed_errors{0};
+    wg.add(1);
+    go_spawn([&] {
+      if (auto r = watch->wait_readable(); !r && r.error() == Errc::kClosed) ++closed_errors;
+      wg.done();
+    });
+    gort::sleep_for(10ms);
+    ASSERT_TRUE(watch->close());
+    wg.wait();
+    EXPECT_EQ(closed_errors.load(), 1);
+    EXPECT_EQ(watch->close().error(), Errc::kClosed);
+    EXPECT_EQ(watch->wait_readable().error(), Errc::kClosed);
+    // Deregistered: the same descriptor can be watched again at once.
+    auto again = PollFd::open(p.r);
+    EXPECT_TRUE(again) << again.error().message();
+  });
+}
+
+TEST_P(PollFdTest, ContextCancelUnblocksAWait) {
+  run([] {
+    Pipe p;
+    auto watch = PollFd::open(p.r);
+    ASSERT_TRUE(watch);
+    auto [ctx, cancel] = gort::with_cancel(gort::background());
+    gort::after_func(20ms, [cancel = cancel] { cancel(); });
+    EXPECT_EQ(watch->wait_readable(ctx).error(), Errc::kCanceled);
+    EXPECT_EQ(watch->wait_readable(ctx).error(), Errc::kCanceled) << "a done context refuses at once";
+    // The user's deadline is untouched: an ordinary wait still waits.
+    ASSERT_EQ(::write(p.w, "x", 1), 1);
+    EXPECT_TRUE(watch->wait_readable());
+  });
+}
+
+TEST_P(PollFdTest, BadUseIsAClearError) {
+  run([] {
+    auto bad = PollFd::open(-1);
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message().find("poll fd -1"), std::string::npos) << bad.error().message();
+    Pipe p;
+    auto first = PollFd::open(p.r);
+    ASSERT_TRUE(first);
+    auto twice = PollFd::open(p.r);  // one registration per descriptor
+    ASSERT_FALSE(twice);
+    EXPECT_EQ(twice.error().sys_errno(), EEXIST) << twice.error().message();
+    PollFd empty;
+    EXPECT_EQ(empty.wait_readable().error(), Errc::kClosed);
+    EXPECT_EQ(empty.fd(), -1);
+  });
+}
+
+TEST(PollFdOutsideARuntime, OpenIsNotInFiber) {
+  Pipe p;
+  auto watch = PollFd::open(p.r);
+  ASSERT_FALSE(watch);
+  EXPECT_EQ(watch.error(), Errc::kNotInFiber);
+}
+
+GORT_INSTANTIATE(PollFdTest);
+
+}  // namespace
