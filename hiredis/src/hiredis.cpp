@@ -1,0 +1,234 @@
+// hiredis.cpp: gort::hiredis::Connection; the design is in gort/hiredis.h.
+
+#include <gort/hiredis.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <mutex>
+
+#include <gort/chan.h>
+#include <gort/condvar.h>
+#include <gort/gort.h>
+#include <gort/mutex.h>
+#include <gort/net/poll_fd.h>
+#include <gort/waitgroup.h>
+
+namespace gort::hiredis {
+
+using gort::net::Errc;
+using gort::net::Error;
+
+struct Connection::State {
+  gort::Mutex mu;                 // every call into ac, and the fields below
+  gort::CondVar changed;          // a hook or the end changed a flag
+  redisAsyncContext* ac = nullptr;  // null once hiredis freed it (cleanup)
+  gort::net::PollFd watch;        // ac's socket on the poller
+  bool want_write = false;        // hiredis has output queued (addWrite .. delWrite)
+  bool ended = false;             // cleanup ran: the drivers leave
+  std::string error;              // what hiredis said when the connection was lost
+  std::string where;              // "redis host:port", for errors
+  gort::WaitGroup drivers;        // the reader and writer fibers
+};
+
+namespace {
+
+using State = Connection::State;
+
+Value copy(const redisReply* r) {
+  Value v;
+  switch (r->type) {
+    case REDIS_REPLY_STRING: v.type = Value::kString; v.str.assign(r->str, r->len); break;
+    case REDIS_REPLY_STATUS: v.type = Value::kStatus; v.str.assign(r->str, r->len); break;
+    case REDIS_REPLY_ERROR: v.type = Value::kError; v.str.assign(r->str, r->len); break;
+    case REDIS_REPLY_INTEGER: v.type = Value::kInteger; v.integer = r->integer; break;
+    case REDIS_REPLY_ARRAY:
+      v.type = Value::kArray;
+      v.elements.reserve(r->elements);
+      for (std::size_t i = 0; i < r->elements; ++i) v.elements.push_back(copy(r->element[i]));
+      break;
+    default: v.type = Value::kNil; break;
+  }
+  return v;
+}
+
+// hiredis's hooks: called inside hiredis, so with State::mu held.
+void add_write(void* p) {
+  auto* s = static_cast<State*>(p);
+  s->want_write = true;
+  s->changed.notify_all();
+}
+void del_write(void* p) { static_cast<State*>(p)->want_write = false; }
+void add_read(void*) {}  // the reader always waits for input while the context lives
+void del_read(void*) {}
+void cleanup(void* p) {
+  auto* s = static_cast<State*>(p);
+  if (s->ac != nullptr && s->ac->err != 0 && s->error.empty()) s->error = s->ac->errstr;
+  s->ac = nullptr;
+  s->ended = true;
+  (void)s->watch.close();  // before hiredis closes the socket
+  s->changed.notify_all();
+}
+
+void reader(std::shared_ptr<State> s) {
+  for (;;) {
+    auto ready = s->watch.wait_readable();  // not under mu: hiredis calls wait for it
+    std::lock_guard<gort::Mutex> lock(s->mu);
+    if (s->ended) break;
+    if (!ready) {  // cannot happen while the context lives; end it rather than spin
+      s->error = "waiting for input: " + ready.error().message();
+      redisAsyncFree(s->ac);
+      break;
+    }
+    redisAsyncHandleRead(s->ac);  // may end the context (cleanup)
+  }
+  s->drivers.done();
+}
+
+void writer(std::shared_ptr<State> s) {
+  for (;;) {
+    {
+      std::unique_lock<gort::Mutex> lock(s->mu);
+      s->changed.wait(lock, [&] { return s->ended || s->want_write; });
+      if (s->ended) break;
+    }
+    auto ready = s->watch.wait_writable();
+    std::lock_guard<gort::Mutex> lock(s->mu);
+    if (s->ended) break;
+    if (!ready) {
+      s->error = "waiting to write: " + ready.error().message();
+      redisAsyncFree(s->ac);
+      break;
+    }
+    redisAsyncHandleWrite(s->ac);  // connects first, then writes; may end the context
+  }
+  s->drivers.done();
+}
+
+// One command's reply, handed from hiredis's callback to the caller.
+struct Pending {
+  gort::Chan<Result<Value>> reply{1};
+  State* state;
+};
+
+void on_reply(redisAsyncContext* ac, void* r, void* p) {
+  auto* pending = static_cast<Pending*>(p);
+  if (r != nullptr) {
+    (void)pending->reply.try_send(copy(static_cast<redisReply*>(r)));
+    return;
+  }
+  // No reply: the context is going away (lost, or freed by ~Connection).
+  if (ac->err != 0 && pending->state->error.empty()) pending->state->error = ac->errstr;
+  (void)pending->reply.try_send(Error(Errc::kClosed).with_op(pending->state->where));
+}
+
+}  // namespace
+
+Connection::Connection(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+Result<std::unique_ptr<Connection>> Connection::connect(const std::string& host, int port) {
+  auto s = std::make_shared<State>();
+  s->where = "redis " + host + ":" + std::to_string(port);
+  redisAsyncContext* ac = redisAsyncConnect(host.c_str(), port);
+  if (ac == nullptr) return Error(Errc::kSystem, ENOMEM).with_op(s->where);
+  if (ac->err != 0) {
+    Error e = Error(ac->err == REDIS_ERR_IO ? Error::from_errno(errno) : Error(Errc::kSystem, 0, "hiredis error"))
+                  .with_op(s->where);
+    redisAsyncFree(ac);
+    return e;
+  }
+  auto watch = gort::net::PollFd::open(ac->c.fd);
+  if (!watch) {
+    redisAsyncFree(ac);
+    return watch.error().with_op(s->where);
+  }
+  s->watch = std::move(*watch);
+  {
+    std::lock_guard<gort::Mutex> lock(s->mu);
+    s->ac = ac;
+    ac->ev.data = s.get();
+    ac->ev.addRead = add_read;
+    ac->ev.delRead = del_read;
+    ac->ev.addWrite = add_write;
+    ac->ev.delWrite = del_write;
+    ac->ev.cleanup = cleanup;
+    s->want_write = true;  // the connect completes on the first writable event
+  }
+  s->drivers.add(2);
+  go_spawn([s] { reader(s); });
+  go_spawn([s] { writer(s); });
+  std::unique_ptr<Connection> c(new Connection(s));
+  // A round trip says whether the connect succeeded, with hiredis's reason.
+  auto pong = c->command("PING");
+  if (!pong) return Error(Errc::kRefused).with_op(s->where + ": " + c->last_error());
+  return c;
+}
+
+Connection::~Connection() {
+  {
+    std::lock_guard<gort::Mutex> lock(state_->mu);
+    if (!state_->ended) redisAsyncFree(state_->ac);  // fails pending commands, runs cleanup
+  }
+  state_->drivers.wait();
+}
+
+Result<Value> Connection::submit(int (*send)(redisAsyncContext*, void*, void*), void* arg) {
+  Pending pending;
+  pending.state = state_.get();
+  {
+    std::lock_guard<gort::Mutex> lock(state_->mu);
+    if (state_->ended) return Error(Errc::kClosed).with_op(state_->where);
+    if (send(state_->ac, &pending, arg) != REDIS_OK) return Error(Errc::kSystem, 0, "hiredis refused the command").with_op(state_->where);
+  }
+  return *pending.reply.recv();  // never closed: the callback always sends once
+}
+
+Result<Value> Connection::command(const char* format, ...) {
+  struct Args {
+    const char* format;
+    va_list* ap;
+  };
+  va_list ap;
+  va_start(ap, format);
+  Args args{format, &ap};
+  auto r = submit(
+      [](redisAsyncContext* ac, void* pending, void* a) {
+        auto* args = static_cast<Args*>(a);
+        return redisvAsyncCommand(ac, on_reply, pending, args->format, *args->ap);
+      },
+      &args);
+  va_end(ap);
+  return r;
+}
+
+Result<Value> Connection::command_argv(const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lens;
+  for (const auto& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  struct Argv {
+    int argc;
+    const char** argv;
+    const std::size_t* lens;
+  } packed{int(args.size()), argv.data(), lens.data()};
+  return submit(
+      [](redisAsyncContext* ac, void* pending, void* a) {
+        auto* p = static_cast<Argv*>(a);
+        return redisAsyncCommandArgv(ac, on_reply, pending, p->argc, p->argv, p->lens);
+      },
+      &packed);
+}
+
+bool Connection::connected() const {
+  std::lock_guard<gort::Mutex> lock(state_->mu);
+  return !state_->ended;
+}
+
+std::string Connection::last_error() const {
+  std::lock_guard<gort::Mutex> lock(state_->mu);
+  return state_->error;
+}
+
+}  // namespace gort::hiredis

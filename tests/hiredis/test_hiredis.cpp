@@ -1,0 +1,167 @@
+// gort::hiredis against a real redis-server (started here on a free
+// loopback port, without persistence), across worker counts.
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include <gort/gort.h>
+#include <gort/hiredis.h>
+
+#include "support.h"
+
+extern char** environ;
+
+using namespace std::chrono_literals;
+using gort::hiredis::Connection;
+using gort::hiredis::Value;
+using gort::net::Errc;
+
+namespace {
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+bool accepts(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(uint16_t(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
+// A redis-server of our own; killed (and reaped) by stop() or the destructor.
+class RedisServer {
+ public:
+  RedisServer() : port_(free_port()) {
+    std::string port = std::to_string(port_);
+    const char* argv[] = {GORT_REDIS_SERVER, "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly", "no", "--loglevel", "warning", nullptr};
+    if (posix_spawn(&pid_, GORT_REDIS_SERVER, nullptr, nullptr, const_cast<char**>(argv), environ) != 0) pid_ = -1;
+    for (int i = 0; i < 500 && pid_ > 0 && !accepts(port_); ++i) std::this_thread::sleep_for(10ms);
+  }
+  ~RedisServer() { stop(); }
+  void stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  bool running() const { return pid_ > 0 && accepts(port_); }
+  int port() const { return port_; }
+
+ private:
+  int port_;
+  pid_t pid_ = -1;
+};
+
+class Hiredis : public gort_test::WorkersTest {
+ protected:
+  void SetUp() override { ASSERT_TRUE(redis_.running()) << "could not start " GORT_REDIS_SERVER; }
+  RedisServer redis_;
+};
+
+TEST_P(Hiredis, CommandsGetTheirReplies) {
+  int port = redis_.port();
+  run([port] {
+    auto redis = Connection::connect("127.0.0.1", port);
+    ASSERT_TRUE(redis) << redis.error().message();
+    auto& r = **redis;
+    auto set = r.command("SET %s %s", "greeting", "hello");
+    ASSERT_TRUE(set) << set.error().message();
+    EXPECT_EQ(set->type, Value::kStatus);
+    EXPECT_EQ(set->str, "OK");
+    auto get = r.command("GET %s", "greeting");
+    ASSERT_TRUE(get);
+    EXPECT_EQ(get->type, Value::kString);
+    EXPECT_EQ(get->str, "hello");
+    EXPECT_EQ(r.command("GET %s", "nothing")->type, Value::kNil);
+    std::string binary("a\0b\nc", 5);
+    ASSERT_TRUE(r.command_argv({"SET", "bin", binary}));
+    EXPECT_EQ(r.command_argv({"GET", "bin"})->str, binary);
+    ASSERT_TRUE(r.command("RPUSH list a b c"));
+    auto list = r.command("LRANGE list 0 -1");
+    ASSERT_TRUE(list);
+    ASSERT_EQ(list->type, Value::kArray);
+    ASSERT_EQ(list->elements.size(), 3u);
+    EXPECT_EQ(list->elements[2].str, "c");
+    auto wrong = r.command("INCR %s", "greeting");  // not a number: Redis says so, the connection stays
+    ASSERT_TRUE(wrong);
+    EXPECT_EQ(wrong->type, Value::kError);
+    EXPECT_NE(wrong->str.find("not an integer"), std::string::npos) << wrong->str;
+    EXPECT_TRUE(r.connected());
+  });
+}
+
+TEST_P(Hiredis, ManyFibersShareOneConnection) {
+  int port = redis_.port();
+  run([port] {
+    auto redis = Connection::connect("127.0.0.1", port);
+    ASSERT_TRUE(redis) << redis.error().message();
+    const int fibers = 50, each = 40;
+    gort::WaitGroup wg;
+    std::atomic<int> failures{0};
+    wg.add(fibers);
+    for (int i = 0; i < fibers; ++i) {
+      go_spawn([&] {
+        for (int k = 0; k < each; ++k) {
+          auto n = (*redis)->command("INCR counter");
+          if (!n || n->type != Value::kInteger) ++failures;
+        }
+        wg.done();
+      });
+    }
+    wg.wait();
+    EXPECT_EQ(failures.load(), 0);
+    auto total = (*redis)->command("GET counter");
+    ASSERT_TRUE(total);
+    EXPECT_EQ(total->str, std::to_string(fibers * each));
+  });
+}
+
+TEST_P(Hiredis, ALostServerFailsCommandsClearly) {
+  run([this] {
+    auto redis = Connection::connect("127.0.0.1", redis_.port());
+    ASSERT_TRUE(redis) << redis.error().message();
+    ASSERT_TRUE((*redis)->command("PING"));
+    redis_.stop();
+    auto after = (*redis)->command("PING");
+    ASSERT_FALSE(after);
+    EXPECT_EQ(after.error(), Errc::kClosed);
+    EXPECT_NE(after.error().message().find("redis 127.0.0.1:"), std::string::npos) << after.error().message();
+    EXPECT_FALSE((*redis)->connected());
+    EXPECT_EQ((*redis)->command("PING").error(), Errc::kClosed);
+  });
+}
+
+TEST_P(Hiredis, ConnectRefusedIsAnError) {
+  run([] {
+    auto redis = Connection::connect("127.0.0.1", free_port());
+    ASSERT_FALSE(redis);
+    EXPECT_NE(redis.error().message().find("redis 127.0.0.1:"), std::string::npos) << redis.error().message();
+  });
+}
+
+GORT_INSTANTIATE(Hiredis);
+
+}  // namespace
