@@ -132,6 +132,7 @@ class NetPoll {
   // Fibers parked (or about to park) on a descriptor; also counted in
   // Scheduler::external_wakers for the deadlock detector.
   bool has_waiters() const { return waiters_.load(std::memory_order_seq_cst) > 0; }
+  int64_t waiting() const { return waiters_.load(std::memory_order_relaxed); }  // for metrics
   void add_waiter();
   void remove_waiters(int n);
 

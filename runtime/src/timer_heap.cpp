@@ -97,4 +97,9 @@ int TimerHeap::run_expired(int64_t now) {
   }
 }
 
+std::size_t TimerHeap::pending() {
+  std::lock_guard<Spinlock> guard(lock_);
+  return heap_.size();
+}
+
 }  // namespace gort::detail

@@ -46,6 +46,8 @@ class TimerHeap {
   int run_expired(int64_t now);
   // Earliest deadline, kNever when empty. Lock-free read for other workers.
   int64_t next_when() const { return next_when_.load(std::memory_order_acquire); }
+  // Timers in the heap (takes the lock: for metrics, not for hot paths).
+  std::size_t pending();
 
  private:
   void sift_up(uint32_t i) GORT_REQUIRES(lock_);

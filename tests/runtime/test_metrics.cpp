@@ -1,0 +1,87 @@
+// gort::metrics() and gort::debug::prometheus_text(): the figures follow
+// what the runtime does, and the page passes `promtool check metrics`.
+#include <cstdio>
+#include <string>
+
+#include <gort/gort.h>
+
+#include "support.h"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+class MetricsTest : public gort_test::WorkersTest {};
+
+TEST(MetricsOutsideARuntime, AreZero) {
+  gort::Metrics m = gort::metrics();
+  EXPECT_EQ(m.fibers, 0);
+  EXPECT_EQ(m.workers, 0);
+  EXPECT_TRUE(m.per_worker.empty());
+}
+
+TEST_P(MetricsTest, FollowWhatTheRuntimeDoes) {
+  int workers = GetParam();
+  run([workers] {
+    gort::Metrics before = gort::metrics();
+    EXPECT_EQ(before.workers, workers);
+    EXPECT_GE(int(before.per_worker.size()), workers);
+    EXPECT_EQ(before.fibers, 1);  // the main fiber
+
+    const int n = 200;
+    gort::Chan<int> gate;
+    gort::WaitGroup wg;
+    wg.add(n);
+    for (int i = 0; i < n; ++i) {
+      go_spawn([&] {
+        (void)gate.recv();
+        wg.done();
+      });
+    }
+    auto far_timer = gort::after(1h);  // one timer pending somewhere
+    gort::sleep_for(10ms);                // the spawned fibers park on the channel
+    gort::Metrics parked = gort::metrics();
+    EXPECT_EQ(parked.fibers, n + 1);
+    EXPECT_GE(parked.fibers_spawned, before.fibers_spawned + n);
+    EXPECT_GE(parked.stacks_in_use, n + 1);
+    EXPECT_GE(parked.timers_pending, 1u);
+    gate.close();
+    wg.wait();
+    gort::Metrics done = gort::metrics();
+    EXPECT_EQ(done.fibers, 1);
+    EXPECT_GE(done.switches, before.switches + n) << "every spawned fiber was switched into";
+    uint64_t sum = 0;
+    for (const auto& w : done.per_worker) sum += w.switches;
+    EXPECT_EQ(sum, done.switches);
+  });
+}
+
+TEST_P(MetricsTest, ThePrometheusPagePassesPromtool) {
+  run([] {
+    std::string page = gort::debug::prometheus_text();
+    EXPECT_NE(page.find("# TYPE gort_fibers gauge\ngort_fibers 1\n"), std::string::npos) << page;
+    EXPECT_NE(page.find("gort_worker_run_queue_fibers{worker=\"0\",kind=\"worker\"}"), std::string::npos) << page;
+    std::string path = testing::TempDir() + "gort_metrics.prom";
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fwrite(page.data(), 1, page.size(), f);
+    std::fclose(f);
+    // promtool reads the page on stdin; it prints problems and exits non-zero.
+    std::string command = std::string(GORT_PROMTOOL) + " check metrics < " + path + " 2>&1";
+    std::string said;
+    int status = gort::blocking([&] {
+      std::FILE* p = popen(command.c_str(), "r");
+      if (p == nullptr) return -1;
+      char buf[1024];
+      for (std::size_t got; (got = std::fread(buf, 1, sizeof buf, p)) > 0;) said.append(buf, got);
+      return pclose(p);
+    });
+    EXPECT_EQ(status, 0) << "promtool check metrics:\n" << said << "\non:\n" << page;
+    EXPECT_EQ(said, "") << page;
+    std::remove(path.c_str());
+  });
+}
+
+GORT_INSTANTIATE(MetricsTest);
+
+}  // namespace
