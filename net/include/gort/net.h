@@ -3,5 +3,6 @@
 
 #include <gort/net/address.h>
 #include <gort/net/result.h>
+#include <gort/net/debug.h>
 #include <gort/net/poll_fd.h>
 #include <gort/net/tcp.h>

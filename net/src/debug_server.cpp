@@ -1,0 +1,137 @@
+// debug_server.cpp: gort::debug::serve (net/include/gort/net/debug.h).
+// An acceptor fiber and a fiber per connection; each connection reads one
+// request head (bounded in size and time), answers it and closes. close()
+// closes the listener and waits on a WaitGroup for every fiber it started.
+
+#include <gort/net/debug.h>
+
+#include <gort/gort.h>
+#include <gort/net/tcp.h>
+
+namespace gort::debug {
+
+namespace detail {
+extern const std::string_view kDebugPage;
+}
+
+using namespace std::chrono_literals;
+using gort::net::Conn;
+
+struct DebugServer::State {
+  gort::net::Listener listener;
+  std::string address;
+  DebugOptions options;
+  gort::WaitGroup fibers;  // the acceptor and every connection
+  bool closed = false;
+};
+
+RequestHead parse_request_head(std::string_view bytes) {
+  RequestHead head;
+  std::size_t end = bytes.find("\r\n\r\n");
+  if (end == std::string_view::npos) {
+    head.status = bytes.size() > kMaxRequestHead ? RequestHead::kTooLarge : RequestHead::kIncomplete;
+    return head;
+  }
+  if (end + 4 > kMaxRequestHead) {
+    head.status = RequestHead::kTooLarge;
+    return head;
+  }
+  std::string_view line = bytes.substr(0, bytes.find("\r\n"));
+  std::size_t sp1 = line.find(' ');
+  std::size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp1 == 0 || sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos ||
+      line.substr(sp2 + 1).rfind("HTTP/1.", 0) != 0) {
+    head.status = RequestHead::kBad;
+    return head;
+  }
+  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  if (target.empty() || target[0] != '/') {
+    head.status = RequestHead::kBad;
+    return head;
+  }
+  for (char c : line)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      head.status = RequestHead::kBad;
+      return head;
+    }
+  head.method = std::string(line.substr(0, sp1));
+  head.path = std::string(target.substr(0, target.find('?')));
+  head.status = RequestHead::kOk;
+  return head;
+}
+
+namespace {
+
+void respond(Conn& c, int status, const char* reason, std::string_view type, std::string_view body, bool head_only) {
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nContent-Type: " + std::string(type) +
+                    "\r\nContent-Length: " + std::to_string(body.size()) +
+                    "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
+  if (!head_only) out.append(body);
+  (void)c.write_all(out);
+}
+
+void serve_one(DebugServer::State& s, Conn c) {
+  c.set_deadline(gort::net::Clock::now() + 5s);  // a stalled client does not hold close() up for long
+  std::string bytes;
+  RequestHead head;
+  char buf[2048];
+  while ((head = parse_request_head(bytes)).status == RequestHead::kIncomplete) {
+    auto n = c.read(buf, sizeof buf);
+    if (!n || *n == 0) return;
+    bytes.append(buf, *n);
+  }
+  const char* text = "text/plain; charset=utf-8";
+  if (head.status == RequestHead::kTooLarge) return respond(c, 431, "Request Header Fields Too Large", text, "request head too large\n", false);
+  if (head.status == RequestHead::kBad) return respond(c, 400, "Bad Request", text, "malformed request\n", false);
+  bool head_only = head.method == "HEAD";
+  if (head.method != "GET" && !head_only) return respond(c, 405, "Method Not Allowed", text, "GET or HEAD only\n", false);
+  if (head.path == "/metrics") {
+    std::string page = prometheus_text();
+    if (s.options.extra_metrics) page += s.options.extra_metrics();
+    return respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", page, head_only);
+  }
+  if (head.path == "/") return respond(c, 200, "OK", "text/html; charset=utf-8", detail::kDebugPage, head_only);
+  respond(c, 404, "Not Found", text, "not found: try / or /metrics\n", head_only);
+}
+
+}  // namespace
+
+gort::net::Result<std::unique_ptr<DebugServer>> serve(std::string_view address, DebugOptions options) {
+  auto ln = gort::net::listen_tcp(address);
+  if (!ln) return ln.error();
+  auto s = std::make_shared<DebugServer::State>();
+  s->address = ln->local_address()->to_string();
+  s->listener = std::move(*ln);
+  s->options = std::move(options);
+  s->fibers.add(1);
+  go_spawn([s] {
+    for (;;) {
+      auto c = s->listener.accept();
+      if (!c) {
+        if (c.error() == gort::net::Errc::kClosed) break;
+        gort::sleep_for(10ms);  // a persistent error must not spin
+        continue;
+      }
+      s->fibers.add(1);
+      go_spawn([s](Conn conn) {
+        serve_one(*s, std::move(conn));
+        s->fibers.done();
+      }, std::move(*c));
+    }
+    s->fibers.done();
+  });
+  return std::unique_ptr<DebugServer>(new DebugServer(s));
+}
+
+std::string DebugServer::address() const { return state_->address; }
+
+void DebugServer::close() {
+  if (state_->closed) return;
+  state_->closed = true;
+  (void)state_->listener.close();
+  state_->fibers.wait();
+}
+
+DebugServer::~DebugServer() { close(); }
+
+}  // namespace gort::debug
