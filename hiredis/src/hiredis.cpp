@@ -5,6 +5,8 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <cstring>
+#include <map>
 #include <mutex>
 
 #include <gort/chan.h>
@@ -29,6 +31,12 @@ struct Connection::State {
   std::string error;              // what hiredis said when the connection was lost
   std::string where;              // "redis host:port", for errors
   gort::WaitGroup drivers;        // the reader and writer fibers
+  // Subscriber only: messages parsed by the last read, waiting for the
+  // reader to move them to `messages` (outside mu); and the confirmations
+  // subscribe()/unsubscribe() wait for, by channel.
+  std::vector<Message> inbox;
+  std::unique_ptr<gort::Chan<Message>> messages;
+  std::map<std::string, gort::Chan<bool>*> confirm;
 };
 
 namespace {
@@ -66,21 +74,54 @@ void cleanup(void* p) {
   if (s->ac != nullptr && s->ac->err != 0 && s->error.empty()) s->error = s->ac->errstr;
   s->ac = nullptr;
   s->ended = true;
+  for (auto& [key, waiter] : s->confirm) (void)waiter->try_send(false);  // never confirmed now
+  s->confirm.clear();
   (void)s->watch.close();  // before hiredis closes the socket
   s->changed.notify_all();
 }
 
+// Moves the messages of the last read to the subscriber's channel, outside
+// mu (the send may wait for the consumer). False once nobody consumes.
+bool deliver(State& s, std::vector<Message>& batch) {
+  for (Message& m : batch) {
+    try {
+      s.messages->send(std::move(m));
+    } catch (const gort::ChanClosed&) {
+      return false;
+    }
+  }
+  batch.clear();
+  return true;
+}
+
 void reader(std::shared_ptr<State> s) {
+  std::vector<Message> batch;
   for (;;) {
     auto ready = s->watch.wait_readable();  // not under mu: hiredis calls wait for it
-    std::lock_guard<gort::Mutex> lock(s->mu);
-    if (s->ended) break;
-    if (!ready) {  // cannot happen while the context lives; end it rather than spin
-      s->error = "waiting for input: " + ready.error().message();
-      redisAsyncFree(s->ac);
-      break;
+    {
+      std::lock_guard<gort::Mutex> lock(s->mu);
+      if (s->ended) break;
+      if (!ready) {  // cannot happen while the context lives; end it rather than spin
+        s->error = "waiting for input: " + ready.error().message();
+        redisAsyncFree(s->ac);
+        break;
+      }
+      redisAsyncHandleRead(s->ac);  // may end the context (cleanup)
+      batch.swap(s->inbox);
     }
-    redisAsyncHandleRead(s->ac);  // may end the context (cleanup)
+    if (!batch.empty() && !deliver(*s, batch)) break;
+  }
+  if (s->messages) {
+    {
+      std::lock_guard<gort::Mutex> lock(s->mu);
+      batch.swap(s->inbox);  // parsed by the read that ended the connection
+    }
+    if (deliver(*s, batch)) {
+      try {
+        s->messages->close();  // the consumer sees the end after the last message
+      } catch (const gort::ChanClosed&) {
+      }
+    }
   }
   s->drivers.done();
 }
@@ -122,13 +163,30 @@ void on_reply(redisAsyncContext* ac, void* r, void* p) {
   (void)pending->reply.try_send(Error(Errc::kClosed).with_op(pending->state->where));
 }
 
-}  // namespace
+// A subscription's callback, for every reply on its channel: the
+// confirmation of (un)subscribe, then each message. Runs under mu.
+void on_subscription(redisAsyncContext*, void* r, void* p) {
+  auto* s = static_cast<State*>(p);
+  auto* reply = static_cast<redisReply*>(r);
+  if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
+  std::string kind(reply->element[0]->str ? reply->element[0]->str : "", reply->element[0]->len);
+  std::string channel(reply->element[1]->str ? reply->element[1]->str : "", reply->element[1]->len);
+  if (kind == "message") {
+    s->inbox.push_back(Message{std::move(channel), std::string(reply->element[2]->str, reply->element[2]->len)});
+  } else if (kind == "subscribe" || kind == "unsubscribe") {
+    if (auto it = s->confirm.find(kind + " " + channel); it != s->confirm.end()) {
+      (void)it->second->try_send(true);
+      s->confirm.erase(it);
+    }
+  }
+}
 
-Connection::Connection(std::shared_ptr<State> state) : state_(std::move(state)) {}
-
-Result<std::unique_ptr<Connection>> Connection::connect(const std::string& host, int port) {
+// connect()'s body, shared by Connection and Subscriber: the context, its
+// PollFd and hooks, the driver fibers.
+Result<std::shared_ptr<State>> open_state(const std::string& host, int port, std::size_t buffer) {
   auto s = std::make_shared<State>();
   s->where = "redis " + host + ":" + std::to_string(port);
+  if (buffer > 0) s->messages = std::make_unique<gort::Chan<Message>>(buffer);
   redisAsyncContext* ac = redisAsyncConnect(host.c_str(), port);
   if (ac == nullptr) return Error(Errc::kSystem, ENOMEM).with_op(s->where);
   if (ac->err != 0) {
@@ -157,6 +215,31 @@ Result<std::unique_ptr<Connection>> Connection::connect(const std::string& host,
   s->drivers.add(2);
   go_spawn([s] { reader(s); });
   go_spawn([s] { writer(s); });
+  return s;
+}
+
+void free_and_wait(State& s) {
+  {
+    std::lock_guard<gort::Mutex> lock(s.mu);
+    if (!s.ended) redisAsyncFree(s.ac);  // fails pending commands, runs cleanup
+  }
+  if (s.messages) {
+    try {
+      s.messages->close();  // a reader blocked on a full channel lets go
+    } catch (const gort::ChanClosed&) {
+    }
+  }
+  s.drivers.wait();
+}
+
+}  // namespace
+
+Connection::Connection(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+Result<std::unique_ptr<Connection>> Connection::connect(const std::string& host, int port) {
+  auto opened = open_state(host, port, 0);
+  if (!opened) return opened.error();
+  std::shared_ptr<State> s = std::move(*opened);
   std::unique_ptr<Connection> c(new Connection(s));
   // A round trip says whether the connect succeeded, with hiredis's reason.
   auto pong = c->command("PING");
@@ -164,13 +247,7 @@ Result<std::unique_ptr<Connection>> Connection::connect(const std::string& host,
   return c;
 }
 
-Connection::~Connection() {
-  {
-    std::lock_guard<gort::Mutex> lock(state_->mu);
-    if (!state_->ended) redisAsyncFree(state_->ac);  // fails pending commands, runs cleanup
-  }
-  state_->drivers.wait();
-}
+Connection::~Connection() { free_and_wait(*state_); }
 
 Result<Value> Connection::submit(int (*send)(redisAsyncContext*, void*, void*), void* arg) {
   Pending pending;
@@ -227,6 +304,58 @@ bool Connection::connected() const {
 }
 
 std::string Connection::last_error() const {
+  std::lock_guard<gort::Mutex> lock(state_->mu);
+  return state_->error;
+}
+
+// ---- Subscriber ----
+
+Subscriber::Subscriber(std::shared_ptr<Connection::State> state) : state_(std::move(state)) {}
+
+Result<std::unique_ptr<Subscriber>> Subscriber::connect(const std::string& host, int port, std::size_t buffer) {
+  auto opened = open_state(host, port, buffer < 1 ? 1 : buffer);
+  if (!opened) return opened.error();
+  std::unique_ptr<Subscriber> sub(new Subscriber(std::move(*opened)));
+  // Subscribing to nothing yet: a PING would leave the connection in normal
+  // mode; a confirmed subscription to a private channel proves it is up.
+  auto up = sub->subscribe("gort:connected");
+  if (!up) return Error(Errc::kRefused).with_op(sub->state_->where + ": " + sub->last_error());
+  return sub;
+}
+
+Subscriber::~Subscriber() { free_and_wait(*state_); }
+
+Result<void> Subscriber::subscribe(const std::string& channel) { return change("subscribe", channel); }
+Result<void> Subscriber::unsubscribe(const std::string& channel) { return change("unsubscribe", channel); }
+
+Result<void> Subscriber::change(const char* verb, const std::string& channel) {
+  gort::Chan<bool> confirmed(1);
+  {
+    std::lock_guard<gort::Mutex> lock(state_->mu);
+    if (state_->ended) return Error(Errc::kClosed).with_op(state_->where);
+    std::string key = std::string(verb) + " " + channel;
+    if (state_->confirm.count(key)) return Error(Errc::kSystem, EALREADY, "already in progress").with_op(state_->where);
+    state_->confirm[key] = &confirmed;
+    const char* argv[] = {verb, channel.data()};
+    const std::size_t lens[] = {std::strlen(verb), channel.size()};
+    if (redisAsyncCommandArgv(state_->ac, on_subscription, state_.get(), 2, argv, lens) != REDIS_OK) {
+      state_->confirm.erase(key);
+      return Error(Errc::kSystem, 0, "hiredis refused the command").with_op(state_->where);
+    }
+  }
+  // true: Redis confirmed; false: the connection ended first (cleanup).
+  if (*confirmed.recv()) return {};
+  return Error(Errc::kClosed).with_op(state_->where);
+}
+
+gort::Chan<Message>& Subscriber::messages() { return *state_->messages; }
+
+bool Subscriber::connected() const {
+  std::lock_guard<gort::Mutex> lock(state_->mu);
+  return !state_->ended;
+}
+
+std::string Subscriber::last_error() const {
   std::lock_guard<gort::Mutex> lock(state_->mu);
   return state_->error;
 }

@@ -162,6 +162,47 @@ TEST_P(Hiredis, ConnectRefusedIsAnError) {
   });
 }
 
+TEST_P(Hiredis, SubscriberGetsEveryMessageInOrderThroughASmallBuffer) {
+  int port = redis_.port();
+  run([port] {
+    auto sub = gort::hiredis::Subscriber::connect("127.0.0.1", port, /*buffer=*/4);
+    ASSERT_TRUE(sub) << sub.error().message();
+    auto pub = Connection::connect("127.0.0.1", port);
+    ASSERT_TRUE(pub) << pub.error().message();
+    ASSERT_TRUE((*sub)->subscribe("room:a"));
+    ASSERT_TRUE((*sub)->subscribe("room:b"));
+    const int n = 500;  // far more than the buffer: the reader waits for us, nothing is dropped
+    go_spawn([&] {
+      for (int i = 0; i < n; ++i) (void)(*pub)->command("PUBLISH %s %d", i % 2 ? "room:b" : "room:a", i);
+    });
+    for (int i = 0; i < n; ++i) {
+      auto m = (*sub)->messages().recv();
+      ASSERT_TRUE(m.has_value()) << "the stream ended at " << i;
+      EXPECT_EQ(m->channel, i % 2 ? "room:b" : "room:a");
+      ASSERT_EQ(m->payload, std::to_string(i)) << "out of order or lost";
+      if (i % 100 == 0) gort::sleep_for(1ms);  // a slow consumer now and then
+    }
+    ASSERT_TRUE((*sub)->unsubscribe("room:b"));
+    ASSERT_TRUE((*pub)->command("PUBLISH room:b ignored"));
+    ASSERT_TRUE((*pub)->command("PUBLISH room:a last"));
+    auto m = (*sub)->messages().recv();
+    ASSERT_TRUE(m.has_value());
+    EXPECT_EQ(m->payload, "last") << "a message of an unsubscribed channel arrived";
+  });
+}
+
+TEST_P(Hiredis, ALostServerEndsTheSubscription) {
+  run([this] {
+    auto sub = gort::hiredis::Subscriber::connect("127.0.0.1", redis_.port());
+    ASSERT_TRUE(sub) << sub.error().message();
+    ASSERT_TRUE((*sub)->subscribe("room"));
+    redis_.stop();
+    EXPECT_FALSE((*sub)->messages().recv().has_value()) << "the stream should end when Redis goes away";
+    EXPECT_FALSE((*sub)->connected());
+    EXPECT_EQ((*sub)->subscribe("other").error(), Errc::kClosed);
+  });
+}
+
 GORT_INSTANTIATE(Hiredis);
 
 }  // namespace

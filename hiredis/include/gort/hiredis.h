@@ -29,6 +29,14 @@
 //    Reconnecting is the caller's: make a new Connection.
 //  * The destructor frees the context (pending commands fail) and waits for
 //    the driver fibers; it must run in a fiber of the same runtime.
+//  * Subscriber (pub/sub): hiredis calls a subscription's callback once per
+//    message, inside redisAsyncHandleRead, under the Mutex. The callback only
+//    appends to an inbox; the reader fiber moves the inbox to messages()
+//    after the call, without the Mutex, and blocks there while the channel
+//    is full. So a slow consumer slows the reading (Redis then applies its
+//    own limit for slow subscribers), nothing is dropped, the inbox holds at
+//    most what one read of the socket parsed, and a consumer may call
+//    subscribe() while the reader waits for it.
 #pragma once
 
 #include <cstdarg>
@@ -36,6 +44,7 @@
 #include <string>
 #include <vector>
 
+#include <gort/chan.h>
 #include <gort/net/result.h>
 
 struct redisAsyncContext;
@@ -80,6 +89,34 @@ class Connection {
   explicit Connection(std::shared_ptr<State> state);
   Result<Value> submit(int (*send)(redisAsyncContext*, void*, void*), void* arg);
   std::shared_ptr<State> state_;
+};
+
+// A message published on a channel the Subscriber subscribed to.
+struct Message {
+  std::string channel;
+  std::string payload;
+};
+
+// A connection in Redis's subscribe mode: it only (un)subscribes; messages
+// arrive on messages() in the order Redis sent them, which is closed when
+// the connection ends (lost or destroyed).
+class Subscriber {
+ public:
+  // `buffer`: messages() capacity (>= 1).
+  static Result<std::unique_ptr<Subscriber>> connect(const std::string& host, int port, std::size_t buffer = 1024);
+  ~Subscriber();
+  // Parks until Redis confirmed the subscription: a message published after
+  // subscribe() returns is delivered.
+  Result<void> subscribe(const std::string& channel);
+  Result<void> unsubscribe(const std::string& channel);
+  gort::Chan<Message>& messages();
+  bool connected() const;
+  std::string last_error() const;
+
+ private:
+  explicit Subscriber(std::shared_ptr<Connection::State> state);
+  Result<void> change(const char* verb, const std::string& channel);
+  std::shared_ptr<Connection::State> state_;
 };
 
 }  // namespace gort::hiredis
