@@ -51,7 +51,7 @@ std::string http(const std::string& address, const std::string& request) {
 }
 
 std::string get(const std::string& address, const std::string& path) {
-  return http(address, "GET " + path + " HTTP/1.1\r\nHost: test\r\n\r\n");
+  return http(address, "GET " + path + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
 }
 
 class DebugServerTest : public gort_test::WorkersTest {};
@@ -132,7 +132,7 @@ TEST(RealComponents, PrometheusScrapesTheEndpoint) {
     // Query the series back through the HTTP API until a scrape landed.
     std::string answer;
     bool found = false;
-    for (int i = 0; i < 300 && !found; ++i) {
+    for (int i = 0; i < 600 && !found; ++i) {  // a minute at most: a scrape lands within seconds
       gort::sleep_for(100ms);
       answer = get(web, "/api/v1/query?query=gort_fibers");
       found = answer.find("\"status\":\"success\"") != std::string::npos && answer.find("\"gort_fibers\"") != std::string::npos;
