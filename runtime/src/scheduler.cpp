@@ -2,6 +2,7 @@
 // them runnable, waking workers. See scheduler.h for the design.
 #include "scheduler.h"
 
+#include <cxxabi.h>
 #include <dirent.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <typeinfo>
@@ -25,6 +27,18 @@
 #include "services.h"
 
 namespace gort::detail {
+
+namespace {
+
+// "std::runtime_error" for "St13runtime_error"; the mangled name if the
+// demangler cannot say.
+std::string demangled(const char* mangled) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> name(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
+  return status == 0 && name ? std::string(name.get()) : std::string(mangled);
+}
+
+}  // namespace
 
 namespace {
 
@@ -89,10 +103,13 @@ void fiber_entry(Transfer t) {
     f->drop_task(f->task);
   } catch (const std::exception& e) {
     fatal("unhandled exception in fiber %llu%s%s%s: %s: %s", (unsigned long long)f->id,
-          f->name ? " \"" : "", f->name ? f->name : "", f->name ? "\"" : "", typeid(e).name(), e.what());
+          f->name ? " \"" : "", f->name ? f->name : "", f->name ? "\"" : "", demangled(typeid(e).name()).c_str(),
+          e.what());
   } catch (...) {
-    fatal("unhandled exception in fiber %llu%s%s%s (not a std::exception)", (unsigned long long)f->id,
-          f->name ? " \"" : "", f->name ? f->name : "", f->name ? "\"" : "");
+    const std::type_info* t = abi::__cxa_current_exception_type();
+    fatal("unhandled exception in fiber %llu%s%s%s: %s (not a std::exception)", (unsigned long long)f->id,
+          f->name ? " \"" : "", f->name ? f->name : "", f->name ? "\"" : "",
+          t ? demangled(t->name()).c_str() : "unknown type");
   }
   SwitchRequest exit{SwitchRequest::kExit};
   Worker* w_exit = current_worker();

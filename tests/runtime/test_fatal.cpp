@@ -46,7 +46,18 @@ TEST_P(Fatal, UnhandledExceptionIsFatal) {
                 go_spawn([] { throw std::runtime_error("boom"); });
                 wg.wait();
               }),
-              ::testing::ExitedWithCode(2), "fatal error: unhandled exception in fiber [0-9]+.*boom");
+              ::testing::ExitedWithCode(2), "fatal error: unhandled exception in fiber [0-9]+.*std::runtime_error: boom");
+}
+
+TEST_P(Fatal, UnhandledNonStdExceptionNamesItsType) {
+  int n = workers();
+  EXPECT_EXIT(gort::run(gort::Config{.workers = n}, [] {
+                gort::WaitGroup wg;
+                wg.add(1);
+                go_spawn([] { throw 42; });
+                wg.wait();
+              }),
+              ::testing::ExitedWithCode(2), "fatal error: unhandled exception in fiber [0-9]+: int \\(not a std::exception\\)");
 }
 
 TEST_P(Fatal, NegativeWaitGroupCounter) {
