@@ -48,6 +48,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -109,37 +110,49 @@ class Connection {
   Connection(const gort::Context& ctx, Conn& conn, std::chrono::milliseconds idle_timeout)
       : ctx_(ctx), conn_(conn), idle_timeout_(idle_timeout), buf_(std::make_unique<char[]>(kReadBuffer)), out_(conn) {}
 
-  // Serves requests until EOF (also the shutdown's), an I/O error, a reset
-  // during a WAIT or the idle timeout.
+  // The Go peer's loop: the next request, its reply; until end of file
+  // (also the shutdown's), an I/O error, a reset during a WAIT or the idle
+  // timeout.
   void serve() {
-    while (out_.ok() && !peer_gone_) {
-      if (begin_ == end_) {
-        arm_idle_deadline();
-        auto n = conn_.read(buf_.get(), kReadBuffer);
-        if (!n && n.error() == gort::net::Errc::kTimeout) {
-          (void)conn_.write_all(dumb::kIdleTimeout);  // the send buffer is empty: nothing was asked
-          break;
-        }
-        if (!n) break;  // EOF (also the shutdown's), reset: every complete request was answered
-        begin_ = 0;
-        end_ = *n;
+    while (auto request = next_request()) {
+      if (request->kind == dumb::Frame::Kind::TooLong) {
+        out_.append(dumb::kLineTooLong);
+      } else {
+        execute(request->line);
       }
-      while (begin_ < end_ && out_.ok() && !peer_gone_) {
-        std::string_view in(buf_.get() + begin_, end_ - begin_);
-        auto frame = framer_.next(in);
-        begin_ = end_ - in.size();
-        if (!frame) break;
-        if (frame->kind == dumb::Frame::Kind::TooLong) {
-          out_.append(dumb::kLineTooLong);
-        } else {
-          execute(frame->line);
-        }
-      }
-      out_.flush();
+      if (!out_.ok() || peer_gone_) return;
     }
   }
 
  private:
+  // The next request line, reading more when the buffer holds no complete
+  // one -- after flushing the replies batched so far, which the client may
+  // be waiting for.  nullopt: end of file, an error or the idle timeout,
+  // with every complete request answered.
+  std::optional<dumb::Frame> next_request() {
+    for (;;) {
+      std::string_view in(buf_.get() + begin_, end_ - begin_);
+      auto frame = framer_.next(in);
+      begin_ = end_ - in.size();
+      if (frame) return frame;
+      out_.flush();
+      if (!out_.ok() || !read_more()) return std::nullopt;
+    }
+  }
+
+  bool read_more() {
+    arm_idle_deadline();
+    auto n = conn_.read(buf_.get(), kReadBuffer);
+    if (!n && n.error() == gort::net::Errc::kTimeout) {
+      (void)conn_.write_all(dumb::kIdleTimeout);  // the send buffer is empty: nothing was asked
+      return false;
+    }
+    if (!n) return false;  // EOF (also the shutdown's), reset
+    begin_ = 0;
+    end_ = *n;
+    return true;
+  }
+
   // The read that waits for the next request has the idle deadline. It is
   // re-armed only once it is closer than idle_timeout, to between T and
   // 9T/8 from now: re-arming on every request would put a timer-heap
