@@ -133,16 +133,6 @@ struct Shared {
   gort::WaitGroup hub_done;
 };
 
-// Sends to the hub; false once the hub is gone (stop).
-bool tell_hub(Shared& shared, Event event) {
-  try {
-    shared.events.send(std::move(event));
-    return true;
-  } catch (const gort::ChanClosed&) {
-    return false;
-  }
-}
-
 class Hub {
  public:
   void run(Shared& shared) {
@@ -214,26 +204,26 @@ void read_client(Shared& shared, Client& client, std::chrono::milliseconds idle_
   auto buf = std::make_unique<char[]>(kReadBuffer);
   dumb::LineFramer framer(chat::kMaxLine);
   const std::string prefix = "[User " + std::to_string(client.id) + "]: ";
-  for (bool hub_there = true; hub_there;) {
+  for (;;) {
     if (idle_timeout.count() > 0) (void)client.conn.set_read_deadline(gort::net::Clock::now() + idle_timeout);
     auto n = client.conn.read(buf.get(), kReadBuffer);
     if (!n) {
-      // Silent past --idle-timeout: the Leave makes the hub close the
-      // connection (the writer may be in a write: no farewell is sent).
-      (void)tell_hub(shared, Leave{client.id});
-      break;
+      // End of file, an error, silent past --idle-timeout: the Leave makes
+      // the hub end the writer (a write in progress too: no farewell).
+      shared.events.send(Leave{client.id});
+      return;
     }
     std::string_view in(buf.get(), *n);
-    while (hub_there) {
+    for (;;) {
       auto frame = framer.next(in);
       if (!frame) break;
       if (frame->kind == dumb::Frame::Kind::TooLong) {
-        hub_there = tell_hub(shared, Refuse{client.id});
+        shared.events.send(Refuse{client.id});
       } else {
         std::string text;
         text.reserve(prefix.size() + frame->line.size() + 1);
         text.append(prefix).append(frame->line).push_back('\n');
-        hub_there = tell_hub(shared, Say{client.id, std::make_shared<const std::string>(std::move(text))});
+        shared.events.send(Say{client.id, std::make_shared<const std::string>(std::move(text))});
       }
     }
   }
@@ -271,7 +261,7 @@ void serve_client(Shared& shared, Conn& conn, std::chrono::milliseconds idle_tim
   int sndbuf = chat::kSendBuffer;  // fixed, as room.h: bounds what a slow client holds
   setsockopt(conn.native_handle(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   auto client = std::make_shared<Client>(shared.next_id.fetch_add(1, std::memory_order_relaxed), conn);
-  if (!tell_hub(shared, Join{client})) return;
+  shared.events.send(Join{client});
   client->writer_done.add(1);
   gort::spawn(gort::SpawnOptions{0, "chat_fiber writer"}, [client] {
     write_client(*client);
@@ -294,7 +284,7 @@ int serve(dumb::FiberServer& fiber_server) {
       },
       fiber_server.server_options("chat_fiber reader"));
   int status = fiber_server.serve_until_stopped(server);
-  (void)tell_hub(shared, Stop{});  // every reader has returned: nothing else sends
+  shared.events.send(Stop{});  // every reader has returned: nothing else sends
   shared.hub_done.wait();
   return status;
 }
