@@ -228,9 +228,9 @@ TEST_P(NetServer, ShutdownWithAContextReportsItsCancellation) {
     Conn client = dial(running.address());
     await(started, 1);
     auto [ctx, cancel] = gort::with_cancel(gort::background());
-    go_spawn([cancel] {
+    go_spawn([stop = cancel] {
       gort::sleep_for(50ms);
-      cancel();
+      stop();
     });
     auto r = server.shutdown(ctx);
     ASSERT_FALSE(r);
