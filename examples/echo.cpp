@@ -1,7 +1,8 @@
-// A TCP echo server and a client in one program. The server serves each
-// connection in its own fiber; cancelling one Context stops it cleanly:
-// accept and every connection's read return Errc::kCanceled, and a
-// WaitGroup waits for the handlers.
+// A TCP echo server and a client in one program. gort::net::Server runs the
+// handler for each connection in its own fiber; shutdown() stops it
+// gracefully: the listener closes, a handler waiting in read gets end of
+// file and returns, and shutdown() returns once every handler has (after
+// its deadline it would close the connections left).
 #include <gort/gort.h>
 #include <gort/net.h>
 
@@ -9,38 +10,6 @@
 #include <string>
 
 using namespace std::chrono_literals;
-using gort::net::Errc;
-
-namespace {
-
-// One connection: echo until EOF, an error or the context's cancellation.
-// The Conn is destroyed (closed) when this returns.
-void handle(const gort::Context& ctx, gort::net::Conn c) {
-  char buf[4096];
-  for (;;) {
-    auto n = c.read(ctx, buf, sizeof buf);
-    if (!n || !c.write_all(ctx, buf, *n)) return;  // kEof, kCanceled, ...
-  }
-}
-
-// Accepts until ctx is canceled. Handlers share ctx and `handlers` by
-// reference: main keeps both alive until handlers.wait() returns.
-void serve(const gort::Context& ctx, gort::net::Listener& ln, gort::WaitGroup& handlers) {
-  for (;;) {
-    auto conn = ln.accept(ctx);
-    if (!conn) {
-      if (conn.error() != Errc::kCanceled) std::printf("echo: accept: %s\n", conn.error().message().c_str());
-      return;
-    }
-    handlers.add(1);
-    go_spawn([&ctx, &handlers](gort::net::Conn c) {
-      handle(ctx, std::move(c));
-      handlers.done();
-    }, std::move(*conn));
-  }
-}
-
-}  // namespace
 
 int main() {
   return gort::run([] {
@@ -50,13 +19,21 @@ int main() {
       return 1;
     }
     std::string address = ln->local_address()->to_string();
-    auto [server_ctx, stop] = gort::with_cancel(gort::background());
-    const gort::Context& ctx = server_ctx;
-    gort::WaitGroup server, handlers;
-    server.add(1);
+
+    // One connection: echo until end of file (the client's, or shutdown's)
+    // or an error. The Server closes the Conn when this returns.
+    gort::net::Server server([](const gort::Context&, gort::net::Conn& c) {
+      char buf[4096];
+      for (;;) {
+        auto n = c.read(buf, sizeof buf);
+        if (!n || !c.write_all(buf, *n)) return;  // kEof, kReset, ...
+      }
+    });
+    gort::WaitGroup serving;
+    serving.add(1);
     go_spawn([&] {
-      serve(ctx, *ln, handlers);
-      server.done();
+      (void)server.serve(*ln);  // Errc::kClosed once shut down
+      serving.done();
     });
 
     // The client: three lines, each echoed back, with a 5 s budget.
@@ -75,11 +52,15 @@ int main() {
     client_done();
     std::printf("echo: %d lines echoed\n", echoed);
 
-    // Shutdown: the idle connection's handler and the accept loop return.
-    stop();
-    server.wait();
-    handlers.wait();
-    (void)ln->close();
+    // Shutdown with the client still connected: its handler, idle in read,
+    // gets end of file, and the client sees the server close its side.
+    auto stopped = server.shutdown(gort::Clock::now() + 5s);
+    serving.wait();
+    auto after = conn->read_line();
+    if (!stopped || after || after.error() != gort::net::Errc::kEof) {
+      std::printf("echo: shutdown: %s\n", stopped ? "the connection stayed open" : stopped.error().message().c_str());
+      return 1;
+    }
     std::printf("echo: server stopped cleanly\n");
     return echoed == 3 ? 0 : 1;
   });

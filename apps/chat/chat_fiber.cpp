@@ -2,15 +2,16 @@
 // fibers and channels in the manner of Go's chat examples.
 //
 // Fibers:
-//   acceptor   accepts, numbers the client, sends Join to the hub, spawns
-//              the client's reader and writer.
+//   reader     (one per client: the handler gort::net::Server runs in the
+//              client's connection fiber) numbers the client, sends Join to
+//              the hub, spawns the client's writer, then reads, frames with
+//              dumb::LineFramer, formats "[User <id>]: <line>\n" once and
+//              sends it to the hub as Say; an overlong line becomes Refuse;
+//              EOF or an error becomes Leave.  It returns once its writer
+//              has: the Server closes the Conn when the handler returns.
 //   hub        the only owner of the room (the map of clients).  It receives
 //              events on one channel, `events`, and never blocks on a client:
 //              it only try_sends into each client's outbox.
-//   reader     (one per client) reads, frames with dumb::LineFramer, formats
-//              "[User <id>]: <line>\n" once and sends it to the hub as
-//              Message; an overlong line becomes Refuse; EOF or an error
-//              becomes Leave.
 //   writer     (one per client) receives from its outbox, a bounded channel
 //              of shared messages, and writes them to the socket.
 //
@@ -32,23 +33,29 @@
 // room waits behind them; an unbounded outbox -- a client that never reads
 // would hold every message forever.
 //
-// Limits (docs/SERVERS.md): past --max-connections the acceptor answers a
-// new client kServerBusy and closes it; --idle-timeout (off by default: a
-// chat client that only listens is silent, not idle) bounds how long a
-// reader waits for a client's next bytes.
+// The hub never touches a client's Conn: the Conn belongs to the reader's
+// fiber (the Server destroys it when the reader returns), and only the
+// reader and the writer, which the reader waits for, use it.  The hub ends
+// a client's writing by canceling its `writing` context and closing its
+// outbox; the writer then closes the Conn, which ends the reader's read.
 //
-// Ordering: the acceptor sends Join before it spawns the reader, and the
-// hub receives in FIFO order, so a client's greeting precedes every message
-// it receives and its own messages reach the hub after its Join.
+// Limits (docs/SERVERS.md): past --max-connections the Server answers a new
+// client kServerBusy and closes it; --idle-timeout (off by default: a chat
+// client that only listens is silent, not idle) bounds how long a reader
+// waits for a client's next bytes.
 //
-// Stop (SIGINT/SIGTERM, fiber_server.h): the main fiber closes the Listener,
-// waits for the acceptor, sends Stop to the hub -- which closes every
-// client's Conn and outbox and returns -- and then closes `events`, so a
-// reader still sending gets ChanClosed.  Readers and writers, their Conns
-// closed, return at once; FiberServer::drain waits for `active` to reach 0.
-// Lifetimes: each client's state is a shared_ptr held by its two fibers and
-// the hub's map; `events` and the counters live on the main fiber's stack,
-// which outlives every fiber (drain).
+// Ordering: a reader sends Join before it reads, and the hub receives in
+// FIFO order, so a client's greeting precedes every message it receives
+// and its own messages reach the hub after its Join.
+//
+// Stop (SIGINT/SIGTERM, fiber_server.h): the Server's shutdown shuts every
+// client's read side down; each reader sees end of file and sends Leave, the
+// hub closes that client's outbox and its writer ends.  Once the Server has
+// no handler left (after --drain-ms at most: it then closes the Conns, and
+// the writers' writes fail), the main fiber sends Stop to the hub and waits
+// for it.  Lifetimes: each client's state is a shared_ptr held by its two
+// fibers and the hub's map; `events` lives on the main fiber's stack, which
+// outlives every reader (the Server waits for them) and the hub.
 
 #include <sys/socket.h>
 
@@ -83,17 +90,25 @@ constexpr std::string_view kDropped = "ERROR not reading: disconnected\n";
 constexpr int kHubTurn = 32;           // events the hub handles before it yields
 
 struct Client {
-  Client(int id, Conn conn) : id(id), conn(std::move(conn)) {}
+  Client(int id, Conn& conn) : id(id), conn(conn) {
+    auto [ctx, cancel] = gort::with_cancel(gort::background());
+    writing = std::move(ctx);
+    stop_writing = std::move(cancel);
+  }
   const int id;
-  Conn conn;                          // read by the reader, written by the writer, closed by the writer or hub
+  Conn& conn;                           // the reader's (the Server's); used by the reader and the writer only
   gort::Chan<Message> outbox{kOutbox};  // hub -> writer; closed by the hub
+  gort::Context writing;                // the writer's writes; canceled by the hub when it lets the client go
+  gort::CancelFunc stop_writing;
   // Bytes of the messages in the outbox: added by the hub before it sends,
   // taken off by the writer as it receives.  Relaxed: only a bound.
   std::atomic<std::size_t> queued_bytes{0};
-  // Set by the hub before it closes the outbox of a client it drops for not
-  // reading; the writer, which sees the outbox closed, then says why.
-  // Relaxed: the outbox's close orders it before the writer's recv.
+  // Set by the hub before it ends the writing of a client it drops for not
+  // reading; the writer, which sees its outbox closed or its write
+  // canceled, then says why.  Relaxed: the outbox's close and the context's
+  // cancellation order it before the writer's check.
   std::atomic<bool> dropped{false};
+  gort::WaitGroup writer_done;          // the reader waits for it: the Conn goes when the reader returns
 };
 
 struct Join {
@@ -114,24 +129,9 @@ using Event = std::variant<Join, Leave, Say, Refuse, Stop>;
 
 struct Shared {
   gort::Chan<Event> events{kEvents};
-  // Clients connected, for --max-connections: incremented by the acceptor,
-  // decremented when a client's reader ends.  Relaxed: a count.
-  std::atomic<int> clients{0};
-  std::atomic<int> active{0};  // fibers running: acceptor, hub, readers, writers
-  std::atomic<bool> stopping{false};  // set by the main fiber before it closes the Listener
-  gort::WaitGroup acceptor_done;
+  std::atomic<int> next_id{1};  // client numbers, in the order readers start
   gort::WaitGroup hub_done;
 };
-
-// Sends to the hub; false once the hub is gone (stop).
-bool tell_hub(Shared& shared, Event event) {
-  try {
-    shared.events.send(std::move(event));
-    return true;
-  } catch (const gort::ChanClosed&) {
-    return false;
-  }
-}
 
 class Hub {
  public:
@@ -145,7 +145,7 @@ class Hub {
       // drain their outboxes every kHubTurn events.
       if (handled % kHubTurn == 0) gort::yield();
     }
-    for (auto& [id, client] : clients_) disconnect(*client);
+    for (auto& [id, client] : clients_) disconnect(*client);  // none: every reader has left
     clients_.clear();
   }
 
@@ -186,16 +186,14 @@ class Hub {
   void drop(int id, Client& to) {
     std::fprintf(stderr, "chat_fiber: user %d is not reading; disconnected\n", id);
     to.dropped.store(true, std::memory_order_relaxed);
-    // Bounds a write the writer is parked in now (the socket is full) and
-    // the farewell; applies to calls in progress (tcp.h).
-    (void)to.conn.set_write_deadline(gort::net::Clock::now() + kFarewell);
-    to.outbox.close();
+    disconnect(to);
     clients_.erase(id);
   }
-  // The writer sees its outbox closed, the reader its Conn closed; both end.
+  // Ends a write the writer is parked in now (the socket is full) and the
+  // writer itself, which closes the connection.
   static void disconnect(Client& client) {
+    client.stop_writing();
     client.outbox.close();
-    (void)client.conn.close();
   }
 
   std::map<int, std::shared_ptr<Client>> clients_;  // the room, by id
@@ -206,26 +204,26 @@ void read_client(Shared& shared, Client& client, std::chrono::milliseconds idle_
   auto buf = std::make_unique<char[]>(kReadBuffer);
   dumb::LineFramer framer(chat::kMaxLine);
   const std::string prefix = "[User " + std::to_string(client.id) + "]: ";
-  for (bool hub_there = true; hub_there;) {
+  for (;;) {
     if (idle_timeout.count() > 0) (void)client.conn.set_read_deadline(gort::net::Clock::now() + idle_timeout);
     auto n = client.conn.read(buf.get(), kReadBuffer);
     if (!n) {
-      // Silent past --idle-timeout: the Leave makes the hub close the
-      // connection (the writer may be in a write: no farewell is sent).
-      (void)tell_hub(shared, Leave{client.id});
-      break;
+      // End of file, an error, silent past --idle-timeout: the Leave makes
+      // the hub end the writer (a write in progress too: no farewell).
+      shared.events.send(Leave{client.id});
+      return;
     }
     std::string_view in(buf.get(), *n);
-    while (hub_there) {
+    for (;;) {
       auto frame = framer.next(in);
       if (!frame) break;
       if (frame->kind == dumb::Frame::Kind::TooLong) {
-        hub_there = tell_hub(shared, Refuse{client.id});
+        shared.events.send(Refuse{client.id});
       } else {
         std::string text;
         text.reserve(prefix.size() + frame->line.size() + 1);
         text.append(prefix).append(frame->line).push_back('\n');
-        hub_there = tell_hub(shared, Say{client.id, std::make_shared<const std::string>(std::move(text))});
+        shared.events.send(Say{client.id, std::make_shared<const std::string>(std::move(text))});
       }
     }
   }
@@ -235,7 +233,8 @@ void read_client(Shared& shared, Client& client, std::chrono::milliseconds idle_
 // kWriteBatch bytes) and writes it all with one write_all: one syscall for a
 // burst, so a reader keeping up with the room is never the bottleneck.
 // When the hub drops the client, the queued rest is skipped and the client
-// is told why (best effort: its socket may be full until kFarewell).
+// is told why (best effort: its socket may be full until kFarewell).  The
+// connection is closed at the end, so that the reader's read ends too.
 void write_client(Client& client) {
   std::string batch;
   for (auto message = client.outbox.recv(); message; message = client.outbox.recv()) {
@@ -247,71 +246,47 @@ void write_client(Client& client) {
       batch.append(**more);
     }
     client.queued_bytes.fetch_sub(batch.size(), std::memory_order_relaxed);
-    if (!client.conn.write_all(batch)) break;
+    if (!client.conn.write_all(client.writing, batch)) break;
   }
-  if (client.dropped.load(std::memory_order_relaxed)) (void)client.conn.write_all(kDropped);
+  if (client.dropped.load(std::memory_order_relaxed)) {
+    client.conn.set_write_deadline(gort::net::Clock::now() + kFarewell);
+    (void)client.conn.write_all(kDropped);
+  }
   (void)client.conn.close();  // the reader sees it and tells the hub
 }
 
-// Runs body on a new fiber counted in shared.active.
-template <class F>
-void spawn_counted(Shared& shared, F body) {
-  shared.active.fetch_add(1, std::memory_order_relaxed);
-  go_spawn([&shared, body = std::move(body)]() mutable {
-    body();
-    shared.active.fetch_sub(1, std::memory_order_release);  // last access; pairs with drain's acquire
+// The handler of a client's connection: the reader, which starts the writer
+// and waits for it.
+void serve_client(Shared& shared, Conn& conn, std::chrono::milliseconds idle_timeout) {
+  int sndbuf = chat::kSendBuffer;  // fixed, as room.h: bounds what a slow client holds
+  setsockopt(conn.native_handle(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  auto client = std::make_shared<Client>(shared.next_id.fetch_add(1, std::memory_order_relaxed), conn);
+  shared.events.send(Join{client});
+  client->writer_done.add(1);
+  gort::spawn(gort::SpawnOptions{0, "chat_fiber writer"}, [client] {
+    write_client(*client);
+    client->writer_done.done();
   });
+  read_client(shared, *client, idle_timeout);
+  client->writer_done.wait();
 }
 
-void accept_loop(Shared& shared, dumb::FiberServer& server) {
-  for (int next_id = 1;;) {
-    auto conn = server.listener().accept();
-    if (!conn) {
-      if (conn.error() == gort::net::Errc::kClosed) break;
-      std::fprintf(stderr, "chat_fiber: accept: %s\n", conn.error().message().c_str());
-      gort::sleep_for(std::chrono::milliseconds(10));
-      continue;
-    }
-    int sndbuf = chat::kSendBuffer;  // fixed, as room.h: bounds what a slow client holds
-    setsockopt(conn->native_handle(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-    const dumb::ServerConfig& config = server.config();
-    if (shared.clients.load(std::memory_order_relaxed) >= config.max_connections) {
-      dumb::refuse_busy(*conn);  // answered and closed, not left in the backlog
-      continue;
-    }
-    shared.clients.fetch_add(1, std::memory_order_relaxed);
-    auto client = std::make_shared<Client>(next_id++, std::move(*conn));
-    if (!tell_hub(shared, Join{client})) break;
-    spawn_counted(shared, [&shared, client, idle = config.idle_timeout] {
-      read_client(shared, *client, idle);
-      shared.clients.fetch_sub(1, std::memory_order_relaxed);
-    });
-    spawn_counted(shared, [client] { write_client(*client); });
-  }
-}
-
-int serve(dumb::FiberServer& server) {
+int serve(dumb::FiberServer& fiber_server) {
   Shared shared;
-  shared.acceptor_done.add(1);
   shared.hub_done.add(1);
-  spawn_counted(shared, [&] {
+  go_spawn([&] {
     Hub().run(shared);
     shared.hub_done.done();
   });
-  spawn_counted(shared, [&] {
-    accept_loop(shared, server);
-    if (!shared.stopping.load(std::memory_order_relaxed)) server.fail();  // the acceptor died
-    shared.acceptor_done.done();
-  });
-  bool signalled = server.wait_for_stop();
-  shared.stopping.store(true, std::memory_order_relaxed);  // the Listener's close orders it for the acceptor
-  (void)server.listener().close();
-  shared.acceptor_done.wait();
-  (void)tell_hub(shared, Stop{});
+  gort::net::Server server(
+      [&shared, idle = fiber_server.config().idle_timeout](const gort::Context&, Conn& conn) {
+        serve_client(shared, conn, idle);
+      },
+      fiber_server.server_options("chat_fiber reader"));
+  int status = fiber_server.serve_until_stopped(server);
+  shared.events.send(Stop{});  // every reader has returned: nothing else sends
   shared.hub_done.wait();
-  shared.events.close();  // readers still sending get ChanClosed; buffered events are dropped
-  server.drain(shared.active);
-  return signalled ? 0 : 1;
+  return status;
 }
 
 }  // namespace

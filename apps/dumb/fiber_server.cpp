@@ -3,7 +3,6 @@
 #include "dumb/fiber_server.h"
 
 #include <pthread.h>
-#include <sched.h>
 
 #include <chrono>
 #include <csignal>
@@ -14,8 +13,6 @@
 
 #include <gort/gort.h>
 
-#include <sys/socket.h>
-
 #include "dumb/protocol.h"
 
 namespace dumb {
@@ -23,18 +20,6 @@ namespace dumb {
 namespace {
 
 using namespace std::chrono_literals;
-
-int cpus_in_affinity_mask() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
-  return CPU_COUNT(&set);
-}
-
-bool has_flag(int argc, char** argv, std::string_view flag) {
-  for (int i = 1; i < argc; ++i)
-    if (argv[i] == flag) return true;
-  return false;
-}
 
 // The plain thread that takes SIGINT/SIGTERM (blocked everywhere) and hands
 // them to the main fiber.  Stopped by setting `quit` and sending it a
@@ -84,37 +69,43 @@ int serve_in_main_fiber(const ServerConfig& config, std::string_view name, const
 
 }  // namespace
 
-bool FiberServer::wait_for_stop() { return stop_.recv().value_or(-1) >= 0; }
-
-void FiberServer::drain(const std::atomic<int>& active) {
-  auto deadline = gort::Clock::now() + config_.drain;
-  // acquire: pairs with each fiber's release decrement, its last access to
-  // the state the caller is about to destroy.
-  while (active.load(std::memory_order_acquire) > 0) {
-    if (gort::Clock::now() >= deadline) {
-      std::fprintf(stderr, "%.*s: drain took over %lld ms; exiting anyway\n", int(name_.size()), name_.data(),
-                   static_cast<long long>(config_.drain.count()));
-      std::fflush(stdout);
-      std::_Exit(0);
-    }
-    gort::sleep_for(5ms);
-  }
+gort::net::ServerOptions FiberServer::server_options(const char* fiber_name) const {
+  gort::net::ServerOptions options;
+  options.max_connections = config_.max_connections;
+  options.busy_reply = std::string(kServerBusy);
+  options.fiber_name = fiber_name;
+  return options;
 }
 
-void refuse_busy(gort::net::Conn& conn) {
-  (void)::send(conn.native_handle(), kServerBusy.data(), kServerBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-  (void)conn.close();
+int FiberServer::serve_until_stopped(gort::net::Server& server) {
+  gort::WaitGroup serving;  // this fiber outlives the serving one: it may use *this to the end
+  serving.add(1);
+  go_spawn([&] {
+    auto served = server.serve(listener_);
+    if (!served && !server.shutting_down()) {  // the listener failed: stop
+      std::fprintf(stderr, "%.*s: %s\n", int(name_.size()), name_.data(), served.error().message().c_str());
+      (void)stop_.try_send(-1);
+    }
+    serving.done();
+  });
+  bool signalled = stop_.recv().value_or(-1) >= 0;
+  auto drained = server.shutdown(gort::Clock::now() + config_.drain);
+  if (!drained)
+    std::fprintf(stderr, "%.*s: drain took over %lld ms; closed the connections left\n", int(name_.size()),
+                 name_.data(), static_cast<long long>(config_.drain.count()));
+  serving.wait();
+  return signalled ? 0 : 1;
 }
 
 int fiber_server_main(int argc, char** argv, std::string_view name, FiberServeFn serve,
                       std::chrono::milliseconds default_idle_timeout) {
   const ServerRow& row = server_row(name);
-  ServerTraits traits{cpus_in_affinity_mask(), "gort worker threads, or GORT_PROCS; the default is the CPU count",
+  ServerTraits traits{gort::default_workers(), "gort worker threads (the default: GORT_PROCS, else the CPU count)",
                       /*connection_limits=*/true, default_idle_timeout};
   ServerConfig config = parse_flags(argc, argv, row, traits);
   block_stop_signals();  // before gort::run starts any thread
   gort::Config runtime;
-  if (has_flag(argc, argv, "--workers")) runtime.workers = config.workers;
+  runtime.workers = config.workers;
   return gort::run(runtime, [&] { return serve_in_main_fiber(config, name, serve); });
 }
 

@@ -1,34 +1,38 @@
 // dumb/fiber_server.h -- what the servers built on gort share (dumb_fiber,
-// chat_fiber): the flags and the listening line of server_main.h, a
-// gort::net::Listener, and the same stop protocol carried out by fibers.
+// chat_fiber): the flags and the listening line of server_main.h, the
+// signal thread, and a gort::net::Server run until SIGINT/SIGTERM.
 //
-//     int serve(dumb::FiberServer& server) {             // runs in the main fiber
-//       go_spawn([&] { accept loop on server.listener() ... });
-//       server.wait_for_stop();                          // SIGINT/SIGTERM
-//       ... stop accepting, tell connections to finish ...
-//       server.drain(active);                            // bounded by --drain-ms
-//       return 0;
+//     int serve(dumb::FiberServer& fs) {                 // runs in the main fiber
+//       gort::net::Server server(handler, fs.server_options("my connection"));
+//       return fs.serve_until_stopped(server);           // serves, then shuts down
 //     }
 //     int main(int argc, char** argv) { return dumb::fiber_server_main(argc, argv, "dumb_fiber", serve); }
 //
-// Flags: those of server_main.h plus --workers N (gort workers; default the
-// runtime's: CPUs in the affinity mask, or GORT_PROCS), --max-connections N
-// and --idle-timeout MS (docs/SERVERS.md, "Limits"; the server applies them:
-// config().max_connections, config().idle_timeout).
+// The stop is gort::net::Server::shutdown (server.h): on SIGINT/SIGTERM the
+// listener is closed, every connection's read side is shut down (a handler
+// waiting for a request gets end of file, a busy one finishes its request
+// first), and the handlers get until --drain-ms; then the connections still
+// open are closed and the handlers' context canceled, and once they have
+// returned the process exits 0 -- the contract of server_main.h.
+//
+// Flags: those of server_main.h plus --workers N (gort workers; default
+// gort::default_workers(): GORT_PROCS, else the CPUs in the affinity mask),
+// --max-connections N (server_options(): past it a new client is told
+// kServerBusy and closed) and --idle-timeout MS (config().idle_timeout: the
+// handler applies it; only it knows when a connection is idle).
 //
 // Signals: SIGINT/SIGTERM are blocked in every thread before gort::run
 // starts (so the workers inherit the mask) and taken by one plain thread in
 // sigwait(), which only try_sends the signal number on a gort::Chan -- a
-// channel works from any thread -- where wait_for_stop() receives it.
-// Everything else (closing the Listener, shutting connections down) happens
-// in fibers, which is where gort::net objects are meant to be used.
+// channel works from any thread -- where serve_until_stopped() receives it.
+// Everything else (the shutdown) happens in fibers, which is where gort::net
+// objects are meant to be used.
 // Rejected: closing the Listener from the signal thread (it would race
 // gort::run's return); a fiber reading a signalfd (gort::net wraps sockets
 // only); go_spawn from the signal thread (also races gort::run's return).
 
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <functional>
 #include <string_view>
@@ -46,21 +50,16 @@ class FiberServer {
       : config_(config), name_(name), listener_(listener) {}
 
   const ServerConfig& config() const noexcept { return config_; }
-  std::string_view name() const noexcept { return name_; }
-  gort::net::Listener& listener() noexcept { return listener_; }
 
-  // Parks the calling fiber until SIGINT/SIGTERM arrives (true) or fail()
-  // is called (false).  Call once, from the main fiber.
-  bool wait_for_stop();
-  // Ends wait_for_stop() with false: the server cannot go on (say its
-  // accept loop died).  Any fiber.
-  void fail() { (void)stop_.try_send(-1); }
+  // --max-connections with kServerBusy as the refusal; connection fibers
+  // named `fiber_name` (static storage) in fatal errors.
+  gort::net::ServerOptions server_options(const char* fiber_name) const;
 
-  // Step 4 of the stop protocol: parks until `active` (fibers still running
-  // that use the caller's state) reaches 0 and returns; if that takes longer
-  // than --drain-ms, the process exits 0 at once (_Exit): abandoned fibers
-  // would otherwise be torn down with the runtime while holding sockets.
-  void drain(const std::atomic<int>& active);
+  // Serves the listener with `server` until SIGINT/SIGTERM, then shuts it
+  // down with --drain-ms as the deadline. Returns the exit status: 0 after a
+  // signal, 1 if serving failed (the accept error is printed). Call once,
+  // from the main fiber.
+  int serve_until_stopped(gort::net::Server& server);
 
   // For fiber_server_main: the signal thread's hand-off.
   gort::Chan<int>& stop_channel() noexcept { return stop_; }
@@ -69,7 +68,7 @@ class FiberServer {
   const ServerConfig& config_;
   std::string_view name_;
   gort::net::Listener& listener_;
-  gort::Chan<int> stop_{1};  // a signal number, or -1 from fail(); one slot: later ones are dropped
+  gort::Chan<int> stop_{1};  // a signal number, or -1 when serving failed; one slot: later ones are dropped
 };
 
 using FiberServeFn = std::function<int(FiberServer&)>;
@@ -81,9 +80,5 @@ using FiberServeFn = std::function<int(FiberServer&)>;
 // default_idle_timeout: --idle-timeout's default for this server.
 int fiber_server_main(int argc, char** argv, std::string_view name, FiberServeFn serve,
                       std::chrono::milliseconds default_idle_timeout = {});
-
-// Tells a client the server is at --max-connections (kServerBusy, best
-// effort: a fresh socket's empty send buffer takes it) and closes it.
-void refuse_busy(gort::net::Conn& conn);
 
 }  // namespace dumb

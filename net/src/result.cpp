@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "fatal.h"
+
 namespace gort::net {
 
 Error Error::from_errno(int e) {
@@ -73,9 +75,7 @@ std::string Error::message() const {
 
 namespace detail {
 
-// The runtime's fatal-error convention (runtime/src/platform.h's fatal):
-// "fatal error: ..." on stderr, exit status 2, no unwinding.
-[[noreturn]] static void fatal(const std::string& what) {
+void fatal(const std::string& what) {
   std::fflush(nullptr);
   std::fprintf(stderr, "fatal error: %s\n", what.c_str());
   std::fflush(stderr);

@@ -361,8 +361,7 @@ void spawn_commit(Fiber* f, void (*run)(void*), void (*drop)(void*)) {
 int run_main(const Config& config, void (*body)(void*), void* arg) {
   int n = config.workers;
   if (n < 0) throw std::invalid_argument("gort::Config::workers must be >= 0");
-  if (n == 0) n = int(env_number("GORT_PROCS", Suffix::kNone));
-  if (n == 0) n = affinity_cpus();
+  if (n == 0) n = gort::default_workers();
   if (n > 1024) throw std::invalid_argument("gort: at most 1024 workers");
   // Go's default limit on threads (debug.SetMaxThreads); here it bounds the
   // workers and the spares the monitor starts for stuck ones.
@@ -454,6 +453,11 @@ bool in_fiber() { return detail::current_fiber() != nullptr; }
 uint64_t fiber_id() {
   detail::Fiber* f = detail::current_fiber();
   return f ? f->id : 0;
+}
+
+int default_workers() {
+  int n = int(detail::env_number("GORT_PROCS", detail::Suffix::kNone));
+  return n > 0 ? n : detail::affinity_cpus();
 }
 
 int worker_count() {

@@ -202,10 +202,12 @@ TEST(SpawnErrors, BadConfigThrows) {
 
 TEST(SpawnConfig, WorkersDefaultToAffinityOrGortProcs) {
   setenv("GORT_PROCS", "3", 1);
+  EXPECT_EQ(gort::default_workers(), 3);
   EXPECT_EQ(gort::run([] { return gort::worker_count(); }), 3);
   unsetenv("GORT_PROCS");
   int cpus = int(std::thread::hardware_concurrency());
   int got = gort::run([] { return gort::worker_count(); });
   EXPECT_GE(got, 1);
   EXPECT_LE(got, cpus);
+  EXPECT_EQ(gort::default_workers(), got);  // what run starts, known before it does
 }

@@ -113,6 +113,9 @@ void yield();
 bool in_fiber();             // is the caller a gort fiber?
 uint64_t fiber_id();         // the running fiber's id, 0 outside fibers
 int worker_count();          // workers of the running runtime, 0 if none
+// The workers gort::run starts when Config::workers is 0: GORT_PROCS if
+// set, else the CPUs in the affinity mask (Go's GOMAXPROCS default).
+int default_workers();
 
 // Introspection, for tests and diagnostics.
 struct Stats {
