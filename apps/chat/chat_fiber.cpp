@@ -44,6 +44,13 @@
 // client that only listens is silent, not idle) bounds how long a reader
 // waits for a client's next bytes.
 //
+// Across nodes (--redis HOST:PORT, chat/redis_bus.h): the hub hands each
+// Say, after delivering it here, to the bus, which publishes it to the
+// other nodes without the hub waiting; the bus's link fiber sends lines of
+// other nodes to the hub as Remote, which goes to every client here. User
+// numbers then come from Redis, unique across nodes. The bus stops before
+// the hub (it sends to it).
+//
 // Ordering: a reader sends Join before it reads, and the hub receives in
 // FIFO order, so a client's greeting precedes every message it receives
 // and its own messages reach the hub after its Join.
@@ -72,6 +79,7 @@
 #include <gort/chan.h>
 #include <gort/net.h>
 
+#include "chat/redis_bus.h"
 #include "chat/room.h"
 #include "dumb/fiber_server.h"
 #include "dumb/protocol.h"
@@ -90,12 +98,12 @@ constexpr std::string_view kDropped = "ERROR not reading: disconnected\n";
 constexpr int kHubTurn = 32;           // events the hub handles before it yields
 
 struct Client {
-  Client(int id, Conn& conn) : id(id), conn(conn) {
+  Client(int64_t id, Conn& conn) : id(id), conn(conn) {
     auto [ctx, cancel] = gort::with_cancel(gort::background());
     writing = std::move(ctx);
     stop_writing = std::move(cancel);
   }
-  const int id;
+  const int64_t id;
   Conn& conn;                           // the reader's (the Server's); used by the reader and the writer only
   gort::Chan<Message> outbox{kOutbox};  // hub -> writer; closed by the hub
   gort::Context writing;                // the writer's writes; canceled by the hub when it lets the client go
@@ -115,26 +123,31 @@ struct Join {
   std::shared_ptr<Client> client;
 };
 struct Leave {
-  int id;
+  int64_t id;
 };
 struct Say {
-  int id;
+  int64_t id;
   Message text;  // "[User <id>]: <line>\n"
 };
+struct Remote {  // a line said on another node (--redis)
+  Message text;
+};
 struct Refuse {  // the client sent an overlong line
-  int id;
+  int64_t id;
 };
 struct Stop {};
-using Event = std::variant<Join, Leave, Say, Refuse, Stop>;
+using Event = std::variant<Join, Leave, Say, Remote, Refuse, Stop>;
 
 struct Shared {
   gort::Chan<Event> events{kEvents};
-  std::atomic<int> next_id{1};  // client numbers, in the order readers start
+  std::atomic<int64_t> next_id{1};  // client numbers, in the order readers start (without --redis)
+  std::unique_ptr<chat::RedisBus> bus;  // --redis: other nodes' lines in, ours out, numbers
   gort::WaitGroup hub_done;
 };
 
 class Hub {
  public:
+  explicit Hub(chat::RedisBus* bus) : bus_(bus) {}
   void run(Shared& shared) {
     for (int handled = 1;; ++handled) {
       auto event = shared.events.recv();
@@ -167,6 +180,14 @@ class Hub {
       if (it->first != e.id) deliver(it->first, *it->second, e.text);
       it = next;  // deliver may erase `it`
     }
+    if (bus_) bus_->publish(*e.text);  // never waits: the room does not wait for Redis either
+  }
+  void handle(Remote& e) {
+    for (auto it = clients_.begin(); it != clients_.end();) {
+      auto next = std::next(it);
+      deliver(it->first, *it->second, e.text);
+      it = next;
+    }
   }
   void handle(Refuse& e) {
     auto it = clients_.find(e.id);
@@ -174,7 +195,7 @@ class Hub {
   }
   void handle(Stop&) {}
 
-  void deliver(int id, Client& to, Message message) {
+  void deliver(int64_t id, Client& to, Message message) {
     std::size_t size = message->size();
     if (to.queued_bytes.load(std::memory_order_relaxed) + size > chat::kMaxQueued) return drop(id, to);
     to.queued_bytes.fetch_add(size, std::memory_order_relaxed);
@@ -183,8 +204,8 @@ class Hub {
   // The room does not wait for a client that is kOutbox messages behind:
   // its writer says why and closes the connection (write_client), its
   // reader then sees it closed and sends a Leave the hub ignores.
-  void drop(int id, Client& to) {
-    std::fprintf(stderr, "chat_fiber: user %d is not reading; disconnected\n", id);
+  void drop(int64_t id, Client& to) {
+    std::fprintf(stderr, "chat_fiber: user %lld is not reading; disconnected\n", static_cast<long long>(id));
     to.dropped.store(true, std::memory_order_relaxed);
     disconnect(to);
     clients_.erase(id);
@@ -196,7 +217,8 @@ class Hub {
     client.outbox.close();
   }
 
-  std::map<int, std::shared_ptr<Client>> clients_;  // the room, by id
+  chat::RedisBus* const bus_;                       // null without --redis
+  std::map<int64_t, std::shared_ptr<Client>> clients_;  // the room, by id
   const Message refusal_ = std::make_shared<const std::string>(dumb::kLineTooLong);
 };
 
@@ -260,7 +282,8 @@ void write_client(Client& client) {
 void serve_client(Shared& shared, Conn& conn, std::chrono::milliseconds idle_timeout) {
   int sndbuf = chat::kSendBuffer;  // fixed, as room.h: bounds what a slow client holds
   setsockopt(conn.native_handle(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-  auto client = std::make_shared<Client>(shared.next_id.fetch_add(1, std::memory_order_relaxed), conn);
+  int64_t id = shared.bus ? shared.bus->next_user_id() : shared.next_id.fetch_add(1, std::memory_order_relaxed);
+  auto client = std::make_shared<Client>(id, conn);
   shared.events.send(Join{client});
   client->writer_done.add(1);
   gort::spawn(gort::SpawnOptions{0, "chat_fiber writer"}, [client] {
@@ -273,9 +296,18 @@ void serve_client(Shared& shared, Conn& conn, std::chrono::milliseconds idle_tim
 
 int serve(dumb::FiberServer& fiber_server) {
   Shared shared;
+  const std::string& redis = fiber_server.config().redis;
+  if (!redis.empty()) {
+    std::size_t colon = redis.rfind(':');
+    shared.bus = std::make_unique<chat::RedisBus>(redis.substr(0, colon), std::stoi(redis.substr(colon + 1)),
+                                                  [&shared](std::string line) {
+                                                    shared.events.send(Remote{std::make_shared<const std::string>(std::move(line))});
+                                                  });
+    shared.bus->start();
+  }
   shared.hub_done.add(1);
   go_spawn([&] {
-    Hub().run(shared);
+    Hub(shared.bus.get()).run(shared);
     shared.hub_done.done();
   });
   gort::net::Server server(
@@ -284,7 +316,8 @@ int serve(dumb::FiberServer& fiber_server) {
       },
       fiber_server.server_options("chat_fiber reader"));
   int status = fiber_server.serve_until_stopped(server);
-  shared.events.send(Stop{});  // every reader has returned: nothing else sends
+  if (shared.bus) shared.bus->stop();  // its link fiber sends to the hub: stopped first
+  shared.events.send(Stop{});  // every reader has returned, the bus is stopped: nothing else sends
   shared.hub_done.wait();
   return status;
 }

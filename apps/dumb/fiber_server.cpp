@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -52,19 +53,35 @@ class SignalThread {
 
 int serve_in_main_fiber(const ServerConfig& config, std::string_view name, const FiberServeFn& serve) {
   std::string address = config.host + ":" + std::to_string(config.port);
-  auto listener = gort::net::listen_tcp(address);
-  if (!listener) {
+  // One listener per worker (fiber_server.h): a burst of connections is
+  // accepted by as many fibers, into as many backlogs.
+  auto listeners = gort::net::listen_tcp_group(address, config.workers);
+  if (!listeners) {
     std::fprintf(stderr, "%.*s: cannot listen on %s: %s\n", int(name.size()), name.data(), address.c_str(),
-                 listener.error().message().c_str());
+                 listeners.error().message().c_str());
     return 1;
   }
-  auto local = listener->local_address();
+  auto local = listeners->front().local_address();
   std::printf("%.*s listening on %s:%u\n", int(name.size()), name.data(), config.host.c_str(),
               local ? unsigned(local->port()) : unsigned(config.port));
   std::fflush(stdout);
-  FiberServer server(config, name, *listener);
+  std::unique_ptr<gort::debug::DebugServer> debug;
+  if (!config.debug_addr.empty()) {
+    auto started = gort::debug::serve(config.debug_addr);
+    if (!started) {
+      std::fprintf(stderr, "%.*s: cannot serve --debug-addr %s: %s\n", int(name.size()), name.data(),
+                   config.debug_addr.c_str(), started.error().message().c_str());
+      return 1;
+    }
+    debug = std::move(*started);
+    std::fprintf(stderr, "%.*s: runtime metrics on http://%s/metrics, a live page on http://%s/\n", int(name.size()),
+                 name.data(), debug->address().c_str(), debug->address().c_str());
+  }
+  FiberServer server(config, name, *listeners);
   SignalThread signals(server.stop_channel());
-  return serve(server);
+  int status = serve(server);
+  if (debug) debug->close();
+  return status;
 }
 
 }  // namespace
@@ -78,16 +95,18 @@ gort::net::ServerOptions FiberServer::server_options(const char* fiber_name) con
 }
 
 int FiberServer::serve_until_stopped(gort::net::Server& server) {
-  gort::WaitGroup serving;  // this fiber outlives the serving one: it may use *this to the end
-  serving.add(1);
-  go_spawn([&] {
-    auto served = server.serve(listener_);
-    if (!served && !server.shutting_down()) {  // the listener failed: stop
-      std::fprintf(stderr, "%.*s: %s\n", int(name_.size()), name_.data(), served.error().message().c_str());
-      (void)stop_.try_send(-1);
-    }
-    serving.done();
-  });
+  gort::WaitGroup serving;  // this fiber outlives the serving ones: they may use *this to the end
+  for (gort::net::Listener& listener : listeners_) {
+    serving.add(1);
+    go_spawn([&] {
+      auto served = server.serve(listener);
+      if (!served && !server.shutting_down()) {  // a listener failed: stop
+        std::fprintf(stderr, "%.*s: %s\n", int(name_.size()), name_.data(), served.error().message().c_str());
+        (void)stop_.try_send(-1);
+      }
+      serving.done();
+    });
+  }
   bool signalled = stop_.recv().value_or(-1) >= 0;
   auto drained = server.shutdown(gort::Clock::now() + config_.drain);
   if (!drained)
@@ -102,6 +121,8 @@ int fiber_server_main(int argc, char** argv, std::string_view name, FiberServeFn
   const ServerRow& row = server_row(name);
   ServerTraits traits{gort::default_workers(), "gort worker threads (the default: GORT_PROCS, else the CPU count)",
                       /*connection_limits=*/true, default_idle_timeout};
+  traits.debug_endpoint = true;
+  traits.redis_bus = row.protocol == Protocol::chat;  // chat_fiber --redis (chat/redis_bus.h)
   ServerConfig config = parse_flags(argc, argv, row, traits);
   block_stop_signals();  // before gort::run starts any thread
   gort::Config runtime;

@@ -15,8 +15,16 @@
 // open are closed and the handlers' context canceled, and once they have
 // returned the process exits 0 -- the contract of server_main.h.
 //
+// Listening: one SO_REUSEPORT listener per worker on the one port
+// (gort::net::listen_tcp_group), each served by its own acceptor fiber.
+// The kernel spreads new connections over them, so a burst is accepted by
+// as many fibers at once, into as many backlogs; with one listener, the
+// acceptor's share of its worker (it waits behind the fibers it spawned)
+// and one backlog of net.core.somaxconn let a burst overflow the queue.
+//
 // Flags: those of server_main.h plus --workers N (gort workers; default
 // gort::default_workers(): GORT_PROCS, else the CPUs in the affinity mask),
+// --debug-addr HOST:PORT (gort::debug::serve: /metrics and a live page),
 // --max-connections N (server_options(): past it a new client is told
 // kServerBusy and closed) and --idle-timeout MS (config().idle_timeout: the
 // handler applies it; only it knows when a connection is idle).
@@ -36,6 +44,7 @@
 #include <chrono>
 #include <functional>
 #include <string_view>
+#include <vector>
 
 #include <gort/chan.h>
 #include <gort/net.h>
@@ -46,8 +55,8 @@ namespace dumb {
 
 class FiberServer {
  public:
-  FiberServer(const ServerConfig& config, std::string_view name, gort::net::Listener& listener)
-      : config_(config), name_(name), listener_(listener) {}
+  FiberServer(const ServerConfig& config, std::string_view name, std::vector<gort::net::Listener>& listeners)
+      : config_(config), name_(name), listeners_(listeners) {}
 
   const ServerConfig& config() const noexcept { return config_; }
 
@@ -55,7 +64,7 @@ class FiberServer {
   // named `fiber_name` (static storage) in fatal errors.
   gort::net::ServerOptions server_options(const char* fiber_name) const;
 
-  // Serves the listener with `server` until SIGINT/SIGTERM, then shuts it
+  // Serves the listeners with `server` until SIGINT/SIGTERM, then shuts it
   // down with --drain-ms as the deadline. Returns the exit status: 0 after a
   // signal, 1 if serving failed (the accept error is printed). Call once,
   // from the main fiber.
@@ -67,7 +76,7 @@ class FiberServer {
  private:
   const ServerConfig& config_;
   std::string_view name_;
-  gort::net::Listener& listener_;
+  std::vector<gort::net::Listener>& listeners_;  // one per worker, on one port (listen_tcp_group)
   gort::Chan<int> stop_{1};  // a signal number, or -1 when serving failed; one slot: later ones are dropped
 };
 

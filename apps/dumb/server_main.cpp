@@ -224,6 +224,14 @@ void print_usage(std::FILE* out, const ServerRow& row, const ServerTraits& trait
                  "  --idle-timeout MS    close a connection that sends nothing for MS ms (default %lld; 0: never)\n",
                  default_max_connections(), kReservedDescriptors,
                  static_cast<long long>(traits.default_idle_timeout.count()));
+  if (traits.debug_endpoint)
+    std::fprintf(out,
+                 "  --debug-addr HOST:PORT  serve /metrics (Prometheus) and a live page of the runtime\n"
+                 "                 there (default: none; keep it on loopback or a trusted network)\n");
+  if (traits.redis_bus)
+    std::fprintf(out,
+                 "  --redis HOST:PORT  share the room with other nodes through this Redis\n"
+                 "                 (pub/sub; default: none, a room of this process only)\n");
   std::fprintf(out, "  --help         print this and exit\n");
 }
 
@@ -241,6 +249,19 @@ long parse_number(const ServerRow& row, const char* flag, const char* text, long
   if (s.empty() || ec != std::errc() || end != s.data() + s.size() || value < lo || value > hi)
     bad_flag(row, (std::string("bad value for ") + flag + ": '%s'").c_str(), text);
   return value;
+}
+
+// "HOST:PORT" with an IPv4 host and a port > 0.
+bool valid_host_port(std::string_view text) {
+  std::size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  std::string host(text.substr(0, colon));
+  std::string_view port = text.substr(colon + 1);
+  in_addr probe{};
+  long value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  return inet_pton(AF_INET, host.c_str(), &probe) == 1 && !port.empty() && ec == std::errc() &&
+         end == port.data() + port.size() && value > 0 && value <= 65535;
 }
 
 }  // namespace
@@ -261,7 +282,8 @@ ServerConfig parse_flags(int argc, char** argv, const ServerRow& row, const Serv
     }
     bool known = flag == "--host" || flag == "--port" || flag == "--drain-ms" ||
                  (flag == "--workers" && traits.default_workers) ||
-                 ((flag == "--max-connections" || flag == "--idle-timeout") && traits.connection_limits);
+                 ((flag == "--max-connections" || flag == "--idle-timeout") && traits.connection_limits) ||
+                 (flag == "--debug-addr" && traits.debug_endpoint) || (flag == "--redis" && traits.redis_bus);
     if (!known) bad_flag(row, "unknown flag '%s'", argv[i]);
     if (i + 1 == argc) bad_flag(row, "%s needs a value", argv[i]);
     const char* value = argv[++i];
@@ -277,6 +299,9 @@ ServerConfig parse_flags(int argc, char** argv, const ServerRow& row, const Serv
       config.max_connections = static_cast<int>(parse_number(row, "--max-connections", value, 1, 10'000'000));
     } else if (flag == "--idle-timeout") {
       config.idle_timeout = std::chrono::milliseconds(parse_number(row, "--idle-timeout", value, 0, 86'400'000));
+    } else if (flag == "--debug-addr" || flag == "--redis") {
+      if (!valid_host_port(value)) bad_flag(row, (std::string(flag) + " needs IPV4-ADDRESS:PORT, not '%s'").c_str(), value);
+      (flag == "--redis" ? config.redis : config.debug_addr) = value;
     } else {
       config.workers = static_cast<int>(parse_number(row, "--workers", value, 1, 1024));
     }

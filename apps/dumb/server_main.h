@@ -61,6 +61,8 @@ struct ServerConfig {
   // Servers with connection limits (ServerTraits::connection_limits):
   int max_connections = 0;                // past it a new client is told kServerBusy and closed
   std::chrono::milliseconds idle_timeout{0};  // a connection silent this long is closed; 0: never
+  std::string debug_addr;                 // ServerTraits::debug_endpoint: --debug-addr HOST:PORT ("": none)
+  std::string redis;                      // ServerTraits::redis_bus: --redis HOST:PORT ("": none)
 };
 
 // What a server file tells server_main besides its name.
@@ -70,6 +72,10 @@ struct ServerTraits {
   // Takes --max-connections and --idle-timeout (docs/SERVERS.md, "Limits").
   bool connection_limits = false;
   std::chrono::milliseconds default_idle_timeout{0};  // 0: no idle timeout unless asked
+  // Takes --debug-addr (gort::debug::serve: /metrics and a live page).
+  bool debug_endpoint = false;
+  // Takes --redis (chat rooms shared across nodes: docs/DEPLOYMENT.md).
+  bool redis_bus = false;
 };
 
 // --max-connections' default: the descriptor limit (RLIMIT_NOFILE) less

@@ -7,9 +7,14 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <thread>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "abuse.h"
 
@@ -113,6 +118,54 @@ TEST_P(Limits, IdleTimeoutClosesSilentConnectionsOnly) {
   } else {
     EXPECT_EQ(first_line(talking, false), "PONG\n") << "the talking client was closed";
   }
+}
+
+// A burst of connections larger than one listen backlog, arriving while the
+// server is busy (stopped here), is not dropped: a fiber server listens
+// with one SO_REUSEPORT listener per worker, each with its own backlog and
+// acceptor.  Not scaled down: while the server is stopped only the kernel
+// works.  A connection whose SYN the kernel dropped stays in SYN_SENT.
+TEST_P(Limits, ABurstBeyondOneListenBacklogIsNotDropped) {
+  start({"--workers", "2"});
+  int somaxconn = 4096;
+  if (std::FILE* f = std::fopen("/proc/sys/net/core/somaxconn", "r")) {
+    if (std::fscanf(f, "%d", &somaxconn) != 1) somaxconn = 4096;
+    std::fclose(f);
+  }
+  const int n = somaxconn + somaxconn / 2;
+  ASSERT_EQ(kill(server_->pid(), SIGSTOP), 0);
+  std::vector<int> fds;
+  for (int i = 0; i < n; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) break;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(server_->port());
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno != EINPROGRESS) {
+      close(fd);
+      break;
+    }
+    fds.push_back(fd);
+  }
+  auto established = [&] {
+    int count = 0;
+    for (int fd : fds) {
+      tcp_info info{};
+      socklen_t len = sizeof info;
+      count += getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 && info.tcpi_state == TCP_ESTABLISHED;
+    }
+    return count;
+  };
+  int up = 0;
+  eventually(kAnswerBound, [&] { return (up = established()) == n; });
+  ASSERT_EQ(kill(server_->pid(), SIGCONT), 0);
+  EXPECT_EQ(int(fds.size()), n) << "the test could not open its sockets";
+  EXPECT_EQ(up, n) << n - up << " of " << n << " connections were dropped from a full backlog ("
+                   << somaxconn << " per listener)";
+  for (int fd : fds) close(fd);
+  Socket bystander(server_->port());
+  EXPECT_EQ(first_line(bystander, chat()).rfind(served_reply(), 0), 0u) << "not served after the burst";
 }
 
 INSTANTIATE_TEST_SUITE_P(FiberServers, Limits, ::testing::Values("dumb_fiber", "chat_fiber"),

@@ -5,13 +5,17 @@ so nothing of the machine's own network changes.
 
     test_scaleout.py BUILD_DIR PROJECT_DIR
 
-    h1 10.77.0.1   HAProxy (deploy/haproxy/dumb.cfg), dumb_load
-    h2 10.77.0.2   dumb_fiber
-    h3 10.77.0.3   dumb_fiber
+    h1 10.77.0.1   HAProxy (deploy/haproxy/dumb.cfg), dumb_load, Redis
+    h2 10.77.0.2   dumb_fiber, chat_fiber --redis 10.77.0.1:6379
+    h3 10.77.0.3   dumb_fiber, chat_fiber --redis 10.77.0.1:6379
 
-Checks: dumb_load through HAProxy sees no error and HAProxy spread the
-connections over both dumb_fiber hosts; once one host stops, HAProxy takes
-it out and the load goes on without an error on the other.
+Checks, DUMB: dumb_load through HAProxy sees no error and HAProxy spread
+the connections over both dumb_fiber hosts; once one host stops, HAProxy
+takes it out and the load goes on without an error on the other.
+Chat: a line said by a user on h2 reaches a user on h3; user numbers are
+unique across the nodes; with Redis stopped, users of one node still chat
+and the nodes say they lost Redis; once Redis is back, lines cross again;
+with h3 stopped, h2's users still chat.
 
 Needs root (ip netns), as CI runs; without it the test says so and is
 skipped (exit 77).  Every process it starts runs inside a namespace it
@@ -28,6 +32,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 SKIP = 77
@@ -143,7 +148,136 @@ def dumb_load(hosts, ns, build, port, seconds, connections):
         return {"error": f"no JSON from dumb_load (exit {r.returncode}): {r.stderr[-500:]}"}
 
 
+def chat_client(port, say, listen_s):
+    """--chat-client: run inside a host; prints every line received."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        c.settimeout(0.1)
+        deadline, sent, buf = time.monotonic() + listen_s, False, b""
+        while time.monotonic() < deadline:
+            try:
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    print(line.decode(errors="replace"), flush=True)
+            except socket.timeout:
+                pass
+            if not sent and b"" == buf and say is not None:
+                for line in say:
+                    c.sendall(line.encode() + b"\n")
+                sent = True
+
+
+class ChatUser:
+    """A chat client in a host: says `say` once welcomed, prints what it hears."""
+
+    def __init__(self, hosts, ns, say=(), listen_s=30):
+        self.proc = hosts.start(ns, sys.executable, __file__, "--chat-client", "8091", str(listen_s), *say)
+        self.seen = ""
+
+    def wait_for(self, pattern, bound_s=10):
+        fd = self.proc.stdout.fileno()
+        os.set_blocking(fd, False)
+        deadline = time.monotonic() + bound_s
+        while time.monotonic() < deadline:
+            m = re.search(pattern, self.seen)
+            if m:
+                return m
+            try:
+                chunk = os.read(fd, 4096).decode(errors="replace")
+            except BlockingIOError:
+                chunk = ""
+            if chunk:
+                self.seen += chunk
+            elif self.proc.poll() is not None:
+                break
+            else:
+                time.sleep(0.02)
+        return re.search(pattern, self.seen)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def chat_checks(hosts, build, check, stderr_dir):
+    h1, h2, h3 = hosts.hosts
+    redis_cmd = ["redis-server", "--bind", "0.0.0.0", "--port", "6379", "--protected-mode", "no", "--save", "",
+                 "--appendonly", "no"]
+    redis = hosts.start(h1, *redis_cmd)
+    check(wait_for_line(redis, r"Ready to accept connections", 20), "Redis runs in h1")
+    logs, nodes = {}, {}
+    for ns in (h2, h3):
+        logs[ns] = open(f"{stderr_dir}/{ns}-chat.err", "w+")
+        nodes[ns] = subprocess.Popen(["ip", "netns", "exec", ns, f"{build}/apps/chat_fiber", "--host", "0.0.0.0",
+                                      "--port", "8091", "--redis", f"{SUBNET}.1:6379"],
+                                     stdout=subprocess.PIPE, stderr=logs[ns])
+        hosts.procs.append(nodes[ns])
+        check(wait_for_line(nodes[ns], r"listening on", 30), f"chat_fiber listens in {ns}")
+
+    def crosses(line, bound_s=20):
+        """A user on h3 hears `line` said on h2 (said again until heard: the
+        nodes may still be reconnecting)."""
+        hearer = ChatUser(hosts, h3, listen_s=bound_s + 5)
+        try:
+            if not hearer.wait_for(r"Welcome chat user no\. \d+"):
+                return False
+            deadline = time.monotonic() + bound_s
+            while time.monotonic() < deadline:
+                speaker = ChatUser(hosts, h2, say=[line], listen_s=1)
+                speaker.wait_for(r"Welcome", 5)
+                if hearer.wait_for(re.escape("]: " + line), 2):
+                    return True
+                speaker.stop()
+            return False
+        finally:
+            hearer.stop()
+
+    check(crosses("hello from h2"), "a line said on h2 reaches a user on h3 through Redis")
+    users = [ChatUser(hosts, ns, listen_s=5) for ns in (h2, h3, h2, h3)]
+    numbers = [u.wait_for(r"Welcome chat user no\. (\d+)") for u in users]
+    numbers = [int(m.group(1)) for m in numbers if m]
+    check(len(numbers) == 4 and len(set(numbers)) == 4, f"user numbers unique across nodes: {numbers}")
+    for u in users:
+        u.stop()
+
+    redis.kill()
+    redis.wait()
+    a = ChatUser(hosts, h2, listen_s=10)
+    a.wait_for(r"Welcome")
+    b = ChatUser(hosts, h2, say=["local while redis is down"], listen_s=2)
+    check(bool(a.wait_for(re.escape("]: local while redis is down"))), "with Redis down, users of one node still chat")
+    a.stop()
+    b.stop()
+    deadline, said = time.monotonic() + 15, ""
+    while time.monotonic() < deadline and "lost redis" not in said:
+        logs[h2].seek(0)
+        said = logs[h2].read()
+        time.sleep(0.1)
+    check("lost redis" in said, f"the node says it lost Redis: {said.strip()[-200:]!r}")
+    redis = hosts.start(h1, *redis_cmd)
+    check(wait_for_line(redis, r"Ready to accept connections", 20), "Redis restarted")
+    check(crosses("after the restart", bound_s=30), "once Redis is back, lines cross again")
+
+    nodes[h3].send_signal(signal.SIGTERM)
+    nodes[h3].wait(timeout=30)
+    a = ChatUser(hosts, h2, listen_s=10)
+    a.wait_for(r"Welcome")
+    b = ChatUser(hosts, h2, say=["h3 is gone"], listen_s=2)
+    check(bool(a.wait_for(re.escape("]: h3 is gone"))), "with h3 stopped, users of h2 still chat")
+    a.stop()
+    b.stop()
+    for f in logs.values():
+        f.close()
+
+
 def main():
+    if len(sys.argv) >= 4 and sys.argv[1] == "--chat-client":
+        chat_client(int(sys.argv[2]), sys.argv[4:], float(sys.argv[3]))
+        return 0
     if len(sys.argv) != 3:
         print(__doc__)
         return 2
@@ -151,7 +285,7 @@ def main():
     if os.geteuid() != 0:
         print("SKIP: needs root for ip netns (CI runs as root)")
         return SKIP
-    for tool in ("ip", "haproxy"):
+    for tool in ("ip", "haproxy", "redis-server"):
         if shutil.which(tool) is None:
             print(f"FAILED: {tool} is not installed (scripts/install-deps installs it)")
             return 1
@@ -205,6 +339,7 @@ def main():
                   f"the load goes on with one host, without an error: ok {result.get('ok')}, "
                   f"errors {result.get('errors')}, failed connects {result.get('connect_failures')}")
             check(haproxy_sessions(stats)["host1"][0] > before, "the remaining host took the connections")
+            chat_checks(hosts, build, check, tempfile.mkdtemp(prefix=hosts.tag))
         finally:
             if os.path.exists(stats):
                 os.unlink(stats)
