@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
     if (left <= dumb::Clock::duration::zero()) {
       for (pid_t worker : workers)
         if (worker > 0) kill(worker, SIGKILL);
-      while (reap(workers, config, listener, true) > 0) usleep(1000);
+      while (reap(workers, config, listener, /*stopping=*/true) > 0) usleep(1000);
       break;
     }
     timespec timeout{0, 10'000'000};  // re-check at least every 10 ms
