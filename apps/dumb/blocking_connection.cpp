@@ -46,12 +46,12 @@ bool sleep_unless_reset(int fd, std::chrono::steady_clock::time_point deadline) 
 // Executes one action; false if the peer is gone.
 bool perform(int fd, const Action& action) {
   switch (action.kind) {
-    case Action::Kind::Reply:
+    case Action::Kind::kReply:
       return write_all(fd, action.reply);
-    case Action::Kind::Wait:
+    case Action::Kind::kWait:
       if (!sleep_unless_reset(fd, std::chrono::steady_clock::now() + std::chrono::milliseconds(action.wait_ms))) return false;
       return write_all(fd, kDone);
-    case Action::Kind::Stream:
+    case Action::Kind::kStream:
       for (StreamCursor cursor(action.stream_bytes); !cursor.done();) {
         std::string_view chunk = cursor.peek();  // <= 64 KiB: the bound on what one write holds up
         if (!write_all(fd, chunk)) return false;
@@ -80,6 +80,18 @@ void serve_blocking_connection(ServerContext& ctx, int fd) {
     }
   }
   ctx.untrack_and_close(fd);
+}
+
+void serve_connections_in_turn(ServerContext& ctx) {
+  for (;;) {
+    int fd = ctx.accept_connection(/*nonblocking=*/false);
+    if (fd >= 0) {
+      serve_blocking_connection(ctx, fd);
+    } else if (ctx.stopping()) {
+      return;
+    }
+    // else: out of descriptors; accept_connection refused one, try again
+  }
 }
 
 }  // namespace dumb

@@ -24,4 +24,8 @@ namespace dumb {
 // in progress); then closes it.  Tracks it in ctx for the stop protocol.
 void serve_blocking_connection(ServerContext& ctx, int fd);
 
+// Accepts a connection and serves it to the end, then the next, until a stop
+// (the iterative server, and each of prefork's processes).
+void serve_connections_in_turn(ServerContext& ctx);
+
 }  // namespace dumb

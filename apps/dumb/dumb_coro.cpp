@@ -196,8 +196,8 @@ Detached serve_connection(Loop& loop, dumb::ServerContext& ctx, Counters& counte
       if (!action) break;
       std::string_view reply = action->reply;
       dumb::StreamCursor stream(0);
-      bool streaming = action->kind == dumb::Action::Kind::Stream;
-      if (action->kind == dumb::Action::Kind::Wait) {
+      bool streaming = action->kind == dumb::Action::Kind::kStream;
+      if (action->kind == dumb::Action::Kind::kWait) {
         if (!co_await loop.sleep(fd, action->wait_ms)) {
           open = false;  // the peer reset: nobody is there to read the DONE
           break;

@@ -9,20 +9,6 @@
 
 #include "dumb/blocking_connection.h"
 
-namespace {
-
-void serve(dumb::ServerContext& ctx) {
-  for (;;) {
-    int fd = ctx.accept_connection(/*nonblocking=*/false);
-    if (fd >= 0) {
-      dumb::serve_blocking_connection(ctx, fd);
-    } else if (ctx.stopping()) {
-      return;
-    }
-    // else: out of descriptors; accept_connection refused one, try again
-  }
+int main(int argc, char** argv) {
+  return dumb::server_main(argc, argv, "dumb_iterative", dumb::serve_connections_in_turn);
 }
-
-}  // namespace
-
-int main(int argc, char** argv) { return dumb::server_main(argc, argv, "dumb_iterative", serve); }

@@ -32,29 +32,15 @@
 
 namespace {
 
-void serve_worker(dumb::ServerContext& ctx) {
-  for (;;) {
-    int fd = ctx.accept_connection(/*nonblocking=*/false);
-    if (fd >= 0) {
-      dumb::serve_blocking_connection(ctx, fd);
-    } else if (ctx.stopping()) {
-      return;
-    }
-  }
-}
-
 pid_t spawn_worker(const dumb::ServerConfig& config, int listener) {
   pid_t pid = fork();
-  if (pid == 0) std::exit(dumb::run_server(config, listener, serve_worker));
+  if (pid == 0) std::exit(dumb::run_server(config, listener, dumb::serve_connections_in_turn));
   if (pid < 0) std::perror("fork");
   return pid;
 }
 
 sigset_t supervised_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
+  sigset_t set = dumb::stop_signals();
   sigaddset(&set, SIGCHLD);
   return set;
 }
@@ -107,7 +93,7 @@ int main(int argc, char** argv) {
     if (left <= dumb::Clock::duration::zero()) {
       for (pid_t worker : workers)
         if (worker > 0) kill(worker, SIGKILL);
-      while (reap(workers, config, listener, true) > 0) usleep(1000);
+      while (reap(workers, config, listener, /*stopping=*/true) > 0) usleep(1000);
       break;
     }
     timespec timeout{0, 10'000'000};  // re-check at least every 10 ms

@@ -179,8 +179,8 @@ class Connection final : public EventHandler {
     machine_.set_burn_handoff([this](std::uint32_t n) { reactor_.helpers.submit(id_, n); });
   }
   void handle(std::uint32_t events) override {
-    if ((events & (EPOLLHUP | EPOLLERR)) && machine_.interest() == EventConnection::Interest::none &&
-        machine_.state() == EventConnection::State::waiting)
+    if ((events & (EPOLLHUP | EPOLLERR)) && machine_.interest() == EventConnection::Interest::kNone &&
+        machine_.state() == EventConnection::State::kWaiting)
       return reactor_.close_connection(id_);  // gone while waiting: nothing to answer
     run(Clock::now());
   }
@@ -268,10 +268,10 @@ void Reactor::accept_connections() {
 void Reactor::update(Connection& conn) {
   EventConnection& machine = conn.machine();
   std::uint32_t events = 0;
-  if (machine.interest() == EventConnection::Interest::read) events = EPOLLIN;
-  if (machine.interest() == EventConnection::Interest::write) events = EPOLLOUT;
+  if (machine.interest() == EventConnection::Interest::kRead) events = EPOLLIN;
+  if (machine.interest() == EventConnection::Interest::kWrite) events = EPOLLOUT;
   if (events != conn.events) modify(machine.fd(), &conn, conn.events = events);
-  if (machine.state() == EventConnection::State::waiting && conn.armed != machine.deadline())
+  if (machine.state() == EventConnection::State::kWaiting && conn.armed != machine.deadline())
     timers_.push(conn.armed = machine.deadline(), conn.id());
 }
 

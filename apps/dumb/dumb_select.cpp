@@ -88,14 +88,14 @@ void serve(dumb::ServerContext& ctx) {
     std::optional<Clock::time_point> earliest;
     for (auto& [fd, conn] : connections) {
       switch (conn->interest()) {
-        case EventConnection::Interest::read: watch(fd, readable); break;
-        case EventConnection::Interest::write: watch(fd, writable); break;
-        case EventConnection::Interest::none:
+        case EventConnection::Interest::kRead: watch(fd, readable); break;
+        case EventConnection::Interest::kWrite: watch(fd, writable); break;
+        case EventConnection::Interest::kNone:
           if (!earliest || conn->deadline() < *earliest) earliest = conn->deadline();
           if (!peeked.contains(fd)) watch(fd, readable);
           break;
       }
-      if (conn->interest() != EventConnection::Interest::none) peeked.erase(fd);
+      if (conn->interest() != EventConnection::Interest::kNone) peeked.erase(fd);
     }
     timeval timeout{};
     if (earliest) timeout = until(*earliest, Clock::now());
@@ -110,7 +110,7 @@ void serve(dumb::ServerContext& ctx) {
     if (accepting && FD_ISSET(ctx.listener(), &readable)) accepting = accept_some(ctx, connections);
     for (auto it = connections.begin(); it != connections.end();) {
       auto& [fd, conn] = *it;
-      bool waiting = conn->interest() == EventConnection::Interest::none;
+      bool waiting = conn->interest() == EventConnection::Interest::kNone;
       bool readable_now = fd <= max_fd && FD_ISSET(fd, &readable);
       bool gone = waiting && readable_now && !peek_while_waiting(fd);
       if (waiting && readable_now && !gone) peeked.insert(fd);

@@ -21,9 +21,9 @@ char stop_tag;
 
 std::uint32_t mask_of(EventConnection::Interest interest) {
   switch (interest) {
-    case EventConnection::Interest::read: return EPOLLIN;
-    case EventConnection::Interest::write: return EPOLLOUT;
-    case EventConnection::Interest::none: return 0;
+    case EventConnection::Interest::kRead: return EPOLLIN;
+    case EventConnection::Interest::kWrite: return EPOLLOUT;
+    case EventConnection::Interest::kNone: return 0;
   }
   return 0;
 }
@@ -83,7 +83,7 @@ void EpollLoop::drive(Slot& slot, Clock::time_point now) {
     epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, slot.conn.fd(), &ev);
     slot.events = events;
   }
-  if (slot.conn.state() == EventConnection::State::waiting && slot.armed != slot.conn.deadline()) {
+  if (slot.conn.state() == EventConnection::State::kWaiting && slot.armed != slot.conn.deadline()) {
     slot.armed = slot.conn.deadline();
     timers_.push(slot.armed, {slot.conn.fd(), slot.serial});
   }

@@ -10,13 +10,13 @@ namespace dumb {
 
 EventConnection::Interest EventConnection::interest() const noexcept {
   switch (state_) {
-    case State::idle: return Interest::read;
-    case State::replying:
-    case State::streaming: return Interest::write;
-    case State::waiting:
-    case State::computing: return Interest::none;
+    case State::kIdle: return Interest::kRead;
+    case State::kReplying:
+    case State::kStreaming: return Interest::kWrite;
+    case State::kWaiting:
+    case State::kComputing: return Interest::kNone;
   }
-  return Interest::none;
+  return Interest::kNone;
 }
 
 EventConnection::Io EventConnection::write_some(std::string_view bytes, std::size_t& written) {
@@ -25,10 +25,10 @@ EventConnection::Io EventConnection::write_some(std::string_view bytes, std::siz
     ssize_t n = write(fd_, bytes.data(), bytes.size());
     if (n >= 0) {
       written = static_cast<std::size_t>(n);
-      return Io::done;
+      return Io::kDone;
     }
     if (errno == EINTR) continue;
-    return errno == EAGAIN || errno == EWOULDBLOCK ? Io::again : Io::failed;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? Io::kAgain : Io::kFailed;
   }
 }
 
@@ -39,12 +39,12 @@ bool EventConnection::start(Clock::time_point now) {
   } else {
     auto frame = framer_.next(in_);
     if (!frame) return false;
-    if (frame->kind == Frame::Kind::TooLong) {
-      action = Action{Action::Kind::Reply, kLineTooLong};
+    if (frame->kind == Frame::Kind::kTooLong) {
+      action = Action{Action::Kind::kReply, kLineTooLong};
     } else {
       Request request = parse(frame->line);
       if (auto* burn = std::get_if<Burn>(&request)) {
-        state_ = State::computing;
+        state_ = State::kComputing;
         burn_handoff_(burn->n);
         return true;
       }
@@ -53,17 +53,17 @@ bool EventConnection::start(Clock::time_point now) {
   }
   if (!action) return false;
   switch (action->kind) {
-    case Action::Kind::Reply:
+    case Action::Kind::kReply:
       reply_ = action->reply;  // valid until the next session_ call: after it is written
-      state_ = State::replying;
+      state_ = State::kReplying;
       break;
-    case Action::Kind::Wait:
+    case Action::Kind::kWait:
       wake_at_ = now + std::chrono::milliseconds(action->wait_ms);
-      state_ = State::waiting;
+      state_ = State::kWaiting;
       break;
-    case Action::Kind::Stream:
+    case Action::Kind::kStream:
       stream_ = StreamCursor(action->stream_bytes);
-      state_ = State::streaming;
+      state_ = State::kStreaming;
       break;
   }
   return true;
@@ -72,40 +72,40 @@ bool EventConnection::start(Clock::time_point now) {
 void EventConnection::complete_burn(std::string reply) {
   scratch_ = std::move(reply);
   reply_ = scratch_;
-  state_ = State::replying;
+  state_ = State::kReplying;
 }
 
 bool EventConnection::drive(Clock::time_point now, bool stopping) {
   budget_ = kSyscallBudget;
   for (;;) {
     switch (state_) {
-      case State::computing:
+      case State::kComputing:
         return true;
-      case State::waiting:
+      case State::kWaiting:
         if (now < wake_at_) return true;
         reply_ = kDone;
-        state_ = State::replying;
+        state_ = State::kReplying;
         break;
-      case State::replying: {
+      case State::kReplying: {
         if (budget_ <= 0) return true;
         std::size_t n = 0;
         Io io = write_some(reply_, n);
-        if (io != Io::done) return io == Io::again;
+        if (io != Io::kDone) return io == Io::kAgain;
         reply_.remove_prefix(n);
-        if (reply_.empty()) state_ = State::idle;
+        if (reply_.empty()) state_ = State::kIdle;
         break;
       }
-      case State::streaming: {
+      case State::kStreaming: {
         if (budget_ <= 0) return true;
         std::string_view chunk = stream_.peek();
         std::size_t n = 0;
         Io io = write_some(chunk, n);
-        if (io != Io::done) return io == Io::again;
+        if (io != Io::kDone) return io == Io::kAgain;
         stream_.consume(n);
-        if (stream_.done()) state_ = State::idle;
+        if (stream_.done()) state_ = State::kIdle;
         break;
       }
-      case State::idle:
+      case State::kIdle:
         if (stopping) return false;  // the request in progress is finished; take no other
         if (in_.empty()) {
           if (eof_) return false;  // every complete request received has been answered

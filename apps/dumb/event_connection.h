@@ -37,8 +37,8 @@ namespace dumb {
 
 class EventConnection {
  public:
-  enum class State : std::uint8_t { idle, replying, streaming, waiting, computing };
-  enum class Interest : std::uint8_t { read, write, none };
+  enum class State : std::uint8_t { kIdle, kReplying, kStreaming, kWaiting, kComputing };
+  enum class Interest : std::uint8_t { kRead, kWrite, kNone };
   // Called with n when a BURN n should run elsewhere; the owner later calls
   // complete_burn() with the reply.
   using BurnHandoff = std::function<void(std::uint32_t n)>;
@@ -66,11 +66,11 @@ class EventConnection {
 
  private:
   bool start(Clock::time_point now);  // takes the next buffered request; false if none
-  enum class Io : std::uint8_t { done, again, failed };
+  enum class Io : std::uint8_t { kDone, kAgain, kFailed };
   Io write_some(std::string_view bytes, std::size_t& written);
 
   int fd_;
-  State state_ = State::idle;
+  State state_ = State::kIdle;
   Session session_;                 // framing + parsing; BURN inline unless handed off
   LineFramer framer_;               // used instead of session_ when BURN is handed off
   std::string scratch_;             // owns a RESULT line

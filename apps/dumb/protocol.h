@@ -91,8 +91,12 @@ std::string_view static_error_reply(std::string_view reason) noexcept;
 // One framing event.
 struct Frame {
   enum class Kind : std::uint8_t {
-    Line,     // a complete request line; `line` excludes "\n" and a final "\r"
-    TooLong,  // a line exceeded max_line; reply kLineTooLong.  `line` is empty.
+    kLine,     // a complete request line; `line` excludes "\n" and a final "\r"
+    kTooLong,  // a line exceeded max_line; reply kLineTooLong.  `line` is empty.
+    // The former spellings, until dumb_fiber.cpp and chat_fiber.cpp use the
+    // k names; then they go.
+    Line = kLine,
+    TooLong = kTooLong,
   };
   Kind kind;
   std::string_view line;
@@ -117,8 +121,8 @@ struct Frame {
 // Rules:
 //   * A line ends at "\n".  One "\r" immediately before the "\n" is removed.
 //   * A line whose length (without "\n" and that final "\r") is at most
-//     max_line is delivered as Kind::Line -- including the empty line.
-//   * Otherwise one Kind::TooLong event is produced for that line, as soon as
+//     max_line is delivered as Kind::kLine -- including the empty line.
+//   * Otherwise one Kind::kTooLong event is produced for that line, as soon as
 //     the framer can tell (it does not wait for the "\n"), and every byte up
 //     to and including the line's "\n" is then discarded.  Framing resumes
 //     with the next byte after that "\n".
@@ -254,9 +258,13 @@ class StreamCursor {
 // What a server must do next for one connection.
 struct Action {
   enum class Kind : std::uint8_t {
-    Reply,   // send `reply`
-    Wait,    // sleep `wait_ms` milliseconds, then send kDone
-    Stream,  // send the body of StreamCursor(stream_bytes)
+    kReply,   // send `reply`
+    kWait,    // sleep `wait_ms` milliseconds, then send kDone
+    kStream,  // send the body of StreamCursor(stream_bytes)
+    // The former spellings, until dumb_fiber.cpp uses the k names; then they go.
+    Reply = kReply,
+    Wait = kWait,
+    Stream = kStream,
   };
   Kind kind;
   std::string_view reply;           // Reply only
@@ -271,9 +279,9 @@ struct Action {
 //     std::string_view in(buf, n);
 //     while (auto a = session.next(in)) {
 //       switch (a->kind) {
-//         case Action::Kind::Reply:  write_all(a->reply); break;
-//         case Action::Kind::Wait:   sleep_ms(a->wait_ms); write_all(kDone); break;
-//         case Action::Kind::Stream: { StreamCursor c(a->stream_bytes);
+//         case Action::Kind::kReply:  write_all(a->reply); break;
+//         case Action::Kind::kWait:   sleep_ms(a->wait_ms); write_all(kDone); break;
+//         case Action::Kind::kStream: { StreamCursor c(a->stream_bytes);
 //                                      while (!c.done()) c.consume(write(c.peek())); }
 //       }
 //     }
@@ -283,7 +291,7 @@ struct Action {
 // `in`; that is what keeps replies in order and applies backpressure.
 //
 // BURN requests are computed inside next(), on the caller's stack (that is the
-// point of BURN); they come back as Kind::Reply.  Action::reply is valid until
+// point of BURN); they come back as Kind::kReply.  Action::reply is valid until
 // the next call on this Session (often it points to static storage).
 class Session {
  public:

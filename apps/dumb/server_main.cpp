@@ -119,8 +119,8 @@ int ServerContext::accept_connection(bool nonblocking) {
       // (or, with no spare descriptor to refuse it with, pauses) instead of
       // spinning on the same EMFILE.
       Refusal refusal = refuse_pending();
-      if (!nonblocking && refusal == Refusal::nothing_pending) wait_readable(listener_, -1);
-      if (!nonblocking && refusal == Refusal::no_spare) wait_readable(-1, kNoSparePauseMs);
+      if (!nonblocking && refusal == Refusal::kNothingPending) wait_readable(listener_, -1);
+      if (!nonblocking && refusal == Refusal::kNoSpare) wait_readable(-1, kNoSparePauseMs);
       errno = EMFILE;
       return -1;
     }
@@ -143,7 +143,7 @@ ServerContext::Refusal ServerContext::refuse_pending() {
   // up the one spare descriptor at once.
   std::lock_guard lock(spare_mutex_);
   if (spare_fd_ < 0) spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);  // a descriptor freed since
-  if (spare_fd_ < 0) return Refusal::no_spare;
+  if (spare_fd_ < 0) return Refusal::kNoSpare;
   close(spare_fd_);
   int refused = accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
   if (refused >= 0) {
@@ -153,9 +153,9 @@ ServerContext::Refusal ServerContext::refuse_pending() {
   }
   int error = errno;
   spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (refused >= 0) return Refusal::refused;
+  if (refused >= 0) return Refusal::kRefused;
   // EMFILE again: another thread took the slot the spare left.
-  return error == EAGAIN || error == EWOULDBLOCK ? Refusal::nothing_pending : Refusal::no_spare;
+  return error == EAGAIN || error == EWOULDBLOCK ? Refusal::kNothingPending : Refusal::kNoSpare;
 }
 
 void ServerContext::track(int fd) {
@@ -206,7 +206,7 @@ const ServerRow& server_row(std::string_view name) {
 namespace {
 
 void print_usage(std::FILE* out, const ServerRow& row, const ServerTraits& traits) {
-  const char* what = row.protocol == Protocol::dumb ? "DUMB server (docs/PROTOCOL.md)" : "chat server";
+  const char* what = row.protocol == Protocol::kDumb ? "DUMB server (docs/PROTOCOL.md)" : "chat server";
   std::fprintf(out,
                "usage: %.*s [--host HOST] [--port PORT] [--drain-ms MS]%s [--help]\n"
                "%s: %.*s.\n\n"
@@ -337,7 +337,6 @@ int open_listener(const ServerConfig& config, const ServerRow& row) {
 
 // ----------------------------------------------------------------- run ---
 
-namespace {
 sigset_t stop_signals() {
   sigset_t set;
   sigemptyset(&set);
@@ -345,7 +344,6 @@ sigset_t stop_signals() {
   sigaddset(&set, SIGTERM);
   return set;
 }
-}  // namespace
 
 void block_stop_signals() {
   sigset_t set = stop_signals();

@@ -39,6 +39,7 @@
 #include <unordered_set>
 
 #include <pthread.h>
+#include <signal.h>
 
 #include "dumb/servers.h"
 
@@ -139,7 +140,7 @@ class ServerContext {
   void request_stop();
 
  private:
-  enum class Refusal { refused, nothing_pending, no_spare };
+  enum class Refusal { kRefused, kNothingPending, kNoSpare };
   // Out of descriptors: accepts one pending connection with the spare
   // descriptor's slot, tells it kServerBusy and closes it.  Never blocks.
   Refusal refuse_pending();
@@ -174,7 +175,9 @@ int server_main(int argc, char** argv, std::string_view name, ServeFn serve, Ser
 const ServerRow& server_row(std::string_view name);  // aborts if not in servers.def
 ServerConfig parse_flags(int argc, char** argv, const ServerRow& row, const ServerTraits& traits);
 int open_listener(const ServerConfig& config, const ServerRow& row);
-// Blocks SIGINT/SIGTERM in the calling thread (so in every thread it
+// The signals that start the stop protocol: SIGINT and SIGTERM.
+sigset_t stop_signals();
+// Blocks them in the calling thread (so in every thread it
 // creates) and ignores SIGPIPE.  Call before creating any thread.
 void block_stop_signals();
 // Runs serve on a BigStackThread under the stop protocol; returns the exit

@@ -105,7 +105,7 @@ Exchange plan_exchange(const std::string& command) {
     e.reply = std::string(dumb::kDone);
   } else {
     dumb::Action action = dumb::to_action(request, scratch);
-    e.reply = action.kind == dumb::Action::Kind::Wait ? std::string(dumb::kDone) : std::string(action.reply);
+    e.reply = action.kind == dumb::Action::Kind::kWait ? std::string(dumb::kDone) : std::string(action.reply);
   }
   e.reply.pop_back();  // the "\n"
   return e;
@@ -147,15 +147,15 @@ struct Shared {
   }
 };
 
-enum class Outcome { ok, timeout, error };
+enum class Outcome { kOk, kTimeout, kError };
 
 // One request and its reply.  On failure *why says what went wrong.
 Outcome exchange(Conn& conn, const Exchange& e, Clock::time_point deadline, std::unique_ptr<char[]>& scratch,
                 std::string* why) {
   auto fail = [&](const gort::net::Error& error, const char* during) {
-    if (error == gort::net::Errc::kTimeout) return Outcome::timeout;
+    if (error == gort::net::Errc::kTimeout) return Outcome::kTimeout;
     *why = std::string(during) + ": " + error.message();
-    return Outcome::error;
+    return Outcome::kError;
   };
   (void)conn.set_deadline(deadline);
   if (auto w = conn.write_all(e.request); !w) return fail(w.error(), "write");
@@ -169,9 +169,9 @@ Outcome exchange(Conn& conn, const Exchange& e, Clock::time_point deadline, std:
   if (!line) return fail(line.error(), "read reply");
   if (*line != e.reply) {
     *why = "wrong reply '" + line->substr(0, 60) + "' to '" + e.request.substr(0, e.request.size() - 1) + "'";
-    return Outcome::error;
+    return Outcome::kError;
   }
-  return Outcome::ok;
+  return Outcome::kOk;
 }
 
 // Takes a dial slot for its lifetime, unless the slots are closed (stop).
@@ -250,12 +250,12 @@ void run_connection(Shared& s, int index) {
         if (!o.closed_loop)
           send_lag.record(std::uint64_t(std::chrono::duration_cast<nanoseconds>(sent - intended).count()));
         Outcome r = exchange(*conn, e, sent + o.timeout, scratch, &why);
-        if (r == Outcome::ok) {
+        if (r == Outcome::kOk) {
           latency.record(std::uint64_t(std::chrono::duration_cast<nanoseconds>(Clock::now() - intended).count()));
           s.ok.fetch_add(1, std::memory_order_relaxed);
           continue;
         }
-        if (r == Outcome::timeout) {
+        if (r == Outcome::kTimeout) {
           s.timeouts.fetch_add(1, std::memory_order_relaxed);
         } else {
           s.errors.fetch_add(1, std::memory_order_relaxed);
@@ -490,11 +490,11 @@ void on_stop_signal(int) { g_interrupted.store(true, std::memory_order_relaxed);
 int main(int argc, char** argv) {
   std::vector<std::string_view> args(argv + 1, argv + argc);
   load::ParseOutcome parsed = load::parse_options(args);
-  if (parsed.kind == load::ParseOutcome::Kind::help) {
+  if (parsed.kind == load::ParseOutcome::Kind::kHelp) {
     std::fputs(load::usage().c_str(), stdout);
     return 0;
   }
-  if (parsed.kind == load::ParseOutcome::Kind::error) {
+  if (parsed.kind == load::ParseOutcome::Kind::kError) {
     std::fprintf(stderr, "dumb_load: %s\ntry 'dumb_load --help'\n", parsed.error.c_str());
     return 2;
   }

@@ -161,7 +161,7 @@ ParseOutcome parse_options(std::span<const std::string_view> args) {
   bool first_command = true;
   bool rate_given = false, connections_given = false, duration_given = false;
   auto fail = [&](std::string message) {
-    out.kind = ParseOutcome::Kind::error;
+    out.kind = ParseOutcome::Kind::kError;
     out.error = std::move(message);
     return out;
   };
@@ -169,7 +169,7 @@ ParseOutcome parse_options(std::span<const std::string_view> args) {
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string_view arg = args[i];
     if (arg == "--help" || arg == "-h") {
-      out.kind = ParseOutcome::Kind::help;
+      out.kind = ParseOutcome::Kind::kHelp;
       return out;
     }
     if (arg == "--closed-loop" || arg == "--progress" || arg == "--json") {

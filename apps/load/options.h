@@ -44,9 +44,9 @@ struct Options {
 };
 
 struct ParseOutcome {
-  enum class Kind { run, help, error } kind = Kind::run;
-  Options options;    // kind == run
-  std::string error;  // kind == error: one line, without the program name
+  enum class Kind { kRun, kHelp, kError } kind = Kind::kRun;
+  Options options;    // kind == kRun
+  std::string error;  // kind == kError: one line, without the program name
 };
 
 // args: argv[1..].  Flags take "--flag value" or "--flag=value".

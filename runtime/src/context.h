@@ -17,6 +17,7 @@
 
 #include <boost/context/detail/fcontext.hpp>
 #include <cstddef>
+#include <cstdint>
 
 #include "platform.h"
 
@@ -89,14 +90,17 @@ struct SanitizerContext {
   }
 };
 
-// Call immediately before jump(): `from` is the context being suspended
-// (dying = it will never be resumed, so ASan may free its fake stack), `to`
+// Whether the context being suspended will run again: a dying one is never
+// resumed, so ASan may free its fake stack.
+enum class Suspended : uint8_t { kWillResume, kDying };
+
+// Call immediately before jump(): `from` is the context being suspended, `to`
 // the one being resumed.
 inline void annotate_switch_begin([[maybe_unused]] SanitizerContext* from,
                                   [[maybe_unused]] SanitizerContext* to,
-                                  [[maybe_unused]] bool dying) {
+                                  [[maybe_unused]] Suspended suspended) {
 #if GORT_ASAN
-  __sanitizer_start_switch_fiber(dying ? nullptr : &from->fake_stack, to->stack_bottom,
+  __sanitizer_start_switch_fiber(suspended == Suspended::kDying ? nullptr : &from->fake_stack, to->stack_bottom,
                                  to->stack_size);
 #endif
 #if GORT_TSAN

@@ -38,10 +38,15 @@ PollStatus check_error(PollDesc* pd, PollMode mode) {
   return PollStatus::kReady;
 }
 
-// Go's netpollunblock: moves the slot on behalf of an I/O event (ioready)
-// or a deadline/close (!ioready) and returns the parked fiber this call now
-// owns, or null. The CAS on a Fiber* value is what makes the wake-up unique.
-Fiber* unblock(std::atomic<uintptr_t>& slot, bool ioready) {
+// Why a slot is moved: an I/O event makes it ready; a deadline or a close
+// puts it back to nil, and the woken waiter finds the error itself.
+enum class Unblock : uint8_t { kIoReady, kDeadlineOrClose };
+
+// Go's netpollunblock: moves the slot on behalf of an I/O event or a
+// deadline/close and returns the parked fiber this call now owns, or null.
+// The CAS on a Fiber* value is what makes the wake-up unique.
+Fiber* unblock(std::atomic<uintptr_t>& slot, Unblock why) {
+  const bool ioready = why == Unblock::kIoReady;
   for (;;) {
     uintptr_t old = slot.load(std::memory_order_seq_cst);
     // Already ready: an I/O event still writes (ready -> ready), so that a
@@ -149,7 +154,7 @@ void deadline_fired(TimerNode* node) {
       return;
     }
     deadline.store(-1, std::memory_order_seq_cst);
-    f = unblock(slot_of(pd, t->mode), false);
+    f = unblock(slot_of(pd, t->mode), Unblock::kDeadlineOrClose);
   }
   ready_taken(netpoll_of(pd->sched), f, nullptr);
 }
@@ -179,7 +184,7 @@ Fiber* set_one_deadline(PollDesc* pd, PollMode mode, int64_t deadline_ns) GORT_R
   }
   if (deadline_ns <= now) {
     deadline.store(-1, std::memory_order_seq_cst);
-    return unblock(slot_of(pd, mode), false);
+    return unblock(slot_of(pd, mode), Unblock::kDeadlineOrClose);
   }
   deadline.store(deadline_ns, std::memory_order_seq_cst);
   arm(pd, t, deadline_ns);
@@ -250,8 +255,8 @@ void NetPoll::poll(int64_t deadline_ns, ReadyBatch& out) {
     if ((pd->seq.load(std::memory_order_acquire) & kSeqMask) != tag) continue;
     // release: orders the flag before the wake-up; poll_read_closed acquires.
     if (events[i].read_closed) pd->read_closed.store(true, std::memory_order_release);
-    Fiber* r = events[i].readable ? unblock(pd->rg, true) : nullptr;
-    Fiber* w = events[i].writable ? unblock(pd->wg, true) : nullptr;
+    Fiber* r = events[i].readable ? unblock(pd->rg, Unblock::kIoReady) : nullptr;
+    Fiber* w = events[i].writable ? unblock(pd->wg, Unblock::kIoReady) : nullptr;
     for (Fiber* f : {r, w}) {
       if (f == nullptr) continue;
       f->claim_for_ready();
@@ -375,8 +380,8 @@ void poll_evict(PollDesc* pd) {
     if (pd->closing.load(std::memory_order_relaxed)) return;
     // seq_cst store, then the slot CASes in unblock: netpoll.h's ordering.
     pd->closing.store(true, std::memory_order_seq_cst);
-    r = unblock(pd->rg, false);
-    w = unblock(pd->wg, false);
+    r = unblock(pd->rg, Unblock::kDeadlineOrClose);
+    w = unblock(pd->wg, Unblock::kDeadlineOrClose);
     TimerHeap::remove(&pd->rt);
     TimerHeap::remove(&pd->wt);
   }

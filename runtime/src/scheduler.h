@@ -427,7 +427,7 @@ template <SwitchRequest::Kind K>
 __attribute__((always_inline)) inline Worker* switch_out(Worker* w, Fiber* self, SwitchRequest* req) {
   req->from = self;
   req->worker = w;
-  constexpr bool dying = K == SwitchRequest::kExit;
+  constexpr Suspended suspended = K == SwitchRequest::kExit ? Suspended::kDying : Suspended::kWillResume;
   Transfer t;
   Fiber* next = nullptr;
   if constexpr (K != SwitchRequest::kPreempt) next = w->next_for_direct_switch();
@@ -435,7 +435,7 @@ __attribute__((always_inline)) inline Worker* switch_out(Worker* w, Fiber* self,
     next->set_state(FiberState::kRunnable, FiberState::kRunning);
     w->current.store(next, std::memory_order_release);  // see Worker::current
     w->note_switch(2);  // still odd: a fiber runs
-    annotate_switch_begin(&self->san, &next->san, dying);
+    annotate_switch_begin(&self->san, &next->san, suspended);
     if (next->started) {
       t = jump_ontop(next->ctx, req, &finish_on_next<K>);
     } else {
@@ -443,7 +443,7 @@ __attribute__((always_inline)) inline Worker* switch_out(Worker* w, Fiber* self,
       t = jump(next->ctx, req);
     }
   } else {
-    annotate_switch_begin(&self->san, &w->own.sched_san, dying);
+    annotate_switch_begin(&self->san, &w->own.sched_san, suspended);
     t = jump(w->own.sched_ctx, req);
   }
   // Resumed, maybe by another worker: everything thread-specific is re-read.

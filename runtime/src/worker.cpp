@@ -80,7 +80,7 @@ void Worker::execute(Fiber* f) {
   current.store(f, std::memory_order_release);  // see Worker::current
   note_switch(1);  // odd: a fiber runs
   --own.until_fairness_turn;  // >= 1: find_runnable resets it when it reaches 0
-  annotate_switch_begin(&own.sched_san, &f->san, false);
+  annotate_switch_begin(&own.sched_san, &f->san, Suspended::kWillResume);
   Transfer t = jump(f->ctx, this);
   annotate_switch_end(&own.sched_san, &f->san);
   auto* req = static_cast<SwitchRequest*>(t.data);

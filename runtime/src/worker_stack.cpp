@@ -70,7 +70,7 @@ void loop(Transfer t) {
     auto* call = static_cast<Call*>(t.data);
     annotate_switch_end(&call->stack->san, nullptr);
     call->fn(call->arg);  // never throws: on_worker_stack catches into the call
-    annotate_switch_begin(&call->stack->san, call->caller, false);
+    annotate_switch_begin(&call->stack->san, call->caller, Suspended::kWillResume);
     t = jump(t.fctx, nullptr);
   }
 }
@@ -99,7 +99,7 @@ void run_on_worker_stack(void (*fn)(void*), void* arg) {
   ws.ensure();
   Call call{fn, arg, &ws, &self->san};
   w->own.in_worker_stack = true;
-  annotate_switch_begin(&self->san, &ws.san, false);
+  annotate_switch_begin(&self->san, &ws.san, Suspended::kWillResume);
   ws.parked = jump(ws.parked, &call).fctx;
   annotate_switch_end(&self->san, &ws.san);
   w->own.in_worker_stack = false;  // the same worker: the fiber did not park

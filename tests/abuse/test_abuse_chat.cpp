@@ -224,7 +224,7 @@ TEST_P(ChatAbuse, SlowReadersDoNotStallTheRoom) {
   expect_recovered_after();
 }
 
-INSTANTIATE_TEST_SUITE_P(Servers, ChatAbuse, ::testing::ValuesIn(rows(dumb::Protocol::chat)),
+INSTANTIATE_TEST_SUITE_P(Servers, ChatAbuse, ::testing::ValuesIn(rows(dumb::Protocol::kChat)),
                          [](const auto& info) { return row_name(info.param); });
 
 }  // namespace

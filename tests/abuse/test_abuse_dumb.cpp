@@ -48,9 +48,9 @@ class Abuse : public ::testing::TestWithParam<dumb::ServerRow> {
   // Can this server answer a bystander while `held` connections occupy it?
   bool serves_alongside(int held) const {
     switch (GetParam().concurrency) {
-      case Concurrency::one: return held == 0;
-      case Concurrency::pool: return held < kSmallestPool;
-      case Concurrency::all: return true;
+      case Concurrency::kOne: return held == 0;
+      case Concurrency::kPool: return held < kSmallestPool;
+      case Concurrency::kAll: return true;
     }
     return true;
   }
@@ -231,7 +231,7 @@ TEST_P(Abuse, SigtermHitsTheDrainBound) {
   EXPECT_EQ(server_->stop(1000ms + 4000ms * kSlowdown), std::optional<int>(0)) << "no exit 0 within the drain bound";
 }
 
-INSTANTIATE_TEST_SUITE_P(Servers, Abuse, ::testing::ValuesIn(rows(dumb::Protocol::dumb)),
+INSTANTIATE_TEST_SUITE_P(Servers, Abuse, ::testing::ValuesIn(rows(dumb::Protocol::kDumb)),
                          [](const auto& info) { return row_name(info.param); });
 
 }  // namespace

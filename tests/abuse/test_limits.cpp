@@ -21,10 +21,11 @@
 namespace {
 
 using namespace abuse;
+using dumb::Protocol;
 
 // The first line a new client receives: chat greets, DUMB answers a PING.
-std::string first_line(Socket& s, bool chat) {
-  if (!chat) s.send("PING\n");
+std::string first_line(Socket& s, Protocol protocol) {
+  if (protocol == Protocol::kDumb) s.send("PING\n");
   std::string line;
   auto deadline = Clock::now() + kAnswerBound;
   while (line.find('\n') == std::string::npos && Clock::now() < deadline) {
@@ -52,7 +53,8 @@ class Limits : public ::testing::TestWithParam<const char*> {
     server_ = std::make_unique<ServerProcess>(GetParam(), args, limits);
     ASSERT_NE(server_->port(), 0);
   }
-  bool chat() const { return std::string_view(GetParam()) == "chat_fiber"; }
+  Protocol protocol() const { return dumb::find_server(GetParam())->protocol; }
+  bool chat() const { return protocol() == Protocol::kChat; }
   std::string served_reply() const { return chat() ? "Welcome" : "PONG\n"; }
   std::unique_ptr<ServerProcess> server_;
 };
@@ -62,15 +64,15 @@ TEST_P(Limits, PastMaxConnectionsAClientIsToldTheServerIsBusy) {
   std::vector<Socket> held;
   for (int i = 0; i < 10; ++i) {
     held.emplace_back(server_->port());
-    EXPECT_EQ(first_line(held.back(), chat()).rfind(served_reply(), 0), 0u) << "client " << i;
+    EXPECT_EQ(first_line(held.back(), protocol()).rfind(served_reply(), 0), 0u) << "client " << i;
   }
   Socket extra(server_->port());
-  EXPECT_EQ(first_line(extra, chat()), "ERROR server busy\n");
+  EXPECT_EQ(first_line(extra, protocol()), "ERROR server busy\n");
   EXPECT_TRUE(closed_soon(extra));
   held.pop_back();
   EXPECT_TRUE(eventually(kAnswerBound, [&] {
     Socket again(server_->port());
-    return first_line(again, chat()).rfind(served_reply(), 0) == 0;
+    return first_line(again, protocol()).rfind(served_reply(), 0) == 0;
   })) << "a place that freed up was not given to a new client";
 }
 
@@ -79,7 +81,7 @@ TEST_P(Limits, AtTheDescriptorLimitClientsAreAnsweredNotLeftInTheBacklog) {
   auto clients = open_many(server_->port(), 100);
   int served = 0, busy = 0;
   for (auto& s : clients) {
-    std::string line = first_line(s, chat());
+    std::string line = first_line(s, protocol());
     served += line.rfind(served_reply(), 0) == 0;
     busy += line == "ERROR server busy\n";
   }
@@ -92,8 +94,8 @@ TEST_P(Limits, IdleTimeoutClosesSilentConnectionsOnly) {
   start({"--idle-timeout", "300"});
   Socket silent(server_->port()), talking(server_->port());
   if (chat()) {
-    first_line(silent, true);   // user 1
-    first_line(talking, true);  // user 2
+    first_line(silent, Protocol::kChat);   // user 1
+    first_line(talking, Protocol::kChat);  // user 2
   }
   // The talking client says something every 100 ms for three idle timeouts.
   for (auto begin = Clock::now(); Clock::now() - begin < 900ms;) {
@@ -101,7 +103,7 @@ TEST_P(Limits, IdleTimeoutClosesSilentConnectionsOnly) {
       talking.send("still here\n");
       std::this_thread::sleep_for(100ms);
     } else {
-      EXPECT_EQ(first_line(talking, false), "PONG\n");
+      EXPECT_EQ(first_line(talking, Protocol::kDumb), "PONG\n");
       std::this_thread::sleep_for(100ms);
     }
   }
@@ -112,11 +114,11 @@ TEST_P(Limits, IdleTimeoutClosesSilentConnectionsOnly) {
   }
   if (chat()) {
     Socket listener(server_->port());
-    first_line(listener, true);
+    first_line(listener, Protocol::kChat);
     talking.send("still here\n");
-    EXPECT_EQ(first_line(listener, true), "[User 2]: still here\n") << "the talking client was closed";
+    EXPECT_EQ(first_line(listener, Protocol::kChat), "[User 2]: still here\n") << "the talking client was closed";
   } else {
-    EXPECT_EQ(first_line(talking, false), "PONG\n") << "the talking client was closed";
+    EXPECT_EQ(first_line(talking, Protocol::kDumb), "PONG\n") << "the talking client was closed";
   }
 }
 

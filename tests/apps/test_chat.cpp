@@ -98,7 +98,7 @@ TEST_P(Chat, ASlowClientIsDisconnectedNotWaitedFor) {
   EXPECT_TRUE(sleeper->closed_by_peer()) << "the client that does not read must be dropped";
 }
 
-INSTANTIATE_TEST_SUITE_P(Servers, Chat, ::testing::ValuesIn(rows(dumb::Protocol::chat)),
+INSTANTIATE_TEST_SUITE_P(Servers, Chat, ::testing::ValuesIn(rows(dumb::Protocol::kChat)),
                          [](const auto& info) { return row_name(info.param); });
 
 }  // namespace

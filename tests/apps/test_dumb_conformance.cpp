@@ -191,7 +191,7 @@ TEST_P(Conformance, ConcurrentClients) {
 TEST_P(Conformance, StopLetsTheRequestInFlightFinish) {
   // An idle connection besides the busy one, where the server serves
   // connections concurrently (the iterative one would never get to it).
-  bool concurrent = GetParam().expect(dumb::Scenario::wait) == dumb::Outcome::answered;
+  bool concurrent = GetParam().expect(dumb::Scenario::kWait) == dumb::Outcome::kAnswered;
   Client busy(port());
   std::optional<Client> idle;
   if (concurrent) {
@@ -220,7 +220,7 @@ TEST_P(Conformance, HelpAndBadFlags) {
   EXPECT_EQ(run_to_exit(GetParam().name, {"--port"}), 2);
 }
 
-INSTANTIATE_TEST_SUITE_P(Servers, Conformance, ::testing::ValuesIn(rows(dumb::Protocol::dumb)),
+INSTANTIATE_TEST_SUITE_P(Servers, Conformance, ::testing::ValuesIn(rows(dumb::Protocol::kDumb)),
                          [](const auto& info) { return row_name(info.param); });
 
 }  // namespace

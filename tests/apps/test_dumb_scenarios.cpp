@@ -114,20 +114,20 @@ class Occupier {
  public:
   Occupier(std::uint16_t port, Scenario scenario) : client_(port, 5000ms, /*rcvbuf=*/16384) {
     switch (scenario) {
-      case Scenario::wait:
+      case Scenario::kWait:
         client_.send("WAIT 5000\n");
         break;
-      case Scenario::stream:
+      case Scenario::kStream:
         client_.send("STREAM 100000000\n");
         thread_ = std::thread([this] { every(100ms, [this] { return client_.drain(1024) == 1024; }); });
         break;
-      case Scenario::trickle:
+      case Scenario::kTrickle:
         thread_ = std::thread([this] {
           std::size_t sent = 0;
           every(2000ms, [&] { return client_.send(std::string_view("PING\n").substr(sent++ % 5, 1)); });
         });
         break;
-      case Scenario::greedy:
+      case Scenario::kGreedy:
         for (int i = 0; i < kGreedyClients; ++i) greedy_.push_back(std::make_unique<GreedyClient>(port));
         break;
     }
@@ -175,16 +175,16 @@ Observation ping(std::uint16_t port, milliseconds answered_within) {
   c.send("PING\n");
   auto reply = c.read_line();
   auto ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-  if (!reply) return {Outcome::starved, "no reply within " + std::to_string(kStarvedAfter.count()) + " ms"};
+  if (!reply) return {Outcome::kStarved, "no reply within " + std::to_string(kStarvedAfter.count()) + " ms"};
   char detail_buf[64];
   std::snprintf(detail_buf, sizeof detail_buf, "PONG after %.2f ms", ms);
   std::string detail = detail_buf;
-  if (*reply == "PONG\n" && Clock::now() - start <= answered_within) return {Outcome::answered, detail};
-  return {Outcome::none, detail + " (reply '" + *reply + "')"};
+  if (*reply == "PONG\n" && Clock::now() - start <= answered_within) return {Outcome::kAnswered, detail};
+  return {Outcome::kNone, detail + " (reply '" + *reply + "')"};
 }
 
 const char* name(Outcome o) {
-  return o == Outcome::answered ? "answered" : o == Outcome::starved ? "starved" : "neither";
+  return o == Outcome::kAnswered ? "answered" : o == Outcome::kStarved ? "starved" : "neither";
 }
 
 class Scenarios : public ::testing::TestWithParam<dumb::ServerRow> {
@@ -197,8 +197,8 @@ class Scenarios : public ::testing::TestWithParam<dumb::ServerRow> {
     {
       Occupier occupier(server.port(), scenario);
       std::this_thread::sleep_for(200ms);  // the server is now busy with it
-      seen = ping(server.port(), scenario == Scenario::greedy ? kAnsweredWithinGreedy : kAnsweredWithin);
-      if (scenario == Scenario::greedy && row.expect(scenario) == Outcome::answered) {
+      seen = ping(server.port(), scenario == Scenario::kGreedy ? kAnsweredWithinGreedy : kAnsweredWithin);
+      if (scenario == Scenario::kGreedy && row.expect(scenario) == Outcome::kAnswered) {
         EXPECT_GT(occupier.greedy_replies(), 0u) << "the greedy clients were never served";
       }
     }
@@ -212,12 +212,12 @@ class Scenarios : public ::testing::TestWithParam<dumb::ServerRow> {
   }
 };
 
-TEST_P(Scenarios, PingWhileAnotherClientWaits) { run(Scenario::wait); }
-TEST_P(Scenarios, PingWhileAnotherClientReadsASlowStream) { run(Scenario::stream); }
-TEST_P(Scenarios, PingWhileAnotherClientSendsOneByteEveryTwoSeconds) { run(Scenario::trickle); }
-TEST_P(Scenarios, PingWhileTwoClientsPipelineAsFastAsTheyRead) { run(Scenario::greedy); }
+TEST_P(Scenarios, PingWhileAnotherClientWaits) { run(Scenario::kWait); }
+TEST_P(Scenarios, PingWhileAnotherClientReadsASlowStream) { run(Scenario::kStream); }
+TEST_P(Scenarios, PingWhileAnotherClientSendsOneByteEveryTwoSeconds) { run(Scenario::kTrickle); }
+TEST_P(Scenarios, PingWhileTwoClientsPipelineAsFastAsTheyRead) { run(Scenario::kGreedy); }
 
-INSTANTIATE_TEST_SUITE_P(Servers, Scenarios, ::testing::ValuesIn(rows(dumb::Protocol::dumb)),
+INSTANTIATE_TEST_SUITE_P(Servers, Scenarios, ::testing::ValuesIn(rows(dumb::Protocol::kDumb)),
                          [](const auto& info) { return row_name(info.param); });
 
 }  // namespace

@@ -40,14 +40,14 @@ std::string describe(const Request& r) {
 }
 
 std::string describe(const Frame& f) {
-  return f.kind == Frame::Kind::Line ? "L:" + std::string(f.line) : std::string("TOOLONG");
+  return f.kind == Frame::Kind::kLine ? "L:" + std::string(f.line) : std::string("TOOLONG");
 }
 
 std::string describe(const Action& a) {
   switch (a.kind) {
-    case Action::Kind::Reply: return "R:" + std::string(a.reply);
-    case Action::Kind::Wait: return "W:" + std::to_string(a.wait_ms);
-    case Action::Kind::Stream: return "S:" + std::to_string(a.stream_bytes);
+    case Action::Kind::kReply: return "R:" + std::string(a.reply);
+    case Action::Kind::kWait: return "W:" + std::to_string(a.wait_ms);
+    case Action::Kind::kStream: return "S:" + std::to_string(a.stream_bytes);
   }
   return "?";
 }
@@ -69,7 +69,7 @@ std::vector<std::string> frames_of(const std::vector<std::string>& pieces,
         EXPECT_TRUE(in.empty()) << "next() returned nullopt with input left";
         break;
       }
-      if (f->kind == Frame::Kind::Line) {
+      if (f->kind == Frame::Kind::kLine) {
         EXPECT_LE(f->line.size(), max_line);
       }
       out.push_back(describe(*f));
@@ -341,7 +341,7 @@ TEST(Framer, TooLongIsReportedEagerlyAndOnce) {
   in = chunk;
   auto e = f.next(in);  // 1400 bytes without "\n"
   ASSERT_TRUE(e);
-  EXPECT_EQ(e->kind, Frame::Kind::TooLong);
+  EXPECT_EQ(e->kind, Frame::Kind::kTooLong);
   EXPECT_TRUE(f.discarding());
   EXPECT_EQ(f.buffered(), 0u);
   for (int i = 0; i < 1000; ++i) {  // 700 KB more of the same line

@@ -83,7 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<ModelFrame> got;
   for (std::string_view piece : fuzz::split(input, sizes)) {
     while (auto frame = framer.next(piece)) {
-      bool too_long = frame->kind == dumb::Frame::Kind::TooLong;
+      bool too_long = frame->kind == dumb::Frame::Kind::kTooLong;
       got.push_back({too_long, too_long ? "" : std::string(frame->line)});
       check(too_long || frame->line.size() <= max_line);
     }

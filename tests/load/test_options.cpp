@@ -16,7 +16,7 @@ ParseOutcome parse(std::vector<std::string_view> args) { return parse_options(ar
 
 TEST(Options, Defaults) {
   ParseOutcome p = parse({});
-  ASSERT_EQ(p.kind, Kind::run);
+  ASSERT_EQ(p.kind, Kind::kRun);
   const Options& o = p.options;
   EXPECT_EQ(o.host, "127.0.0.1");
   EXPECT_EQ(o.port, 8090);
@@ -35,7 +35,7 @@ TEST(Options, EveryFlag) {
                           "--rate", "20", "--cmd", "PING", "--cmd", "STREAM 10", "--timeout", "500ms",
                           "--dial-concurrency", "50", "--progress", "--json", "--max-p99", "20ms",
                           "--max-errors", "0.05", "--workers", "3"});
-  ASSERT_EQ(p.kind, Kind::run) << p.error;
+  ASSERT_EQ(p.kind, Kind::kRun) << p.error;
   const Options& o = p.options;
   EXPECT_EQ(o.host, "10.0.0.1");
   EXPECT_EQ(o.port, 9000);
@@ -53,14 +53,14 @@ TEST(Options, EveryFlag) {
 }
 
 TEST(Options, Help) {
-  EXPECT_EQ(parse({"--help"}).kind, Kind::help);
-  EXPECT_EQ(parse({"--connections", "5", "-h"}).kind, Kind::help);
+  EXPECT_EQ(parse({"--help"}).kind, Kind::kHelp);
+  EXPECT_EQ(parse({"--connections", "5", "-h"}).kind, Kind::kHelp);
   EXPECT_NE(usage().find("--closed-loop"), std::string::npos);
 }
 
 TEST(Options, Ramp) {
   ParseOutcome p = parse({"--ramp", "500:250:5"});
-  ASSERT_EQ(p.kind, Kind::run) << p.error;
+  ASSERT_EQ(p.kind, Kind::kRun) << p.error;
   ASSERT_TRUE(p.options.ramp);
   EXPECT_EQ(p.options.ramp->start, 500);
   EXPECT_EQ(p.options.ramp->step, 250);
@@ -68,7 +68,7 @@ TEST(Options, Ramp) {
   EXPECT_EQ(p.options.connections, 50000) << "a ramp goes up to 50 000 unless told";
   EXPECT_EQ(p.options.duration, 0s) << "a ramp runs until its knee unless told";
   p = parse({"--ramp", "100:100:500ms", "--connections", "1000", "--duration", "60"});
-  ASSERT_EQ(p.kind, Kind::run) << p.error;
+  ASSERT_EQ(p.kind, Kind::kRun) << p.error;
   EXPECT_EQ(p.options.ramp->period, 500ms);
   EXPECT_EQ(p.options.connections, 1000);
   EXPECT_EQ(p.options.duration, 60s);
@@ -76,7 +76,7 @@ TEST(Options, Ramp) {
 
 TEST(Options, ClosedLoop) {
   ParseOutcome p = parse({"--closed-loop"});
-  ASSERT_EQ(p.kind, Kind::run);
+  ASSERT_EQ(p.kind, Kind::kRun);
   EXPECT_TRUE(p.options.closed_loop);
 }
 
@@ -119,11 +119,11 @@ TEST(Options, EveryBadFlagIsAClearError) {
   };
   for (const BadCase& c : cases) {
     ParseOutcome p = parse(c.args);
-    EXPECT_EQ(p.kind, Kind::error) << c.args[0];
+    EXPECT_EQ(p.kind, Kind::kError) << c.args[0];
     EXPECT_NE(p.error.find(c.message_part), std::string::npos) << "got: " << p.error;
   }
   std::string long_line(1025, 'x');
-  EXPECT_EQ(parse({"--cmd", long_line}).kind, Kind::error);
+  EXPECT_EQ(parse({"--cmd", long_line}).kind, Kind::kError);
 }
 
 TEST(Durations, Units) {

@@ -4,14 +4,12 @@
 // run a tenth of it (500 connections, 5 s).  Prints throughput, p99 and the
 // server's peak RSS.  Talks to 127.0.0.1 only.
 //
-// Sizing.  50 000 requests a second over loopback TCP is mostly kernel work:
-// BURN 300 itself costs ~3 us, but each request costs the server ~12-15 us
-// of CPU (two syscalls, the loopback delivery to the client) and the client
-// as much again, measured on the 2-core VM this was written on -- so the
-// full scenario needs close to both cores for the two processes (it runs in
-// full on this machine when it is quiet: 5 000 connections, ~48 000
-// requests/s, p99 ~0.5 s, no error or timeout), and more than the machine
-// has when other jobs share it.  So the test first measures
+// Sizing.  50 000 requests a second over loopback TCP is mostly kernel work,
+// not BURN: each request costs the server two system calls and the loopback
+// delivery to the client, and the client as much again (docs/BENCHMARKS.md,
+// the course pattern) -- so on a 2-core machine the full scenario needs
+// close to both cores for the two processes, more than the machine has when
+// other jobs share it.  So the test first measures
 // what the server can do here and now (a 2 s closed-loop run of the same
 // request), then runs the largest size up to 5 000 connections whose rate is
 // at most kCapacityShare of that, and says so when it had to shrink.  The

@@ -178,15 +178,22 @@ TEST_P(Deadlines, DeadlineMovedLaterFiresAtTheLastOne) {
   run([] {
     Pair p = connected_pair();
     char buf[8];
-    // Pushed later before each of 20 exchanges, each 10 ms apart: the first
-    // deadlines pass long before the last exchange; none may fire.
-    for (int i = 0; i < 20; ++i) {
-      p.client.set_read_deadline(gort::Clock::now() + 60ms);
-      go_spawn([&p] {
+    // Pushed later before each of 40 exchanges, each 10 ms apart: the first
+    // deadlines pass long before the last exchange; none may fire.  Each
+    // deadline leaves the writer 300 ms for its 10 ms sleep (the machine is
+    // shared and may be loaded), and the writer is waited for, so a failed
+    // exchange does not leave it holding the pair.
+    for (int i = 0; i < 40; ++i) {
+      p.client.set_read_deadline(gort::Clock::now() + 300ms);
+      gort::WaitGroup wrote;
+      wrote.add(1);
+      go_spawn([&p, &wrote] {
         gort::sleep_for(10ms);
         (void)p.server.write_all("x", 1);
+        wrote.done();
       });
       auto n = p.client.read(buf, 1);
+      wrote.wait();
       ASSERT_TRUE(n) << "exchange " << i << ": " << n.error().message();
     }
     // Now moved from 100 ms to 400 ms while a read waits.

@@ -100,10 +100,9 @@ TEST_P(WorkerStack, ManyFibersInterleaved) {
 }
 
 // A server calls on_worker_stack for every request, so one worker's stack
-// serves hundreds of thousands of calls: nothing may build up per call. (A
-// fresh context per call, abandoned after it, left a frame on TSan's shadow
-// call stack each time; that stack holds 64 Ki frames, and a TSan build of
-// dumb_fiber crashed after ~65 000 BURNs on one worker.)
+// serves hundreds of thousands of calls: nothing may build up per call (a
+// context abandoned per call would leave a frame each time on TSan's shadow
+// call stack, which holds 64 Ki frames).
 TEST_P(WorkerStack, HundredsOfThousandsOfCallsOnOneWorker) {
   run([] {
     constexpr int kCalls = 200000;  // > 64 Ki even in sanitizer builds: the bug needs that many
