@@ -239,7 +239,7 @@ void read_client(Shared& shared, Client& client, std::chrono::milliseconds idle_
     for (;;) {
       auto frame = framer.next(in);
       if (!frame) break;
-      if (frame->kind == dumb::Frame::Kind::TooLong) {
+      if (frame->kind == dumb::Frame::Kind::kTooLong) {
         shared.events.send(Refuse{client.id});
       } else {
         std::string text;

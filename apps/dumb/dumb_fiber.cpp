@@ -115,7 +115,7 @@ class Connection {
   // timeout.
   void serve() {
     while (auto request = next_request()) {
-      if (request->kind == dumb::Frame::Kind::TooLong) {
+      if (request->kind == dumb::Frame::Kind::kTooLong) {
         out_.append(dumb::kLineTooLong);
       } else {
         execute(request->line);
@@ -178,10 +178,10 @@ class Connection {
     }
     dumb::Action action = dumb::to_action(request, scratch_);  // never a Burn here: no deep stack
     switch (action.kind) {
-      case dumb::Action::Kind::Reply:
+      case dumb::Action::Kind::kReply:
         out_.append(action.reply);
         break;
-      case dumb::Action::Kind::Wait:
+      case dumb::Action::Kind::kWait:
         out_.flush();  // the replies before it must not wait with it
         if (!wait_until(gort::net::Clock::now() + std::chrono::milliseconds(action.wait_ms))) {
           peer_gone_ = true;
@@ -189,7 +189,7 @@ class Connection {
         }
         out_.append(dumb::kDone);
         break;
-      case dumb::Action::Kind::Stream:
+      case dumb::Action::Kind::kStream:
         out_.stream(action.stream_bytes);
         break;
     }

@@ -29,10 +29,7 @@ class SignalThread {
  public:
   explicit SignalThread(gort::Chan<int>& stop)
       : thread_([this, &stop] {
-          sigset_t set;
-          sigemptyset(&set);
-          sigaddset(&set, SIGINT);
-          sigaddset(&set, SIGTERM);
+          sigset_t set = stop_signals();
           for (;;) {
             int sig = 0;
             sigwait(&set, &sig);

@@ -93,10 +93,6 @@ struct Frame {
   enum class Kind : std::uint8_t {
     kLine,     // a complete request line; `line` excludes "\n" and a final "\r"
     kTooLong,  // a line exceeded max_line; reply kLineTooLong.  `line` is empty.
-    // The former spellings, until dumb_fiber.cpp and chat_fiber.cpp use the
-    // k names; then they go.
-    Line = kLine,
-    TooLong = kTooLong,
   };
   Kind kind;
   std::string_view line;
@@ -261,10 +257,6 @@ struct Action {
     kReply,   // send `reply`
     kWait,    // sleep `wait_ms` milliseconds, then send kDone
     kStream,  // send the body of StreamCursor(stream_bytes)
-    // The former spellings, until dumb_fiber.cpp uses the k names; then they go.
-    Reply = kReply,
-    Wait = kWait,
-    Stream = kStream,
   };
   Kind kind;
   std::string_view reply;           // Reply only
