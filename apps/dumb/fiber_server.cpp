@@ -119,7 +119,7 @@ int fiber_server_main(int argc, char** argv, std::string_view name, FiberServeFn
   ServerTraits traits{gort::default_workers(), "gort worker threads (the default: GORT_PROCS, else the CPU count)",
                       /*connection_limits=*/true, default_idle_timeout};
   traits.debug_endpoint = true;
-  traits.redis_bus = row.protocol == Protocol::chat;  // chat_fiber --redis (chat/redis_bus.h)
+  traits.redis_bus = row.protocol == Protocol::kChat;  // chat_fiber --redis (chat/redis_bus.h)
   ServerConfig config = parse_flags(argc, argv, row, traits);
   block_stop_signals();  // before gort::run starts any thread
   gort::Config runtime;
