@@ -167,7 +167,7 @@ TEST_P(Limits, ABurstBeyondOneListenBacklogIsNotDropped) {
                    << somaxconn << " per listener)";
   for (int fd : fds) close(fd);
   Socket bystander(server_->port());
-  EXPECT_EQ(first_line(bystander, chat()).rfind(served_reply(), 0), 0u) << "not served after the burst";
+  EXPECT_EQ(first_line(bystander, protocol()).rfind(served_reply(), 0), 0u) << "not served after the burst";
 }
 
 INSTANTIATE_TEST_SUITE_P(FiberServers, Limits, ::testing::Values("dumb_fiber", "chat_fiber"),
