@@ -285,6 +285,34 @@ void spawn_connections(Shared& s, int from, int to) {
   }
 }
 
+// dumb_load's own series for --debug-addr's /metrics, in Prometheus text:
+// what the course's load client exports for its dashboard.
+std::string load_metrics(const Shared& s) {
+  load::Totals t = s.totals();
+  load::HistogramData latency = s.snapshot();
+  std::string out;
+  char line[256];
+  auto add = [&](const char* fmt, auto... a) {
+    std::snprintf(line, sizeof line, fmt, a...);
+    out += line;
+  };
+  out += "# HELP dumb_load_requests_total Requests sent, by outcome.\n# TYPE dumb_load_requests_total counter\n";
+  add("dumb_load_requests_total{outcome=\"ok\"} %llu\n", (unsigned long long)t.ok);
+  add("dumb_load_requests_total{outcome=\"timeout\"} %llu\n", (unsigned long long)t.timeouts);
+  add("dumb_load_requests_total{outcome=\"error\"} %llu\n", (unsigned long long)t.errors);
+  out += "# HELP dumb_load_connect_failures_total Dials that failed.\n# TYPE dumb_load_connect_failures_total counter\n";
+  add("dumb_load_connect_failures_total %llu\n", (unsigned long long)t.connect_failures);
+  out += "# HELP dumb_load_connections Connections open now.\n# TYPE dumb_load_connections gauge\n";
+  add("dumb_load_connections %d\n", s.connected.load(std::memory_order_relaxed));
+  out += "# HELP dumb_load_latency_seconds Latency of the answered requests since the start.\n"
+         "# TYPE dumb_load_latency_seconds summary\n";
+  for (double q : {0.5, 0.9, 0.99, 0.999})
+    add("dumb_load_latency_seconds{quantile=\"%g\"} %.9f\n", q, double(latency.percentile(q)) / 1e9);
+  add("dumb_load_latency_seconds_sum %.9f\n", latency.mean() * double(latency.count()) / 1e9);
+  add("dumb_load_latency_seconds_count %llu\n", (unsigned long long)latency.count());
+  return out;
+}
+
 // The controller: spawns, reports progress, runs the ramp, stops.
 class Controller {
  public:
@@ -508,6 +536,20 @@ int main(int argc, char** argv) {
   config.workers = options.workers;
   return gort::run(config, [&] {
     Shared shared(options);
-    return Controller(shared).run();
+    std::unique_ptr<gort::debug::DebugServer> debug;
+    if (!options.debug_addr.empty()) {
+      gort::debug::DebugOptions debug_options;
+      debug_options.extra_metrics = [&shared] { return load_metrics(shared); };
+      auto started = gort::debug::serve(options.debug_addr, debug_options);
+      if (!started) {
+        std::fprintf(stderr, "dumb_load: cannot serve --debug-addr %s: %s\n", options.debug_addr.c_str(),
+                     started.error().message().c_str());
+        return 1;
+      }
+      debug = std::move(*started);
+    }
+    int status = Controller(shared).run();
+    if (debug) debug->close();
+    return status;
   });
 }

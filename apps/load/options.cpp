@@ -130,6 +130,18 @@ std::map<std::string_view, Setter> value_flags(bool& first_command) {
          return std::nullopt;
        }},
       {"--workers", [](Options& o, std::string_view v) { return set_int(o.workers, "--workers", v, 1, 1024); }},
+      {"--debug-addr",
+       [](Options& o, std::string_view v) -> std::optional<std::string> {
+         std::size_t colon = v.rfind(':');
+         in_addr probe{};
+         int port = 0;
+         if (colon == std::string_view::npos ||
+             inet_pton(AF_INET, std::string(v.substr(0, colon)).c_str(), &probe) != 1 ||
+             set_int(port, "--debug-addr", v.substr(colon + 1), 1, 65535))
+           return "--debug-addr needs IPV4-ADDRESS:PORT, not " + quoted(v);
+         o.debug_addr = v;
+         return std::nullopt;
+       }},
   };
 }
 
@@ -237,6 +249,8 @@ loop), with latencies in a log-linear histogram.
   --progress              a line per second on stderr (automatic when stderr is a terminal)
   --json                  the summary as one JSON object on stdout
   --workers N             gort worker threads (default: CPUs, or GORT_PROCS)
+  --debug-addr HOST:PORT  serve /metrics (the runtime's and dumb_load's own requests,
+                          errors, connections and latency) and a live page there
   --help                  print this and exit
 
 The summary gives latency percentiles over the whole run (dialling included)

@@ -41,6 +41,7 @@ struct Options {
   nanoseconds max_p99 = std::chrono::milliseconds(100);  // ramp: a step's p99 bound
   double max_errors = 0.01;              // ramp: a step's bound on (errors + timeouts) / requests
   int workers = 0;                       // gort workers; 0: the runtime's default
+  std::string debug_addr;                // --debug-addr HOST:PORT: /metrics and a live page ("": none)
 };
 
 struct ParseOutcome {

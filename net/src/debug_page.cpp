@@ -64,8 +64,11 @@ function draw(c) {
   let max = 0;
   for (const p of h) for (const n of names) if (isFinite(p[n])) max = Math.max(max, p[n]);
   max = max || 1;
+  // The x axis spans the samples so far (at least 10 s), up to `keep`.
+  const span = Math.max(10, h.length - 1);
+  svg.setAttribute("viewBox", `0 0 ${span} 100`);
   svg.innerHTML = names.map((n, i) => {
-    const pts = h.map((p, x) => isFinite(p[n]) ? `${x + keep - h.length},${(100 - 95 * p[n] / max).toFixed(1)}` : "").filter(Boolean);
+    const pts = h.map((p, x) => isFinite(p[n]) ? `${x + span - (h.length - 1)},${(100 - 95 * p[n] / max).toFixed(1)}` : "").filter(Boolean);
     return `<polyline stroke="${palette[i % palette.length]}" points="${pts.join(" ")}"><title>${n}</title></polyline>`;
   }).join("");
   svg.setAttribute("data-points", String(h.length));
@@ -76,7 +79,7 @@ function draw(c) {
 async function tick() {
   try {
     const text = await (await fetch("/metrics", { cache: "no-store" })).text();
-    const now = performance.now(), m = parse(text);
+    const m = parse(text), now = one(m, "gort_clock_seconds") * 1000;  // the program's clock, not ours
     for (const c of charts) {
       const cur = c.series(m);
       if (c.rate) {

@@ -9,6 +9,7 @@
 
 #include "monitor.h"
 #include "netpoll.h"
+#include "platform.h"
 #include "scheduler.h"
 
 namespace gort {
@@ -84,6 +85,10 @@ class Page {
 std::string prometheus_text() {
   Metrics m = metrics();
   Page p;
+  // The page's own time: a reader computing rates from two scrapes divides
+  // by this, not by its own clock (which a headless browser may fake).
+  p.one("gort_clock_seconds", "gauge", "The runtime's monotonic clock when this page was made.",
+        double(detail::now_ns()) / 1e9);
   p.one("gort_fibers", "gauge", "Fibers spawned and not yet returned.", double(m.fibers));
   p.one("gort_fibers_spawned_total", "counter", "Fibers spawned since the runtime started.", double(m.fibers_spawned));
   p.one("gort_context_switches_total", "counter", "Switches into fibers, all workers.", double(m.switches));

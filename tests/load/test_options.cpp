@@ -34,7 +34,7 @@ TEST(Options, EveryFlag) {
   ParseOutcome p = parse({"--host", "10.0.0.1", "--port=9000", "--connections", "5000", "--duration", "2.5s",
                           "--rate", "20", "--cmd", "PING", "--cmd", "STREAM 10", "--timeout", "500ms",
                           "--dial-concurrency", "50", "--progress", "--json", "--max-p99", "20ms",
-                          "--max-errors", "0.05", "--workers", "3"});
+                          "--max-errors", "0.05", "--workers", "3", "--debug-addr", "127.0.0.1:6061"});
   ASSERT_EQ(p.kind, Kind::kRun) << p.error;
   const Options& o = p.options;
   EXPECT_EQ(o.host, "10.0.0.1");
@@ -50,6 +50,10 @@ TEST(Options, EveryFlag) {
   EXPECT_EQ(o.max_p99, 20ms);
   EXPECT_EQ(o.max_errors, 0.05);
   EXPECT_EQ(o.workers, 3);
+  EXPECT_EQ(o.debug_addr, "127.0.0.1:6061");
+  EXPECT_EQ(parse({"--debug-addr", "localhost:1"}).kind, Kind::kError);
+  EXPECT_EQ(parse({"--debug-addr", "127.0.0.1"}).kind, Kind::kError);
+  EXPECT_EQ(parse({"--debug-addr", "127.0.0.1:0"}).kind, Kind::kError);
 }
 
 TEST(Options, Help) {
