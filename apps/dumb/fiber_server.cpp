@@ -50,6 +50,19 @@ class SignalThread {
 
 int serve_in_main_fiber(const ServerConfig& config, std::string_view name, const FiberServeFn& serve) {
   std::string address = config.host + ":" + std::to_string(config.port);
+  // The group's listeners set SO_REUSEPORT, which would let them join
+  // another process's on the same port without a word: unless --reuseport
+  // asks for that, a port in use is an error, as for any server.
+  if (!config.reuseport && config.port != 0) {
+    auto probe = gort::net::listen_tcp(address);  // no SO_REUSEPORT: fails if anyone listens there
+    if (!probe) {
+      std::fprintf(stderr, "%.*s: cannot listen on %s: %s%s\n", int(name.size()), name.data(), address.c_str(),
+                   probe.error().message().c_str(),
+                   probe.error() == gort::net::Errc::kAddressInUse ? " (--reuseport shares the port)" : "");
+      return 1;
+    }
+    (void)probe->close();
+  }
   // One listener per worker (fiber_server.h): a burst of connections is
   // accepted by as many fibers, into as many backlogs.
   auto listeners = gort::net::listen_tcp_group(address, config.workers);

@@ -227,7 +227,9 @@ void print_usage(std::FILE* out, const ServerRow& row, const ServerTraits& trait
   if (traits.debug_endpoint)
     std::fprintf(out,
                  "  --debug-addr HOST:PORT  serve /metrics (Prometheus) and a live page of the runtime\n"
-                 "                 there (default: none; keep it on loopback or a trusted network)\n");
+                 "                 there (default: none; keep it on loopback or a trusted network)\n"
+                 "  --reuseport    share the port with other processes started with it (the kernel\n"
+                 "                 spreads connections over them); without it, a port in use is an error\n");
   if (traits.redis_bus)
     std::fprintf(out,
                  "  --redis HOST:PORT  share the room with other nodes through this Redis\n"
@@ -279,6 +281,10 @@ ServerConfig parse_flags(int argc, char** argv, const ServerRow& row, const Serv
     if (flag == "--help" || flag == "-h") {
       print_usage(stdout, row, traits);
       std::exit(0);
+    }
+    if (flag == "--reuseport" && traits.debug_endpoint) {  // the one flag without a value
+      config.reuseport = true;
+      continue;
     }
     bool known = flag == "--host" || flag == "--port" || flag == "--drain-ms" ||
                  (flag == "--workers" && traits.default_workers) ||

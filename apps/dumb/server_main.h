@@ -64,6 +64,7 @@ struct ServerConfig {
   std::chrono::milliseconds idle_timeout{0};  // a connection silent this long is closed; 0: never
   std::string debug_addr;                 // ServerTraits::debug_endpoint: --debug-addr HOST:PORT ("": none)
   std::string redis;                      // ServerTraits::redis_bus: --redis HOST:PORT ("": none)
+  bool reuseport = false;                 // ServerTraits::debug_endpoint: --reuseport, share the port with other processes
 };
 
 // What a server file tells server_main besides its name.
@@ -73,7 +74,8 @@ struct ServerTraits {
   // Takes --max-connections and --idle-timeout (docs/SERVERS.md, "Limits").
   bool connection_limits = false;
   std::chrono::milliseconds default_idle_timeout{0};  // 0: no idle timeout unless asked
-  // Takes --debug-addr (gort::debug::serve: /metrics and a live page).
+  // Takes --debug-addr (gort::debug::serve: /metrics and a live page) and
+  // --reuseport (several processes on one port: docs/DEPLOYMENT.md).
   bool debug_endpoint = false;
   // Takes --redis (chat rooms shared across nodes: docs/DEPLOYMENT.md).
   bool redis_bus = false;

@@ -14,6 +14,7 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "abuse.h"
@@ -172,6 +173,40 @@ TEST_P(Limits, ABurstBeyondOneListenBacklogIsNotDropped) {
   for (int fd : fds) close(fd);
   Socket bystander(server_->port());
   EXPECT_EQ(first_line(bystander, protocol()).rfind(served_reply(), 0), 0u) << "not served after the burst";
+}
+
+// Another server on the same port is an error, unless both ask to share it
+// (--reuseport): then the kernel spreads clients over them, and once one
+// stops the other serves every new client.
+TEST_P(Limits, APortInUseIsAnErrorUnlessShared) {
+  start({"--reuseport"});
+  std::string port = std::to_string(server_->port());
+  std::string out;
+  int status = -1;
+  {
+    std::string command = std::string(GORT_APPS_BINARY_DIR) + "/" + GetParam() + " --port " + port + " 2>&1";
+    std::FILE* p = popen(command.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    char buf[512];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+    status = pclose(p);
+  }
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << out;
+  EXPECT_NE(out.find("address already in use"), std::string::npos) << out;
+  EXPECT_NE(out.find("--reuseport"), std::string::npos) << out;
+
+  ServerProcess second(GetParam(), {"--port", port, "--reuseport"});
+  ASSERT_EQ(second.port(), server_->port());
+  for (int i = 0; i < 20; ++i) {
+    Socket s(server_->port());
+    EXPECT_EQ(first_line(s, protocol()).rfind(served_reply(), 0), 0u) << "client " << i;
+  }
+  EXPECT_EQ(server_->stop(5000ms * kSlowdown), std::optional<int>(0));
+  for (int i = 0; i < 20; ++i) {
+    Socket s(second.port());
+    EXPECT_EQ(first_line(s, protocol()).rfind(served_reply(), 0), 0u) << "client " << i << " after the first stopped";
+  }
+  EXPECT_EQ(second.stop(5000ms * kSlowdown), std::optional<int>(0));
 }
 
 INSTANTIATE_TEST_SUITE_P(FiberServers, Limits, ::testing::Values("dumb_fiber", "chat_fiber"),
