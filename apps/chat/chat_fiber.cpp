@@ -5,7 +5,7 @@
 //   reader     (one per client: the handler gort::net::Server runs in the
 //              client's connection fiber) numbers the client, sends Join to
 //              the hub, spawns the client's writer, then reads, frames with
-//              dumb::LineFramer, formats "[User <id>]: <line>\n" once and
+//              common::LineFramer, formats "[User <id>]: <line>\n" once and
 //              sends it to the hub as Say; an overlong line becomes Refuse;
 //              EOF or an error becomes Leave.  It returns once its writer
 //              has: the Server closes the Conn when the handler returns.
@@ -81,8 +81,8 @@
 
 #include "chat/redis_bus.h"
 #include "chat/room.h"
-#include "dumb/fiber_server.h"
-#include "dumb/protocol.h"
+#include "common/fiber_server.h"
+#include "common/line_framer.h"
 
 namespace {
 
@@ -219,12 +219,12 @@ class Hub {
 
   chat::RedisBus* const bus_;                       // null without --redis
   std::map<int64_t, std::shared_ptr<Client>> clients_;  // the room, by id
-  const Message refusal_ = std::make_shared<const std::string>(dumb::kLineTooLong);
+  const Message refusal_ = std::make_shared<const std::string>(common::kLineTooLong);
 };
 
 void read_client(Shared& shared, Client& client, std::chrono::milliseconds idle_timeout) {
   auto buf = std::make_unique<char[]>(kReadBuffer);
-  dumb::LineFramer framer(chat::kMaxLine);
+  common::LineFramer framer(chat::kMaxLine);
   const std::string prefix = "[User " + std::to_string(client.id) + "]: ";
   for (;;) {
     if (idle_timeout.count() > 0) (void)client.conn.set_read_deadline(gort::net::Clock::now() + idle_timeout);
@@ -239,7 +239,7 @@ void read_client(Shared& shared, Client& client, std::chrono::milliseconds idle_
     for (;;) {
       auto frame = framer.next(in);
       if (!frame) break;
-      if (frame->kind == dumb::Frame::Kind::kTooLong) {
+      if (frame->kind == common::Frame::Kind::kTooLong) {
         shared.events.send(Refuse{client.id});
       } else {
         std::string text;
@@ -294,7 +294,7 @@ void serve_client(Shared& shared, Conn& conn, std::chrono::milliseconds idle_tim
   client->writer_done.wait();
 }
 
-int serve(dumb::FiberServer& fiber_server) {
+int serve(common::FiberServer& fiber_server) {
   Shared shared;
   const std::string& redis = fiber_server.config().redis;
   if (!redis.empty()) {
@@ -324,4 +324,4 @@ int serve(dumb::FiberServer& fiber_server) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return dumb::fiber_server_main(argc, argv, "chat_fiber", serve); }
+int main(int argc, char** argv) { return common::fiber_server_main(argc, argv, "chat_fiber", serve); }

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "chat/room.h"
-#include "dumb/server_main.h"
+#include "common/server_main.h"
 
 namespace {
 
@@ -21,7 +21,7 @@ void watch(int epoll_fd, int op, int fd, std::uint32_t events) {
   epoll_ctl(epoll_fd, op, fd, &ev);
 }
 
-void serve(dumb::ServerContext& ctx) {
+void serve(common::ServerContext& ctx) {
   int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
   watch(epoll_fd, EPOLL_CTL_ADD, ctx.listener(), EPOLLIN);
   watch(epoll_fd, EPOLL_CTL_ADD, ctx.stop_fd(), EPOLLIN);
@@ -60,4 +60,4 @@ void serve(dumb::ServerContext& ctx) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return dumb::server_main(argc, argv, "epoll_chat", serve); }
+int main(int argc, char** argv) { return common::server_main(argc, argv, "epoll_chat", serve); }

@@ -63,8 +63,8 @@ void Room::on_readable(Client& client) {
     }
     std::string_view in(buf.data(), static_cast<std::size_t>(n));
     while (auto frame = client.framer.next(in)) {
-      if (frame->kind == dumb::Frame::Kind::kTooLong) {
-        deliver(client, dumb::kLineTooLong);
+      if (frame->kind == common::Frame::Kind::kTooLong) {
+        deliver(client, common::kLineTooLong);
       } else {
         relay(client, frame->line);
       }

@@ -7,7 +7,7 @@
 // ("\n" or "\r\n" ends a line) is sent to every *other* client as
 // "[User <id>]: <line>\n".  A line over kMaxLine (1024) bytes is not relayed:
 // its sender alone gets "ERROR line too long\n" and the rest of that line is
-// discarded (dumb::LineFramer rules, docs/PROTOCOL.md "Framing").  A partial
+// discarded (common::LineFramer rules, docs/PROTOCOL.md "Framing").  A partial
 // last line at disconnect is dropped.
 //
 // Slow clients: a message is written straight to the socket when nothing is
@@ -29,7 +29,7 @@
 #include <string_view>
 #include <vector>
 
-#include "dumb/protocol.h"
+#include "common/line_framer.h"
 
 namespace chat {
 
@@ -41,7 +41,7 @@ struct Client {
   explicit Client(int fd, int id) : fd(fd), id(id) {}
   int fd;
   int id;                                // "User <id>"
-  dumb::LineFramer framer{kMaxLine};     // partial line (<= 1025 bytes)
+  common::LineFramer framer{kMaxLine};     // partial line (<= 1025 bytes)
   std::string queued;                    // output the socket has not taken yet (<= kMaxQueued)
   bool gone = false;                     // to be closed by reap()
 };

@@ -17,14 +17,14 @@
 #include <unistd.h>
 
 #include "chat/room.h"
-#include "dumb/protocol.h"
-#include "dumb/server_main.h"
+#include "common/line_framer.h"
+#include "common/server_main.h"
 
 namespace {
 
 constexpr int kAcceptsPerRound = 64;
 
-void serve(dumb::ServerContext& ctx) {
+void serve(common::ServerContext& ctx) {
   chat::Room room;
   while (!ctx.stopping()) {
     fd_set readable, writable;
@@ -51,7 +51,7 @@ void serve(dumb::ServerContext& ctx) {
       for (int i = 0, fd; i < kAcceptsPerRound && (fd = ctx.accept_connection(/*nonblocking=*/true)) >= 0; ++i) {
         if (fd >= FD_SETSIZE) {
           std::fprintf(stderr, "select_chat: descriptor %d >= FD_SETSIZE (%d): connection refused\n", fd, FD_SETSIZE);
-          (void)send(fd, dumb::kServerBusy.data(), dumb::kServerBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+          (void)send(fd, common::kServerBusy.data(), common::kServerBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
           close(fd);
           continue;
         }
@@ -64,4 +64,4 @@ void serve(dumb::ServerContext& ctx) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return dumb::server_main(argc, argv, "select_chat", serve); }
+int main(int argc, char** argv) { return common::server_main(argc, argv, "select_chat", serve); }

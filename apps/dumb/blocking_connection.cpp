@@ -64,7 +64,7 @@ bool perform(int fd, const Action& action) {
 
 }  // namespace
 
-void serve_blocking_connection(ServerContext& ctx, int fd) {
+void serve_blocking_connection(common::ServerContext& ctx, int fd) {
   ctx.track(fd);
   Session session;
   std::array<char, 16384> buf;
@@ -82,7 +82,7 @@ void serve_blocking_connection(ServerContext& ctx, int fd) {
   ctx.untrack_and_close(fd);
 }
 
-void serve_connections_in_turn(ServerContext& ctx) {
+void serve_connections_in_turn(common::ServerContext& ctx) {
   for (;;) {
     int fd = ctx.accept_connection(/*nonblocking=*/false);
     if (fd >= 0) {

@@ -5,7 +5,7 @@
 // thread per connection, thread pool, pre-forked processes) differ only in
 // where that thread comes from; this is the loop they all run.  BURN runs on
 // the calling thread's stack, so the caller must provide ~3 MB of it
-// (dumb::kServerStackBytes).
+// (common::kServerStackBytes).
 //
 // Costs per request: one read() per buffer of pipelined requests, one write()
 // per reply (a STREAM: one per 64 KiB chunk), a poll() per WAIT (it ends
@@ -16,16 +16,16 @@
 
 #pragma once
 
-#include "dumb/server_main.h"
+#include "common/server_main.h"
 
 namespace dumb {
 
 // Serves `fd` until EOF, an I/O error or a stop (after finishing the request
 // in progress); then closes it.  Tracks it in ctx for the stop protocol.
-void serve_blocking_connection(ServerContext& ctx, int fd);
+void serve_blocking_connection(common::ServerContext& ctx, int fd);
 
 // Accepts a connection and serves it to the end, then the next, until a stop
 // (the iterative server, and each of prefork's processes).
-void serve_connections_in_turn(ServerContext& ctx);
+void serve_connections_in_turn(common::ServerContext& ctx);
 
 }  // namespace dumb

@@ -36,7 +36,7 @@
 #include <unistd.h>
 
 #include "dumb/protocol.h"
-#include "dumb/server_main.h"
+#include "common/server_main.h"
 #include "dumb/timer_heap.h"
 
 namespace {
@@ -172,7 +172,7 @@ struct Counters {
   bool accepting = true;   // the accept coroutine is alive
 };
 
-Detached serve_connection(Loop& loop, dumb::ServerContext& ctx, Counters& counters, int fd) {
+Detached serve_connection(Loop& loop, common::ServerContext& ctx, Counters& counters, int fd) {
   ++counters.connections;
   ctx.track(fd);
   loop.add(fd);
@@ -225,7 +225,7 @@ Detached serve_connection(Loop& loop, dumb::ServerContext& ctx, Counters& counte
   --counters.connections;
 }
 
-Detached accept_connections(Loop& loop, dumb::ServerContext& ctx, Counters& counters) {
+Detached accept_connections(Loop& loop, common::ServerContext& ctx, Counters& counters) {
   loop.add(ctx.listener());
   for (;;) {
     int fd = ctx.accept_connection(/*nonblocking=*/true);
@@ -240,7 +240,7 @@ Detached accept_connections(Loop& loop, dumb::ServerContext& ctx, Counters& coun
   counters.accepting = false;
 }
 
-void serve(dumb::ServerContext& ctx) {
+void serve(common::ServerContext& ctx) {
   Loop loop;
   Counters counters;
   accept_connections(loop, ctx, counters);
@@ -249,4 +249,4 @@ void serve(dumb::ServerContext& ctx) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return dumb::server_main(argc, argv, "dumb_coro", serve); }
+int main(int argc, char** argv) { return common::server_main(argc, argv, "dumb_coro", serve); }

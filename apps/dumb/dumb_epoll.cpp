@@ -11,8 +11,8 @@
 
 namespace {
 
-void serve(dumb::ServerContext& ctx) { dumb::EpollLoop(ctx, /*shared_listener=*/false).run(); }
+void serve(common::ServerContext& ctx) { dumb::EpollLoop(ctx, /*shared_listener=*/false).run(); }
 
 }  // namespace
 
-int main(int argc, char** argv) { return dumb::server_main(argc, argv, "dumb_epoll", serve); }
+int main(int argc, char** argv) { return common::server_main(argc, argv, "dumb_epoll", serve); }

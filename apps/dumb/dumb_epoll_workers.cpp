@@ -18,8 +18,8 @@
 
 namespace {
 
-void serve(dumb::ServerContext& ctx) {
-  std::vector<dumb::BigStackThread> workers;
+void serve(common::ServerContext& ctx) {
+  std::vector<common::BigStackThread> workers;
   for (int i = 1; i < ctx.config().workers; ++i)
     workers.emplace_back([&ctx] { dumb::EpollLoop(ctx, /*shared_listener=*/true).run(); });
   dumb::EpollLoop(ctx, /*shared_listener=*/true).run();  // this thread is worker 0
@@ -29,5 +29,5 @@ void serve(dumb::ServerContext& ctx) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return dumb::server_main(argc, argv, "dumb_epoll_workers", serve, {4, "event loop threads"});
+  return common::server_main(argc, argv, "dumb_epoll_workers", serve, {4, "event loop threads"});
 }

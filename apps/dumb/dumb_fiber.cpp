@@ -57,9 +57,9 @@
 #include <gort/net.h>
 #include <gort/worker_stack.h>
 
-#include "dumb/fiber_server.h"
+#include "common/fiber_server.h"
 #include "dumb/protocol.h"
-#include "dumb/server_main.h"
+#include "common/server_main.h"
 
 namespace {
 
@@ -246,7 +246,7 @@ void handle(const gort::Context& ctx, Conn& conn, std::chrono::milliseconds idle
   Connection(ctx, conn, idle_timeout).serve();
 }
 
-int serve(dumb::FiberServer& fiber_server) {
+int serve(common::FiberServer& fiber_server) {
   gort::net::Server server(
       [idle = fiber_server.config().idle_timeout](const gort::Context& ctx, Conn& conn) { handle(ctx, conn, idle); },
       fiber_server.server_options("dumb_fiber connection"));
@@ -261,5 +261,5 @@ int serve(dumb::FiberServer& fiber_server) {
 constexpr std::chrono::milliseconds kDefaultIdleTimeout{120'000};
 
 int main(int argc, char** argv) {
-  return dumb::fiber_server_main(argc, argv, "dumb_fiber", serve, kDefaultIdleTimeout);
+  return common::fiber_server_main(argc, argv, "dumb_fiber", serve, kDefaultIdleTimeout);
 }

@@ -10,5 +10,5 @@
 #include "dumb/blocking_connection.h"
 
 int main(int argc, char** argv) {
-  return dumb::server_main(argc, argv, "dumb_iterative", dumb::serve_connections_in_turn);
+  return common::server_main(argc, argv, "dumb_iterative", dumb::serve_connections_in_turn);
 }

@@ -22,7 +22,7 @@
 
 namespace {
 
-void serve(dumb::ServerContext& ctx) {
+void serve(common::ServerContext& ctx) {
   std::mutex mutex;
   std::condition_variable all_done;
   int active = 0;  // connection threads alive (guarded by mutex)
@@ -36,7 +36,7 @@ void serve(dumb::ServerContext& ctx) {
       std::lock_guard lock(mutex);
       ++active;
     }
-    dumb::BigStackThread([&ctx, &mutex, &all_done, &active, fd] {
+    common::BigStackThread([&ctx, &mutex, &all_done, &active, fd] {
       dumb::serve_blocking_connection(ctx, fd);
       std::lock_guard lock(mutex);  // notify under the lock: serve()'s frame outlives the notify
       if (--active == 0) all_done.notify_all();
@@ -48,4 +48,4 @@ void serve(dumb::ServerContext& ctx) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return dumb::server_main(argc, argv, "dumb_multithreaded", serve); }
+int main(int argc, char** argv) { return common::server_main(argc, argv, "dumb_multithreaded", serve); }

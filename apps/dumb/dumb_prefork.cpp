@@ -32,22 +32,22 @@
 
 namespace {
 
-pid_t spawn_worker(const dumb::ServerConfig& config, int listener) {
+pid_t spawn_worker(const common::ServerConfig& config, int listener) {
   pid_t pid = fork();
-  if (pid == 0) std::exit(dumb::run_server(config, listener, dumb::serve_connections_in_turn));
+  if (pid == 0) std::exit(common::run_server(config, listener, dumb::serve_connections_in_turn));
   if (pid < 0) std::perror("fork");
   return pid;
 }
 
 sigset_t supervised_signals() {
-  sigset_t set = dumb::stop_signals();
+  sigset_t set = common::stop_signals();
   sigaddset(&set, SIGCHLD);
   return set;
 }
 
 // Reaps every dead child; replaces it unless stopping.  Returns how many
 // children are left alive.
-std::size_t reap(std::vector<pid_t>& workers, const dumb::ServerConfig& config, int listener, bool stopping) {
+std::size_t reap(std::vector<pid_t>& workers, const common::ServerConfig& config, int listener, bool stopping) {
   for (pid_t pid; (pid = waitpid(-1, nullptr, WNOHANG)) > 0;) {
     for (pid_t& worker : workers) {
       if (worker != pid) continue;
@@ -63,12 +63,12 @@ std::size_t reap(std::vector<pid_t>& workers, const dumb::ServerConfig& config, 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const dumb::ServerRow& row = dumb::server_row("dumb_prefork");
-  dumb::ServerConfig config = dumb::parse_flags(argc, argv, row, {4, "worker processes"});
-  dumb::block_stop_signals();
+  const common::ServerRow& row = common::server_row("dumb_prefork");
+  common::ServerConfig config = common::parse_flags(argc, argv, row, {4, "worker processes"});
+  common::block_stop_signals();
   sigset_t set = supervised_signals();
   sigprocmask(SIG_BLOCK, &set, nullptr);  // children inherit the mask; run_server keeps INT/TERM blocked
-  int listener = dumb::open_listener(config, row);
+  int listener = common::open_listener(config, row);
   std::vector<pid_t> workers;
   for (int i = 0; i < config.workers; ++i) workers.push_back(spawn_worker(config, listener));
 

@@ -43,7 +43,7 @@
 #include <unistd.h>
 
 #include "dumb/event_connection.h"
-#include "dumb/server_main.h"
+#include "common/server_main.h"
 #include "dumb/timer_heap.h"
 
 namespace {
@@ -129,7 +129,7 @@ class Helpers {
   std::deque<Job> jobs_;                    // BURNs not yet started
   std::deque<Completion> completions_;      // results not yet handed back
   bool closing_ = false;
-  std::vector<dumb::BigStackThread> threads_;  // last: joined first
+  std::vector<common::BigStackThread> threads_;  // last: joined first
 };
 
 // ------------------------------------------------------------- reactor ---
@@ -138,7 +138,7 @@ class Connection;
 
 class Reactor {
  public:
-  Reactor(dumb::ServerContext& ctx, int helpers);
+  Reactor(common::ServerContext& ctx, int helpers);
   ~Reactor() { close(epoll_fd_); }
 
   void run();
@@ -153,7 +153,7 @@ class Reactor {
   void close_connection(ConnectionId id);
   void deliver_completions();
 
-  dumb::ServerContext& ctx;
+  common::ServerContext& ctx;
   Helpers helpers;
 
  private:
@@ -231,7 +231,7 @@ class CompletionHandler final : public EventHandler {
   Reactor& reactor_;
 };
 
-Reactor::Reactor(dumb::ServerContext& server, int helper_count)
+Reactor::Reactor(common::ServerContext& server, int helper_count)
     : ctx(server),
       helpers(helper_count),
       epoll_fd_(epoll_create1(EPOLL_CLOEXEC)),
@@ -314,10 +314,10 @@ void Reactor::run() {
   for (auto& [id, conn] : connections_) ctx.untrack_and_close(conn->machine().fd());
 }
 
-void serve(dumb::ServerContext& ctx) { Reactor(ctx, ctx.config().workers).run(); }
+void serve(common::ServerContext& ctx) { Reactor(ctx, ctx.config().workers).run(); }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  return dumb::server_main(argc, argv, "dumb_reactor", serve, {2, "helper threads for BURN"});
+  return common::server_main(argc, argv, "dumb_reactor", serve, {2, "helper threads for BURN"});
 }

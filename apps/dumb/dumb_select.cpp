@@ -25,7 +25,7 @@
 #include <sys/socket.h>
 
 #include "dumb/event_connection.h"
-#include "dumb/server_main.h"
+#include "common/server_main.h"
 
 namespace {
 
@@ -34,7 +34,7 @@ using dumb::EventConnection;
 using Connections = std::map<int, std::unique_ptr<EventConnection>>;  // by fd
 
 // Accepts what is pending; false once the listener is shut (stop).
-bool accept_some(dumb::ServerContext& ctx, Connections& connections) {
+bool accept_some(common::ServerContext& ctx, Connections& connections) {
   for (int i = 0; i < 64; ++i) {
     int fd = ctx.accept_connection(/*nonblocking=*/true);
     if (fd < 0) return !(errno == EINVAL || ctx.stopping());
@@ -68,7 +68,7 @@ bool peek_while_waiting(int fd) {
   return n >= 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
 }
 
-void serve(dumb::ServerContext& ctx) {
+void serve(common::ServerContext& ctx) {
   Connections connections;
   std::set<int> peeked;  // waiting connections that showed data or EOF: not watched until their WAIT ends
   bool accepting = true;
@@ -131,4 +131,4 @@ void serve(dumb::ServerContext& ctx) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return dumb::server_main(argc, argv, "dumb_select", serve); }
+int main(int argc, char** argv) { return common::server_main(argc, argv, "dumb_select", serve); }

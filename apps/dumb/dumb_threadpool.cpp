@@ -75,9 +75,9 @@ class ConnectionQueue {
   bool closed_ = false;            // guarded by mutex_
 };
 
-void serve(dumb::ServerContext& ctx) {
+void serve(common::ServerContext& ctx) {
   ConnectionQueue queue;
-  std::vector<dumb::BigStackThread> workers;
+  std::vector<common::BigStackThread> workers;
   for (int i = 0; i < ctx.config().workers; ++i)
     workers.emplace_back([&] {
       while (auto fd = queue.pop()) dumb::serve_blocking_connection(ctx, *fd);
@@ -100,5 +100,5 @@ void serve(dumb::ServerContext& ctx) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return dumb::server_main(argc, argv, "dumb_threadpool", serve, {8, "pool threads"});
+  return common::server_main(argc, argv, "dumb_threadpool", serve, {8, "pool threads"});
 }

@@ -38,7 +38,7 @@ struct EpollLoop::Slot {
 };
 
 
-EpollLoop::EpollLoop(ServerContext& ctx, bool shared_listener)
+EpollLoop::EpollLoop(common::ServerContext& ctx, bool shared_listener)
     : ctx_(ctx), epoll_fd_(epoll_create1(EPOLL_CLOEXEC)), shared_listener_(shared_listener) {}
 
 EpollLoop::~EpollLoop() { close(epoll_fd_); }

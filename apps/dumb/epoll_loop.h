@@ -23,7 +23,7 @@
 #include <memory>
 #include <unordered_map>
 
-#include "dumb/server_main.h"
+#include "common/server_main.h"
 #include "dumb/timer_heap.h"
 
 namespace dumb {
@@ -32,7 +32,7 @@ class EpollLoop {
  public:
   // shared_listener: the listener is also in other loops' epoll sets; it is
   // registered with EPOLLEXCLUSIVE so one connection wakes one loop.
-  EpollLoop(ServerContext& ctx, bool shared_listener);
+  EpollLoop(common::ServerContext& ctx, bool shared_listener);
   ~EpollLoop();
   EpollLoop(const EpollLoop&) = delete;
   EpollLoop& operator=(const EpollLoop&) = delete;
@@ -51,7 +51,7 @@ class EpollLoop {
   void close_slot(Slot& slot);
   void stop_accepting();
 
-  ServerContext& ctx_;
+  common::ServerContext& ctx_;
   int epoll_fd_;
   bool shared_listener_;
   bool accepting_ = true;

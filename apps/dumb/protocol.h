@@ -41,6 +41,8 @@
 #include <string_view>
 #include <variant>
 
+#include "common/line_framer.h"
+
 namespace dumb {
 
 // ---------------------------------------------------------------- limits ---
@@ -48,7 +50,7 @@ namespace dumb {
 inline constexpr std::uint16_t kDefaultPort = 8090;
 // Maximum request line length in bytes, excluding the terminating "\n" and an
 // optional "\r" just before it.
-inline constexpr std::size_t kMaxLine = 1024;
+using common::kMaxLine;  // 1024 bytes
 inline constexpr std::uint32_t kMaxWaitMs = 60000;
 inline constexpr std::uint32_t kMaxBurn = 10000;
 inline constexpr std::uint64_t kMaxStream = 1073741824;  // 2^30 bytes
@@ -61,10 +63,8 @@ inline constexpr std::size_t kStreamChunk = 64 * 1024;
 inline constexpr std::string_view kPong = "PONG\n";
 inline constexpr std::string_view kDone = "DONE\n";
 inline constexpr std::string_view kUnknownCommand = "UNKNOWN_COMMAND\n";
-inline constexpr std::string_view kLineTooLong = "ERROR line too long\n";
-// Sent, best effort, to a connection the server accepts only to close it:
-// it is out of descriptors or at --max-connections (docs/SERVERS.md).
-inline constexpr std::string_view kServerBusy = "ERROR server busy\n";
+using common::kLineTooLong;  // "ERROR line too long\n"
+using common::kServerBusy;   // "ERROR server busy\n"
 // Sent, best effort, to a connection closed for sending nothing for
 // --idle-timeout (docs/SERVERS.md).
 inline constexpr std::string_view kIdleTimeout = "ERROR idle timeout\n";
@@ -87,71 +87,11 @@ std::string error_reply(std::string_view reason);
 std::string_view static_error_reply(std::string_view reason) noexcept;
 
 // --------------------------------------------------------------- framing ---
+// The framer is the one both protocols use (apps/common/line_framer.h): a
+// DUMB request is one line of at most kMaxLine bytes.
 
-// One framing event.
-struct Frame {
-  enum class Kind : std::uint8_t {
-    kLine,     // a complete request line; `line` excludes "\n" and a final "\r"
-    kTooLong,  // a line exceeded max_line; reply kLineTooLong.  `line` is empty.
-  };
-  Kind kind;
-  std::string_view line;
-};
-
-// Incremental line framer with a hard bound on memory.
-//
-// API: the caller owns its input buffer and hands the framer a view of the
-// unprocessed bytes; next() consumes bytes from the FRONT of that view (it
-// advances `in`) and stops as soon as one frame is complete:
-//
-//     std::string_view in(buf, n);              // bytes just read
-//     while (auto f = framer.next(in)) handle(*f);
-//     // here `in` is empty: a trailing partial line is held by the framer
-//
-// next() returns std::nullopt only once `in` is empty, so that loop always
-// drains the input.  A server that must stop between requests (to apply
-// backpressure while a STREAM is being written, say) simply stops calling
-// next() and keeps the rest of `in` for later: nothing is ever buffered on the
-// caller's behalf beyond one partial line.
-//
-// Rules:
-//   * A line ends at "\n".  One "\r" immediately before the "\n" is removed.
-//   * A line whose length (without "\n" and that final "\r") is at most
-//     max_line is delivered as Kind::kLine -- including the empty line.
-//   * Otherwise one Kind::kTooLong event is produced for that line, as soon as
-//     the framer can tell (it does not wait for the "\n"), and every byte up
-//     to and including the line's "\n" is then discarded.  Framing resumes
-//     with the next byte after that "\n".
-//   * A trailing partial line (no "\n" yet) is held until more input arrives;
-//     at end of stream it is simply never delivered.
-//
-// Frame::line points either into the caller's input or into the framer's own
-// buffer; it is valid until the next call on this framer or until the
-// caller's input bytes are modified or freed, whichever comes first.
-//
-// Memory: at most max_line + 1 bytes are held (a line of max_line bytes plus
-// a "\r" whose "\n" has not arrived yet); the buffer is allocated on first
-// use only (many short lines arrive whole and are never copied).
-class LineFramer {
- public:
-  explicit LineFramer(std::size_t max_line = kMaxLine) noexcept : max_line_(max_line) {}
-
-  std::optional<Frame> next(std::string_view& in);
-
-  // Bytes of a partial line currently held (0 <= buffered() <= max_line + 1).
-  std::size_t buffered() const noexcept { return reset_pending_ ? 0 : buf_.size(); }
-  // True while the rest of an overlong line is being skipped.
-  bool discarding() const noexcept { return discarding_; }
-  // True if the stream so far does not end on a line boundary.
-  bool mid_line() const noexcept { return discarding_ || buffered() != 0; }
-  std::size_t max_line() const noexcept { return max_line_; }
-
- private:
-  std::size_t max_line_;
-  std::string buf_;             // partial line, never more than max_line_ + 1 bytes
-  bool discarding_ = false;     // skipping the tail of an overlong line
-  bool reset_pending_ = false;  // buf_ was handed out as a Frame; clear it on next call
-};
+using common::Frame;
+using common::LineFramer;
 
 // --------------------------------------------------------------- parsing ---
 

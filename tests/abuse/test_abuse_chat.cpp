@@ -1,5 +1,5 @@
 // tests/abuse/test_abuse_chat.cpp -- the abuse suite against every chat
-// server of apps/dumb/servers.def (abuse.h has the pattern; the bystander
+// server of apps/chat/servers.def (abuse.h has the pattern; the bystander
 // is a pair of fresh clients, one relaying a line to the other).
 
 #include <gtest/gtest.h>
@@ -19,7 +19,7 @@ namespace {
 
 using namespace abuse;
 
-class ChatAbuse : public ::testing::TestWithParam<dumb::ServerRow> {
+class ChatAbuse : public ::testing::TestWithParam<common::ServerRow> {
  protected:
   static void SetUpTestSuite() { raise_open_files_limit(); }
 
@@ -224,7 +224,7 @@ TEST_P(ChatAbuse, SlowReadersDoNotStallTheRoom) {
   expect_recovered_after();
 }
 
-INSTANTIATE_TEST_SUITE_P(Servers, ChatAbuse, ::testing::ValuesIn(rows(dumb::Protocol::kChat)),
+INSTANTIATE_TEST_SUITE_P(Servers, ChatAbuse, ::testing::ValuesIn(rows(common::Protocol::kChat)),
                          [](const auto& info) { return row_name(info.param); });
 
 }  // namespace

@@ -20,14 +20,14 @@
 namespace {
 
 using namespace abuse;
-using dumb::Concurrency;
+using common::Concurrency;
 
 // A bystander must wait rather than be answered within this (degraded by design).
 constexpr milliseconds kStarvedFor = 300ms;
 // Connections the smallest pool serves at once (dumb_prefork's default workers).
 constexpr int kSmallestPool = 4;
 
-class Abuse : public ::testing::TestWithParam<dumb::ServerRow> {
+class Abuse : public ::testing::TestWithParam<common::ServerRow> {
  protected:
   static void SetUpTestSuite() { raise_open_files_limit(); }
 
@@ -231,7 +231,7 @@ TEST_P(Abuse, SigtermHitsTheDrainBound) {
   EXPECT_EQ(server_->stop(1000ms + 4000ms * kSlowdown), std::optional<int>(0)) << "no exit 0 within the drain bound";
 }
 
-INSTANTIATE_TEST_SUITE_P(Servers, Abuse, ::testing::ValuesIn(rows(dumb::Protocol::kDumb)),
+INSTANTIATE_TEST_SUITE_P(Servers, Abuse, ::testing::ValuesIn(rows(common::Protocol::kDumb)),
                          [](const auto& info) { return row_name(info.param); });
 
 }  // namespace

@@ -22,7 +22,7 @@
 namespace {
 
 using namespace abuse;
-using dumb::Protocol;
+using common::Protocol;
 
 // The first line a new client receives: chat greets, DUMB answers a PING.
 std::string first_line(Socket& s, Protocol protocol) {
@@ -54,7 +54,7 @@ class Limits : public ::testing::TestWithParam<const char*> {
     server_ = std::make_unique<ServerProcess>(GetParam(), args, limits);
     ASSERT_NE(server_->port(), 0);
   }
-  Protocol protocol() const { return dumb::find_server(GetParam())->protocol; }
+  Protocol protocol() const { return common::find_server(GetParam())->protocol; }
   bool chat() const { return protocol() == Protocol::kChat; }
   std::string served_reply() const { return chat() ? "Welcome" : "PONG\n"; }
   std::unique_ptr<ServerProcess> server_;

@@ -97,14 +97,14 @@ std::vector<pid_t> children(pid_t pid) {
 
 }  // namespace
 
-std::vector<dumb::ServerRow> rows(dumb::Protocol protocol) {
-  std::vector<dumb::ServerRow> out;
-  for (const auto& row : dumb::kServers)
+std::vector<common::ServerRow> rows(common::Protocol protocol) {
+  std::vector<common::ServerRow> out;
+  for (const auto& row : common::kServers)
     if (row.protocol == protocol) out.push_back(row);
   return out;
 }
 
-std::string row_name(const dumb::ServerRow& row) { return std::string(row.name); }
+std::string row_name(const common::ServerRow& row) { return std::string(row.name); }
 
 int run_to_exit(std::string_view server, const std::vector<std::string>& args) {
   pid_t pid = spawn(server, args, -1);

@@ -1,5 +1,5 @@
 // tests/apps/server_harness.h -- run a server binary from the table
-// (apps/dumb/servers.def) as a subprocess and talk to it over 127.0.0.1.
+// (apps/*/servers.def) as a subprocess and talk to it over 127.0.0.1.
 //
 // ServerProcess starts `<build>/apps/<name> --port 0 ...`, reads the port it
 // announces ("<name> listening on 127.0.0.1:<port>") -- so parallel tests
@@ -20,7 +20,7 @@
 
 #include <sys/types.h>
 
-#include "dumb/servers.h"
+#include "common/servers.h"
 
 namespace harness {
 
@@ -36,9 +36,9 @@ inline constexpr int kSlowdown = 1;
 #endif
 
 // The rows of the table for one protocol, for INSTANTIATE_TEST_SUITE_P.
-std::vector<dumb::ServerRow> rows(dumb::Protocol protocol);
+std::vector<common::ServerRow> rows(common::Protocol protocol);
 // Test name suffix: the server's name.
-std::string row_name(const dumb::ServerRow& row);
+std::string row_name(const common::ServerRow& row);
 
 // Runs `binary` with `args`; returns its exit status (or -1), discarding
 // its output.  For --help and bad-flag checks.
@@ -114,7 +114,7 @@ class Client {
 
 }  // namespace harness
 
-namespace dumb {
+namespace common {
 // gtest prints the parameter with this instead of its bytes.
 inline void PrintTo(const ServerRow& row, std::ostream* os) { *os << row.name; }
-}  // namespace dumb
+}  // namespace common

@@ -1,5 +1,5 @@
 // tests/apps/test_chat.cpp -- the chat protocol (apps/chat/room.h) against
-// every chat server in apps/dumb/servers.def.
+// every chat server in apps/chat/servers.def.
 
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@ namespace {
 
 using namespace harness;
 
-class Chat : public ::testing::TestWithParam<dumb::ServerRow> {
+class Chat : public ::testing::TestWithParam<common::ServerRow> {
  protected:
   void SetUp() override {
     server_ = std::make_unique<ServerProcess>(GetParam().name);
@@ -98,7 +98,7 @@ TEST_P(Chat, ASlowClientIsDisconnectedNotWaitedFor) {
   EXPECT_TRUE(sleeper->closed_by_peer()) << "the client that does not read must be dropped";
 }
 
-INSTANTIATE_TEST_SUITE_P(Servers, Chat, ::testing::ValuesIn(rows(dumb::Protocol::kChat)),
+INSTANTIATE_TEST_SUITE_P(Servers, Chat, ::testing::ValuesIn(rows(common::Protocol::kChat)),
                          [](const auto& info) { return row_name(info.param); });
 
 }  // namespace

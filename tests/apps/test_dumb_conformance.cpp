@@ -21,7 +21,7 @@ namespace {
 
 using namespace harness;
 
-class Conformance : public ::testing::TestWithParam<dumb::ServerRow> {
+class Conformance : public ::testing::TestWithParam<common::ServerRow> {
  protected:
   void SetUp() override {
     server_ = std::make_unique<ServerProcess>(GetParam().name);
@@ -191,7 +191,7 @@ TEST_P(Conformance, ConcurrentClients) {
 TEST_P(Conformance, StopLetsTheRequestInFlightFinish) {
   // An idle connection besides the busy one, where the server serves
   // connections concurrently (the iterative one would never get to it).
-  bool concurrent = GetParam().expect(dumb::Scenario::kWait) == dumb::Outcome::kAnswered;
+  bool concurrent = GetParam().expect(common::Scenario::kWait) == common::Outcome::kAnswered;
   Client busy(port());
   std::optional<Client> idle;
   if (concurrent) {
@@ -220,7 +220,7 @@ TEST_P(Conformance, HelpAndBadFlags) {
   EXPECT_EQ(run_to_exit(GetParam().name, {"--port"}), 2);
 }
 
-INSTANTIATE_TEST_SUITE_P(Servers, Conformance, ::testing::ValuesIn(rows(dumb::Protocol::kDumb)),
+INSTANTIATE_TEST_SUITE_P(Servers, Conformance, ::testing::ValuesIn(rows(common::Protocol::kDumb)),
                          [](const auto& info) { return row_name(info.param); });
 
 }  // namespace

@@ -40,8 +40,8 @@
 namespace {
 
 using namespace harness;
-using dumb::Outcome;
-using dumb::Scenario;
+using common::Outcome;
+using common::Scenario;
 
 constexpr milliseconds kAnsweredWithin = 100ms * kSlowdown;
 // Under greedy clients a single-threaded event loop answers after the batch
@@ -187,10 +187,10 @@ const char* name(Outcome o) {
   return o == Outcome::kAnswered ? "answered" : o == Outcome::kStarved ? "starved" : "neither";
 }
 
-class Scenarios : public ::testing::TestWithParam<dumb::ServerRow> {
+class Scenarios : public ::testing::TestWithParam<common::ServerRow> {
  protected:
   void run(Scenario scenario) {
-    const dumb::ServerRow& row = GetParam();
+    const common::ServerRow& row = GetParam();
     ServerProcess server(row.name, {"--drain-ms", "300"});
     ASSERT_NE(server.port(), 0);
     Observation seen;
@@ -204,9 +204,9 @@ class Scenarios : public ::testing::TestWithParam<dumb::ServerRow> {
     }
     Outcome expected = row.expect(scenario);
     EXPECT_EQ(name(seen.outcome), std::string(name(expected)))
-        << row.name << ", scenario " << dumb::kScenarioNames[static_cast<int>(scenario)] << ": " << seen.detail;
+        << row.name << ", scenario " << common::kScenarioNames[static_cast<int>(scenario)] << ": " << seen.detail;
     std::printf("[ scenario ] %s %s: %s (%s)\n", std::string(row.name).c_str(),
-                std::string(dumb::kScenarioNames[static_cast<int>(scenario)]).c_str(), name(seen.outcome),
+                std::string(common::kScenarioNames[static_cast<int>(scenario)]).c_str(), name(seen.outcome),
                 seen.detail.c_str());
     EXPECT_EQ(server.stop(3000ms * kSlowdown), std::optional<int>(0));
   }
@@ -217,7 +217,7 @@ TEST_P(Scenarios, PingWhileAnotherClientReadsASlowStream) { run(Scenario::kStrea
 TEST_P(Scenarios, PingWhileAnotherClientSendsOneByteEveryTwoSeconds) { run(Scenario::kTrickle); }
 TEST_P(Scenarios, PingWhileTwoClientsPipelineAsFastAsTheyRead) { run(Scenario::kGreedy); }
 
-INSTANTIATE_TEST_SUITE_P(Servers, Scenarios, ::testing::ValuesIn(rows(dumb::Protocol::kDumb)),
+INSTANTIATE_TEST_SUITE_P(Servers, Scenarios, ::testing::ValuesIn(rows(common::Protocol::kDumb)),
                          [](const auto& info) { return row_name(info.param); });
 
 }  // namespace

@@ -1,12 +1,12 @@
-// dumb/fiber_server.h -- what the servers built on gort share (dumb_fiber,
+// common/fiber_server.h -- what the servers built on gort share (dumb_fiber,
 // chat_fiber): the flags and the listening line of server_main.h, the
 // signal thread, and a gort::net::Server run until SIGINT/SIGTERM.
 //
-//     int serve(dumb::FiberServer& fs) {                 // runs in the main fiber
+//     int serve(common::FiberServer& fs) {                 // runs in the main fiber
 //       gort::net::Server server(handler, fs.server_options("my connection"));
 //       return fs.serve_until_stopped(server);           // serves, then shuts down
 //     }
-//     int main(int argc, char** argv) { return dumb::fiber_server_main(argc, argv, "dumb_fiber", serve); }
+//     int main(int argc, char** argv) { return common::fiber_server_main(argc, argv, "dumb_fiber", serve); }
 //
 // The stop is gort::net::Server::shutdown (server.h): on SIGINT/SIGTERM the
 // listener is closed, every connection's read side is shut down (a handler
@@ -49,9 +49,9 @@
 #include <gort/chan.h>
 #include <gort/net.h>
 
-#include "dumb/server_main.h"
+#include "common/server_main.h"
 
-namespace dumb {
+namespace common {
 
 class FiberServer {
  public:
@@ -90,4 +90,4 @@ using FiberServeFn = std::function<int(FiberServer&)>;
 int fiber_server_main(int argc, char** argv, std::string_view name, FiberServeFn serve,
                       std::chrono::milliseconds default_idle_timeout = {});
 
-}  // namespace dumb
+}  // namespace common

@@ -1,4 +1,4 @@
-// dumb/servers.h -- the table of server variants (servers.def) as C++ values.
+// common/servers.h -- the table of server variants (servers.def) as C++ values.
 //
 // The binaries look themselves up here (summary for --help, default port);
 // the test suites iterate over it; so does the server benchmark.
@@ -10,7 +10,7 @@
 #include <span>
 #include <string_view>
 
-namespace dumb {
+namespace common {
 
 enum class Protocol : std::uint8_t { kDumb, kChat };
 
@@ -58,6 +58,7 @@ inline constexpr ServerRow kServers[] = {
    {servers_def::wait, servers_def::stream, servers_def::trickle, servers_def::greedy}, servers_def::concurrency, \
    summary},
 #include "dumb/servers.def"
+#include "chat/servers.def"
 #undef GORT_SERVER
 };
 
@@ -68,4 +69,4 @@ constexpr const ServerRow* find_server(std::string_view name) noexcept {
   return nullptr;
 }
 
-}  // namespace dumb
+}  // namespace common

@@ -1,8 +1,8 @@
-// dumb/server_main.cpp -- see server_main.h.
+// common/server_main.cpp -- see server_main.h.
 
-#include "dumb/server_main.h"
+#include "common/server_main.h"
 
-#include "dumb/protocol.h"
+#include "common/line_framer.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-namespace dumb {
+namespace common {
 
 // ------------------------------------------------------------- threads ---
 
@@ -197,7 +197,7 @@ int default_max_connections() {
 const ServerRow& server_row(std::string_view name) {
   const ServerRow* row = find_server(name);
   if (row == nullptr) {
-    std::fprintf(stderr, "%.*s: not in apps/dumb/servers.def\n", static_cast<int>(name.size()), name.data());
+    std::fprintf(stderr, "%.*s: not in apps/dumb/servers.def or apps/chat/servers.def\n", static_cast<int>(name.size()), name.data());
     std::abort();
   }
   return *row;
@@ -398,4 +398,4 @@ int server_main(int argc, char** argv, std::string_view name, ServeFn serve, Ser
   return run_server(config, listener, serve);
 }
 
-}  // namespace dumb
+}  // namespace common

@@ -1,9 +1,9 @@
-// dumb/server_main.h -- what every server binary shares: flags, the listening
+// common/server_main.h -- what every server binary shares: flags, the listening
 // socket, big stacks, and the stop protocol.  A server file is then only its
 // own accept/read/write loop:
 //
-//     static void serve(dumb::ServerContext& ctx) { ... }
-//     int main(int argc, char** argv) { return dumb::server_main(argc, argv, "dumb_epoll", serve); }
+//     static void serve(common::ServerContext& ctx) { ... }
+//     int main(int argc, char** argv) { return common::server_main(argc, argv, "dumb_epoll", serve); }
 //
 // Flags: --host H (127.0.0.1), --port P (8090 for DUMB, 8091 for chat; 0
 // picks a free port), --drain-ms D (2000), --workers N (servers that have
@@ -41,9 +41,9 @@
 #include <pthread.h>
 #include <signal.h>
 
-#include "dumb/servers.h"
+#include "common/servers.h"
 
-namespace dumb {
+namespace common {
 
 // Stack for every thread that may run BURN 10000 (~2.8 MB in an optimised
 // build, ~4.8 MB under ASan): the event loops, connection threads, workers
@@ -186,4 +186,4 @@ void block_stop_signals();
 // status (0 after a stop).
 int run_server(const ServerConfig& config, int listener, const ServeFn& serve);
 
-}  // namespace dumb
+}  // namespace common

@@ -1,6 +1,6 @@
-// dumb/fiber_server.cpp -- see fiber_server.h.
+// common/fiber_server.cpp -- see fiber_server.h.
 
-#include "dumb/fiber_server.h"
+#include "common/fiber_server.h"
 
 #include <pthread.h>
 
@@ -14,9 +14,9 @@
 
 #include <gort/gort.h>
 
-#include "dumb/protocol.h"
+#include "common/line_framer.h"
 
-namespace dumb {
+namespace common {
 
 namespace {
 
@@ -140,4 +140,4 @@ int fiber_server_main(int argc, char** argv, std::string_view name, FiberServeFn
   return gort::run(runtime, [&] { return serve_in_main_fiber(config, name, serve); });
 }
 
-}  // namespace dumb
+}  // namespace common
