@@ -19,7 +19,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=$1
 seconds=$2
 mode=${3:-explore}
-targets="fuzz_dumb_framer fuzz_chat_room fuzz_line_buffer fuzz_address"
+targets="fuzz_dumb_framer fuzz_chat_room fuzz_line_buffer fuzz_address fuzz_http_head"
 
 CXX=${FUZZ_CXX:-clang++} cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Debug >"$build.configure.log" 2>&1 ||
   { cat "$build.configure.log"; exit 1; }
