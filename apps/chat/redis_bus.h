@@ -12,7 +12,8 @@
 //    kIdBlock at a time), so they are unique across nodes. While Redis is
 //    unreachable a node goes on numbering from its own range: its node
 //    number (INCR once, at the first connection) times 2^20 -- still
-//    unique across nodes, just larger.
+//    unique across nodes, just larger. A node that never reached Redis has
+//    node number 0: its numbers then count its own users only.
 //  * The link fiber connects, subscribes, and on a lost connection says so
 //    on stderr, retries with a doubling backoff (kFirstRetry .. kMaxRetry)
 //    and subscribes again. Local chat never waits for Redis: publish() only

@@ -218,6 +218,30 @@ Result<std::shared_ptr<State>> open_state(const std::string& host, int port, std
   return s;
 }
 
+// One command on s's context: submitted under mu with on_reply, and the
+// caller parks until its reply (or the context's end) arrives.
+Result<Value> submit(State& s, int (*send)(redisAsyncContext*, void*, void*), void* arg) {
+  Pending pending;
+  pending.state = &s;
+  {
+    std::lock_guard<gort::Mutex> lock(s.mu);
+    if (s.ended) return Error(Errc::kClosed).with_op(s.where);
+    if (send(s.ac, &pending, arg) != REDIS_OK)
+      return Error(Errc::kSystem, 0, "hiredis refused the command").with_op(s.where);
+  }
+  return *pending.reply.recv();  // never closed: the callback always sends once
+}
+
+// A PING round trip: whether the connect succeeded, with hiredis's reason.
+Result<void> check_connected(State& s) {
+  auto pong = submit(
+      s, [](redisAsyncContext* ac, void* pending, void*) { return redisAsyncCommand(ac, on_reply, pending, "PING"); },
+      nullptr);
+  if (pong) return {};
+  std::lock_guard<gort::Mutex> lock(s.mu);
+  return Error(Errc::kRefused).with_op(s.where + ": " + s.error);
+}
+
 void free_and_wait(State& s) {
   {
     std::lock_guard<gort::Mutex> lock(s.mu);
@@ -241,24 +265,11 @@ Result<std::unique_ptr<Connection>> Connection::connect(const std::string& host,
   if (!opened) return opened.error();
   std::shared_ptr<State> s = std::move(*opened);
   std::unique_ptr<Connection> c(new Connection(s));
-  // A round trip says whether the connect succeeded, with hiredis's reason.
-  auto pong = c->command("PING");
-  if (!pong) return Error(Errc::kRefused).with_op(s->where + ": " + c->last_error());
+  if (auto up = check_connected(*s); !up) return up.error();
   return c;
 }
 
 Connection::~Connection() { free_and_wait(*state_); }
-
-Result<Value> Connection::submit(int (*send)(redisAsyncContext*, void*, void*), void* arg) {
-  Pending pending;
-  pending.state = state_.get();
-  {
-    std::lock_guard<gort::Mutex> lock(state_->mu);
-    if (state_->ended) return Error(Errc::kClosed).with_op(state_->where);
-    if (send(state_->ac, &pending, arg) != REDIS_OK) return Error(Errc::kSystem, 0, "hiredis refused the command").with_op(state_->where);
-  }
-  return *pending.reply.recv();  // never closed: the callback always sends once
-}
 
 Result<Value> Connection::command(const char* format, ...) {
   struct Args {
@@ -269,6 +280,7 @@ Result<Value> Connection::command(const char* format, ...) {
   va_start(ap, format);
   Args args{format, &ap};
   auto r = submit(
+      *state_,
       [](redisAsyncContext* ac, void* pending, void* a) {
         auto* args = static_cast<Args*>(a);
         return redisvAsyncCommand(ac, on_reply, pending, args->format, *args->ap);
@@ -291,6 +303,7 @@ Result<Value> Connection::command_argv(const std::vector<std::string>& args) {
     const std::size_t* lens;
   } packed{int(args.size()), argv.data(), lens.data()};
   return submit(
+      *state_,
       [](redisAsyncContext* ac, void* pending, void* a) {
         auto* p = static_cast<Argv*>(a);
         return redisAsyncCommandArgv(ac, on_reply, pending, p->argc, p->argv, p->lens);
@@ -316,10 +329,7 @@ Result<std::unique_ptr<Subscriber>> Subscriber::connect(const std::string& host,
   auto opened = open_state(host, port, buffer < 1 ? 1 : buffer);
   if (!opened) return opened.error();
   std::unique_ptr<Subscriber> sub(new Subscriber(std::move(*opened)));
-  // Subscribing to nothing yet: a PING would leave the connection in normal
-  // mode; a confirmed subscription to a private channel proves it is up.
-  auto up = sub->subscribe("gort:connected");
-  if (!up) return Error(Errc::kRefused).with_op(sub->state_->where + ": " + sub->last_error());
+  if (auto up = check_connected(*sub->state_); !up) return up.error();  // before any subscription
   return sub;
 }
 

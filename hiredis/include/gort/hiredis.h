@@ -87,7 +87,6 @@ class Connection {
 
  private:
   explicit Connection(std::shared_ptr<State> state);
-  Result<Value> submit(int (*send)(redisAsyncContext*, void*, void*), void* arg);
   std::shared_ptr<State> state_;
 };
 
