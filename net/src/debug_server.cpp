@@ -1,9 +1,12 @@
 // debug_server.cpp: gort::debug::serve (net/include/gort/net/debug.h).
-// An acceptor fiber and a fiber per connection; each connection reads one
-// request head (bounded in size and time), answers it and closes. close()
-// closes the listener and waits on a WaitGroup for every fiber it started.
+// An acceptor fiber and a fiber per connection, at most kMaxRequestsInFlight
+// at once; each connection reads one request head (bounded in size and
+// time), answers it and closes. close() closes the listener and waits on a
+// WaitGroup for every fiber it started.
 
 #include <gort/net/debug.h>
+
+#include <atomic>
 
 #include <gort/gort.h>
 #include <gort/net/tcp.h>
@@ -17,11 +20,16 @@ extern const std::string_view kDebugPage;
 using namespace std::chrono_literals;
 using gort::net::Conn;
 
+// Requests served at once; past it a request gets 503 at once (a debug page
+// must not be a way to use up the program's descriptors or memory).
+constexpr int kMaxRequestsInFlight = 32;
+
 struct DebugServer::State {
   gort::net::Listener listener;
   std::string address;
   DebugOptions options;
   gort::WaitGroup fibers;  // the acceptor and every connection
+  std::atomic<int> in_flight{0};
   bool closed = false;
 };
 
@@ -77,9 +85,16 @@ gort::net::Result<std::unique_ptr<DebugServer>> serve(std::string_view address, 
         gort::sleep_for(10ms);  // a persistent error must not spin
         continue;
       }
+      if (s->in_flight.fetch_add(1, std::memory_order_relaxed) >= kMaxRequestsInFlight) {
+        s->in_flight.fetch_sub(1, std::memory_order_relaxed);
+        c->set_write_deadline(gort::net::Clock::now() + 100ms);
+        respond(*c, 503, "Service Unavailable", "text/plain; charset=utf-8", "too many debug requests at once\n", false);
+        continue;  // the Conn closes here
+      }
       s->fibers.add(1);
       go_spawn([s](Conn conn) {
         serve_one(*s, std::move(conn));
+        s->in_flight.fetch_sub(1, std::memory_order_relaxed);
         s->fibers.done();
       }, std::move(*c));
     }

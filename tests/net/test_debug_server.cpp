@@ -84,6 +84,34 @@ TEST_P(DebugServerTest, AnswersEveryKindOfRequest) {
   });
 }
 
+TEST_P(DebugServerTest, TooManyRequestsAtOnceGet503) {
+  run([] {
+    auto server = gort::debug::serve("127.0.0.1:0");
+    ASSERT_TRUE(server) << server.error().message();
+    std::string a = (*server)->address();
+    std::vector<Conn> silent;  // connected, never send a request: each holds a place
+    for (int i = 0; i < 32; ++i) {
+      auto c = dial_tcp(a, 5s);
+      ASSERT_TRUE(c) << c.error().message();
+      silent.push_back(std::move(*c));
+    }
+    bool refused = false;
+    for (int i = 0; i < 100 && !refused; ++i) {  // the acceptor counts them as it accepts
+      refused = get(a, "/metrics").rfind("HTTP/1.1 503 ", 0) == 0;
+      if (!refused) gort::sleep_for(10ms);
+    }
+    EXPECT_TRUE(refused) << "a 33rd request at once was served";
+    for (auto& c : silent) (void)c.close();
+    bool served = false;
+    for (int i = 0; i < 200 && !served; ++i) {  // the places come back as their fibers see the close
+      served = get(a, "/metrics").rfind("HTTP/1.1 200 ", 0) == 0;
+      if (!served) gort::sleep_for(10ms);
+    }
+    EXPECT_TRUE(served) << "no request served after the others left";
+    (*server)->close();
+  });
+}
+
 GORT_INSTANTIATE(DebugServerTest);
 
 // --- real components: Prometheus and Chromium, started here --------------

@@ -17,7 +17,8 @@
 // HTTP/1.1, GET and HEAD only, one request per connection (Connection:
 // close): a debug page is polled once a second, keep-alive buys nothing.
 // A request head over 8 KiB is refused (431), a malformed one gets 400,
-// another method 405, an unknown path 404. Meant for loopback or a trusted
+// another method 405, an unknown path 404; past 32 requests at once a new
+// one gets 503. Meant for loopback or a trusted
 // network: it has no authentication, like Go's pprof handlers.
 #pragma once
 
