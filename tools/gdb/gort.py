@@ -1,0 +1,144 @@
+# tools/gdb/gort.py -- gort's fibers in gdb (brpc's bthread script, for gort).
+#
+#   (gdb) source tools/gdb/gort.py
+#   (gdb) gort fibers              every live fiber: id, state, name
+#   (gdb) gort bt ID               the backtrace of a fiber that is not running
+#
+# Works on a live process stopped by gdb (gdb -p PID) and needs the
+# program's debug information. How it finds the fibers: every fiber's
+# control block sits at the top of its stack, and every stack lies in a slab
+# of the runtime's StackPool (scheduler.cpp's g_sched -> stack_pool.slabs_), so
+# the script walks the slabs and reads each stack's top; a block whose id is
+# 0 (a stack never used, or given back) or whose state is kDead (its fiber
+# returned) is not a fiber. The process is stopped: nothing moves meanwhile.
+#
+# A fiber that is not running has its registers saved by Boost.Context's
+# jump_fcontext/ontop_fcontext at the address in Fiber::ctx (x86-64 System V:
+# mxcsr/x87 control at +0, r12 r13 r14 r15 rbx rbp at +0x08..+0x30, the
+# return address at +0x38; its stack pointer was ctx + 0x40). `gort bt`
+# loads those into the selected thread's registers, prints gdb's backtrace
+# and puts the thread's own registers back. A running fiber's registers are
+# its worker thread's: `thread apply all bt` shows it.
+
+import gdb
+
+STATES = {0: "runnable", 1: "running", 2: "parked", 3: "dead"}
+
+
+def _atomic(v):
+    """The value inside a libstdc++ std::atomic."""
+    for path in (("_M_i",), ("_M_b", "_M_p")):
+        try:
+            x = v
+            for field in path:
+                x = x[field]
+            return x
+        except gdb.error:
+            continue
+    raise gdb.GdbError("gort.py: cannot read a std::atomic of type %s" % v.type)
+
+
+def _scheduler():
+    # g_sched lives in an anonymous namespace of runtime/src/scheduler.cpp.
+    sym = (gdb.lookup_static_symbol("gort::detail::(anonymous namespace)::g_sched")
+           or gdb.lookup_global_symbol("gort::detail::g_sched"))
+    if sym is None:
+        raise gdb.GdbError("gort.py: no gort runtime symbols here (built without debug information?)")
+    sched = _atomic(sym.value())
+    if int(sched) == 0:
+        raise gdb.GdbError("gort.py: no gort runtime is running")
+    return sched.dereference()
+
+
+def fibers():
+    """Every live fiber, as a gdb.Value of type gort::detail::Fiber."""
+    pool = _scheduler()["stack_pool"]
+    nslabs = int(_atomic(pool["nslabs_"]))
+    slabs = pool["slabs_"]
+    fiber_t = gdb.lookup_type("gort::detail::Fiber")
+    size = fiber_t.sizeof
+    align = fiber_t.alignof
+    inferior = gdb.selected_inferior()
+    for i in range(nslabs):
+        slab = slabs[i]
+        base, stack_size, count = int(slab["base"]), int(slab["stack_size"]), int(slab["count"])
+        for k in range(count):
+            top = base + stack_size * (k + 1)
+            address = (top - size) & ~(align - 1)
+            try:
+                inferior.read_memory(address, size)
+            except gdb.MemoryError:
+                continue
+            f = gdb.Value(address).cast(fiber_t.pointer()).dereference()
+            if int(f["id"]) == 0 or int(_atomic(f["state"])) == 3:
+                continue
+            yield f
+
+
+def _name(f):
+    p = f["name"]
+    return p.string() if int(p) != 0 else ""
+
+
+class Gort(gdb.Command):
+    """gort fibers | gort bt ID: gort's fibers (tools/gdb/gort.py)."""
+
+    def __init__(self):
+        super().__init__("gort", gdb.COMMAND_USER, prefix=True)
+
+
+class GortFibers(gdb.Command):
+    """List every live fiber: id, state, name."""
+
+    def __init__(self):
+        super().__init__("gort fibers", gdb.COMMAND_USER)
+
+    def invoke(self, arg, from_tty):
+        n = 0
+        for f in fibers():
+            n += 1
+            state = STATES.get(int(_atomic(f["state"])), "?")
+            gdb.write("fiber %-8d %-9s %s\n" % (int(f["id"]), state, _name(f)))
+        gdb.write("%d fibers\n" % n)
+
+
+REGISTERS = ("rsp", "rip", "rbp", "rbx", "r12", "r13", "r14", "r15")
+
+
+class GortBacktrace(gdb.Command):
+    """Backtrace of the fiber with id ID (not a running one)."""
+
+    def __init__(self):
+        super().__init__("gort bt", gdb.COMMAND_USER)
+
+    def invoke(self, arg, from_tty):
+        try:
+            wanted = int(arg)
+        except ValueError:
+            raise gdb.GdbError("usage: gort bt FIBER-ID")
+        fiber = next((f for f in fibers() if int(f["id"]) == wanted), None)
+        if fiber is None:
+            raise gdb.GdbError("no live fiber %d (gort fibers lists them)" % wanted)
+        state = STATES.get(int(_atomic(fiber["state"])), "?")
+        if state == "running":
+            raise gdb.GdbError("fiber %d is running: its registers are its worker thread's (thread apply all bt)" % wanted)
+        ctx = int(fiber["ctx"])
+        if ctx == 0:
+            raise gdb.GdbError("fiber %d has not started yet: no frames" % wanted)
+        word = lambda off: int(gdb.parse_and_eval("*(unsigned long *) %d" % (ctx + off)))
+        saved = {r: int(gdb.parse_and_eval("$" + r)) for r in REGISTERS}
+        load = {"r12": word(0x08), "r13": word(0x10), "r14": word(0x18), "r15": word(0x20), "rbx": word(0x28),
+                "rbp": word(0x30), "rip": word(0x38), "rsp": ctx + 0x40}
+        gdb.write("fiber %d (%s) %s\n" % (wanted, state, _name(fiber)))
+        try:
+            for r, v in load.items():
+                gdb.execute("set $%s = %d" % (r, v))
+            gdb.execute("backtrace")
+        finally:
+            for r, v in saved.items():
+                gdb.execute("set $%s = %d" % (r, v))
+
+
+Gort()
+GortFibers()
+GortBacktrace()
