@@ -1,8 +1,10 @@
 // Fiber stacks: lazy commit, guards without extra mappings, overflow
-// reports, trimming, and 100 000 parked fibers under vm.max_map_count.
+// reports, batched trimming, the scavenger, system calls per fiber, and
+// 100 000 parked fibers under vm.max_map_count.
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -140,11 +142,119 @@ TEST(StackPool, TrimReturnsDeepPagesAndKeepsTheTop) {
   cache.flush();
 }
 
-TEST(StackPool, UnusedStackCostsNoMemory) {
+// A fresh slab's top pages are committed in one call: an unused stack costs
+// that page and nothing else.
+TEST(StackPool, UnusedStackCostsAtMostItsTopPage) {
   d::StackPool pool;
   d::Stack s = pool.allocate(1 << 20);
-  EXPECT_EQ(resident_pages(s.usable_bottom(), s.top()), 0);
+  EXPECT_EQ(resident_pages(s.usable_bottom(), s.top() - d::page_size()), 0);
+  EXPECT_LE(resident_pages(s.top() - d::page_size(), s.top()), 1);
   pool.release(s);
+}
+
+// The guards of a whole slab go in one batch: each of them must still fault.
+TEST(StackPool, EveryGuardOfABatchFaults) {
+#if defined(GORT_SANITIZER_BUILD)
+  GTEST_SKIP() << "sanitizers own SIGSEGV in their builds";
+#endif
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  for (int index : {0, d::kStacksPerSlab / 2, d::kStacksPerSlab - 1}) {
+    EXPECT_EXIT(
+        {
+          d::StackPool pool;
+          std::vector<d::Stack> stacks;
+          for (int i = 0; i < d::kStacksPerSlab; ++i) stacks.push_back(pool.allocate(64 * 1024));
+          d::Stack& s = stacks[std::size_t(index)];
+          s.usable_bottom()[0] = 1;  // the usable part is writable
+          *reinterpret_cast<volatile char*>(s.usable_bottom() - 1) = 1;
+        },
+        ::testing::KilledBySignal(SIGSEGV), "")
+        << "stack " << index;
+  }
+}
+
+// A batch of freed stacks in which a few went deep: those few lose their
+// deep pages, every stack keeps its top, and the batch costs a few system
+// calls, not one per stack.
+TEST(StackPool, DeepPagesGoBackAfterABatchWithoutACallPerStack) {
+  d::StackPool pool;
+  d::StackCache cache(&pool, d::kDefaultStackSize);
+  std::vector<d::Stack> stacks;
+  for (int i = 0; i < d::kTrimBatch; ++i) stacks.push_back(cache.get(d::kDefaultStackSize));
+  for (d::Stack& s : stacks) std::memset(s.top() - d::kRetainedBytes, 1, d::kRetainedBytes);
+  for (int i = 0; i < d::kTrimBatch; i += 50) std::memset(stacks[std::size_t(i)].usable_bottom(), 1, 64 * 1024);
+  int64_t before = pool.syscalls();
+  for (d::Stack& s : stacks) cache.put(s);  // the last put completes the batch: it trims
+  int64_t calls = pool.syscalls() - before;
+  for (d::Stack& s : stacks) {
+    EXPECT_EQ(resident_pages(s.usable_bottom(), s.top() - d::kRetainedBytes), 0);
+    EXPECT_EQ(resident_pages(s.top() - d::kRetainedBytes, s.top()), int(d::kRetainedBytes / d::page_size()));
+  }
+  // One batched advice; where the kernel cannot batch, one mincore per slab
+  // the batch touches and one call per deep stack.
+  int slabs = d::kTrimBatch / d::kStacksPerSlab + 1;
+  int advice = gort::detail::MadviseBatch::batched() ? 1 : d::kTrimBatch / 50 + 1;
+  EXPECT_LE(calls, slabs + advice);
+  cache.flush();
+}
+
+// Fan-out: spawn N fibers that finish at once, then wait; the stack code's
+// system calls, amortized, stay far below one per fiber, the first time
+// (slabs are carved) and in steady state (stacks come back from caches).
+TEST(ManyFibers, FanOutMakesNoSystemCallPerFiber) {
+  const int kFibers = 100000 / kScale;
+  gort::run(gort::Config{.workers = 2}, [&] {
+    d::StackPool& pool = d::current_worker()->sched->stack_pool;
+    for (int round = 0; round < 2; ++round) {
+      int64_t before = pool.syscalls();
+      gort::WaitGroup wg;
+      wg.add(kFibers);
+      for (int i = 0; i < kFibers; ++i) go_spawn([&] { wg.done(); });
+      wg.wait();
+      double per_fiber = double(pool.syscalls() - before) / kFibers;
+      std::printf("round %d: %.4f stack system calls per fiber\n", round, per_fiber);
+      EXPECT_LE(per_fiber, 0.05) << "round " << round;
+    }
+  });
+}
+
+// After a peak, free stacks go back to the kernel in the background: the
+// memory the peak added falls to a small part of itself within a bounded
+// time, here with a short scavenge period.
+TEST(ManyFibers, MemoryGoesBackAfterAPeak) {
+  const int kFibers = 20000 / kScale;
+  setenv("GORT_SCAVENGE_MS", "50", 1);
+  long before = 0, peak = 0, after = 0;
+  std::size_t cold = 0;
+  gort::run(gort::Config{.workers = 2}, [&] {
+    before = status_kib("VmRSS");
+    {
+      gort::WaitGroup parked, release, finished;
+      parked.add(kFibers);
+      release.add(1);
+      finished.add(kFibers);
+      for (int i = 0; i < kFibers; ++i) go_spawn([&] {
+          parked.done();
+          release.wait();
+          finished.done();
+        });
+      parked.wait();
+      peak = status_kib("VmRSS");
+      release.done();
+      finished.wait();
+    }
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    do {
+      gort::sleep_for(50ms);
+      after = status_kib("VmRSS");
+    } while (after - before > (peak - before) / 4 && std::chrono::steady_clock::now() < deadline);
+    cold = d::current_worker()->sched->stack_pool.cold_count();
+  });
+  unsetenv("GORT_SCAVENGE_MS");
+  std::printf("RSS before %ld KiB, at the peak %ld KiB, after %ld KiB; %zu stacks given back whole\n",
+              before, peak, after, cold);
+  EXPECT_LE(after - before, (peak - before) / 4);
+  EXPECT_GT(cold, std::size_t(kFibers / 2));
 }
 
 // 100 000 parked fibers with default settings: the mapping count stays far
