@@ -15,6 +15,9 @@
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -113,6 +116,19 @@ void StackPool::populate_tops(char* base, std::size_t stack_size) {
   count_syscalls(populate.syscalls());
 }
 
+// Maps the shared zero page under every stack's sentinel page (went_deep),
+// so that the first check of a fresh stack takes no page fault. Only where
+// that is one call.
+void StackPool::populate_sentinels(char* base, std::size_t stack_size) {
+  if (!MadviseBatch::batched() || stack_size < kGuardBytes + kRetainedBytes + page_size()) return;
+  std::size_t page = page_size();
+  MadviseBatch populate(MADV_POPULATE_READ);
+  for (int i = 0; i < kStacksPerSlab; ++i)
+    populate.add(base + std::size_t(i + 1) * stack_size - kRetainedBytes - page, page);
+  populate.flush();
+  count_syscalls(populate.syscalls());
+}
+
 // Called with mu_ held.
 void StackPool::add_slab(std::size_t stack_size) {
   int index = nslabs_.load(std::memory_order_relaxed);
@@ -130,6 +146,7 @@ void StackPool::add_slab(std::size_t stack_size) {
     throw std::bad_alloc();
   }
   populate_tops(base, stack_size);
+  populate_sentinels(base, stack_size);
   std::vector<Stack>& warm = free_list(stack_size).warm;
   for (int i = kStacksPerSlab - 1; i >= 0; --i)
     warm.push_back(Stack{base + std::size_t(i) * stack_size, stack_size, kGuardBytes, index, false});
@@ -178,59 +195,42 @@ namespace {
 
 char* deep_end(const Stack& s) { return s.top() - kRetainedBytes; }
 
-// Does any page of [from, to) show as resident in `vec`, the mincore vector
-// of a range starting at `origin`?
-bool any_resident(const std::vector<unsigned char>& vec, char* origin, char* from, char* to) {
-  std::size_t page = page_size();
-  for (std::size_t i = std::size_t(from - origin) / page, end = std::size_t(to - origin) / page; i < end; ++i)
-    if (vec[i] & 1) return true;
+// Did the stack's fiber go below the retained top? The page just below it
+// (the sentinel page) reads as zeros until a frame is written there: fresh
+// from the slab it maps the kernel's shared zero page (populate_sentinels),
+// and a trim that gives the deep pages back zeroes it again. Reading the
+// zero page costs no memory, and every stack's sentinel reads the same
+// physical page, so the scan stays in the cache. A frame larger than a page
+// that leaves the sentinel page untouched is missed; the scavenger still
+// gives the whole stack back once it goes unused.
+// Not instrumented: the dead fiber's frames may still be poisoned (ASan),
+// and their writes were made on another thread before the stack was freed.
+__attribute__((no_sanitize("address", "thread"))) bool went_deep(const Stack& s) {
+  auto* word = reinterpret_cast<const uint64_t*>(deep_end(s) - page_size());
+  uint64_t any = 0;
+  for (std::size_t i = 0, n = page_size() / sizeof(uint64_t); i < n; i += 8) {
+    for (std::size_t k = 0; k < 8; ++k) any |= word[i + k];
+    if (any != 0) return true;
+  }
   return false;
 }
 
 }  // namespace
 
-// Where the kernel takes a batch, every dirty stack's deep range goes in
-// one call: the kernel skips the pages that were never touched at the cost
-// of a page-table walk, cheaper than asking which ones were. Elsewhere the
-// dirty stacks are sorted by address and taken a slab at a time: one
-// mincore covers the run from the first one's deep range to the last one's
-// (stacks in use and guards between them included: the slab is one
-// mapping, and mincore only reads page tables), and only the stacks with a
-// resident deep page get a madvise call.
+// The check is in user space (went_deep); the deep ranges found go back in
+// one batched call. Rejected: asking the kernel which stacks hold deep pages
+// (mincore over the freed stacks' slabs): its cost is per page of the span,
+// stacks in use included, and dominated a fan-out.
 void StackPool::trim(Stack* stacks, std::size_t n) {
-  std::vector<Stack*> dirty;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (stacks[i].dirty && deep_end(stacks[i]) > stacks[i].usable_bottom()) dirty.push_back(&stacks[i]);
-    stacks[i].dirty = false;
-  }
-  if (dirty.empty()) return;
   MadviseBatch dontneed(MADV_DONTNEED);
-  if (MadviseBatch::batched()) {
-    for (Stack* s : dirty) dontneed.add(s->usable_bottom(), std::size_t(deep_end(*s) - s->usable_bottom()));
-  } else {
-    trim_resident_only(dirty, dontneed);
+  for (std::size_t i = 0; i < n; ++i) {
+    Stack& s = stacks[i];
+    if (s.dirty && deep_end(s) > s.usable_bottom() && went_deep(s))
+      dontneed.add(s.usable_bottom(), std::size_t(deep_end(s) - s.usable_bottom()));
+    s.dirty = false;
   }
   dontneed.flush();
   count_syscalls(dontneed.syscalls());
-}
-
-void StackPool::trim_resident_only(std::vector<Stack*>& dirty, MadviseBatch& dontneed) {
-  std::sort(dirty.begin(), dirty.end(), [](const Stack* a, const Stack* b) { return a->base < b->base; });
-  std::size_t page = page_size();
-  std::vector<unsigned char> vec;
-  for (std::size_t i = 0, j; i < dirty.size(); i = j) {
-    for (j = i + 1; j < dirty.size() && dirty[j]->slab == dirty[i]->slab;) ++j;
-    char* from = dirty[i]->usable_bottom();
-    char* to = deep_end(*dirty[j - 1]);
-    vec.resize(std::size_t(to - from) / page);
-    count_syscalls(1);
-    bool known = mincore(from, std::size_t(to - from), vec.data()) == 0;
-    for (std::size_t k = i; k < j; ++k) {
-      Stack& s = *dirty[k];
-      if (!known || any_resident(vec, from, s.usable_bottom(), deep_end(s)))
-        dontneed.add(s.usable_bottom(), std::size_t(deep_end(s) - s.usable_bottom()));
-    }
-  }
 }
 
 std::size_t StackPool::scavenge() {

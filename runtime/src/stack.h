@@ -12,10 +12,12 @@
 //    MADV_GUARD_INSTALL (Linux >= 6.13), which marks page-table entries and
 //    does NOT split the mapping: 100 000 stacks cost at most one mapping per
 //    slab (adjacent slabs even merge), far under vm.max_map_count (65 530). The whole slab's guards go in one
-//    process_madvise call (MadviseBatch), and the top page of every stack is
+//    process_madvise call (MadviseBatch), the top page of every stack is
 //    committed in a second (MADV_POPULATE_WRITE), since every fiber touches
-//    it: a slab costs three system calls for kStacksPerSlab stacks instead
-//    of one per guard and a page fault per fiber. On older kernels the guard falls back
+//    it, and the shared zero page is mapped under every sentinel page (see
+//    below) in a third (MADV_POPULATE_READ): a slab costs four system calls
+//    for kStacksPerSlab stacks instead of one per guard and a page fault or
+//    two per fiber. On older kernels the guard falls back
 //    to mprotect(PROT_NONE), which splits the slab into two mappings per stack
 //    (the limit is then ~32 000 live fibers); GORT_GUARD=mprotect forces that
 //    mode for testing.
@@ -23,12 +25,13 @@
 //    overflows half of itself to the global pool. A stack that comes back may
 //    have touched pages below its retained top (kRetainedBytes). Every
 //    kTrimBatch frees, when half the cache overflows and when the worker
-//    goes idle, the cache trims its stacks in one pass (StackPool::trim):
-//    the deep ranges of all of them go back to the kernel (MADV_DONTNEED) in
-//    one batched call, so one deep recursion does not stay resident past the
-//    next batch and no spawn or exit pays a system call of its own. Where
-//    the kernel cannot batch, one mincore per slab's run of freed stacks
-//    picks the stacks that really went deep, and only those get a call.
+//    goes idle, the cache trims its stacks in one pass (StackPool::trim): a
+//    scan of each stack's sentinel page, the page just below the retained
+//    top, tells in user space whether its fiber went deeper (the page reads
+//    as zeros until a frame is written there; see went_deep), and those
+//    deep ranges, only those, go back to the kernel (MADV_DONTNEED) in one
+//    batched call. One deep recursion does not stay resident past the next
+//    batch, and no spawn or exit pays a system call of its own.
 //  * Memory back after a peak (Go's background scavenger). A worker going
 //    idle keeps at most kIdleCacheKeep stacks and gives the rest to the
 //    pool. The pool keeps its free stacks of each size in two lists: warm
@@ -49,9 +52,12 @@
 //    the stack, so a stack can never move.
 //  * No guard at all: an overflow would silently corrupt the neighbour stack.
 //  * MADV_DONTNEED on every freed stack's deep range (what a per-stack trim
-//    does): a system call per fiber, though almost no fiber goes deep. A
-//    canary written below the retained top would tell without a call, but
-//    writing it commits the page it guards.
+//    does): a system call per fiber, though almost no fiber goes deep; in
+//    one batched call, still a page-table walk per stack in the kernel.
+//  * Asking the kernel which stacks went deep (mincore over the slabs of the
+//    freed stacks): one call per run of stacks, but its cost grows with the
+//    span's pages, stacks in use included. A canary written below the
+//    retained top: writing it commits the page it watches.
 //  * Unmapping whole free slabs after a peak: a slab is free only when all
 //    of its stacks are, which fragmentation makes rare, and the slab table
 //    would then need a lock on the overflow report's path.
@@ -61,6 +67,8 @@
 //    pool (warm or cold), or, for the length of one scavenge, the scavenger's
 //    hands. Slabs are only unmapped when the runtime stops.
 //  * Guard ranges are never madvise(DONTNEED)'d, populated or written.
+//  * A stack's sentinel page holds only zeros unless its fiber went below
+//    the retained top since the stack was last trimmed or scavenged.
 //  * A cold stack has nothing committed; a stack that is not `dirty` has
 //    nothing committed below its top kRetainedBytes.
 #pragma once
@@ -128,7 +136,7 @@ class StackPool {
   int64_t in_use() const { return in_use_.load(std::memory_order_relaxed); }
   void note_acquired() { in_use_.fetch_add(1, std::memory_order_relaxed); }
   void note_returned() { in_use_.fetch_sub(1, std::memory_order_relaxed); }
-  // System calls the stack code has made (mmap, guards, populate, mincore,
+  // System calls the stack code has made (mmap, guards, populates,
   // trims, scavenges), for tests and benchmarks. relaxed: a statistic.
   int64_t syscalls() const { return syscalls_.load(std::memory_order_relaxed); }
   std::size_t cold_count() const;     // stacks given back whole, in the pool
@@ -151,7 +159,7 @@ class StackPool {
   // The free list of stacks of this whole size (created empty if new).
   FreeList& free_list(std::size_t stack_size);
   static bool take_one(FreeList& list, Stack* out);
-  void trim_resident_only(std::vector<Stack*>& dirty, MadviseBatch& dontneed);
+  void populate_sentinels(char* base, std::size_t stack_size);
   void count_syscalls(int n) { syscalls_.fetch_add(n, std::memory_order_relaxed); }
 
   GuardMode mode_;
