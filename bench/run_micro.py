@@ -289,9 +289,10 @@ def parse_go_lines(text, source, counters=None):
     return results
 
 
-def collect_go(args, build, procs, counters):
-    """Return ({(name, procs): ns}, raw lines, ok); fills `counters`.  Missing
-    `go` is not an error."""
+def collect_go(args, build, procs, counters, fanout_pairs=()):
+    """Return ({(name, procs): ns}, raw lines, ok); fills `counters`.  The
+    fan-out benchmarks run are the C++ side's (name, workers) `fanout_pairs`.
+    Missing `go` is not an error."""
     if args.go_json:
         text = Path(args.go_json).read_text()
         return parse_go_lines(text, args.go_json, counters), text.splitlines(), True
@@ -303,19 +304,28 @@ def collect_go(args, build, procs, counters):
         return {}, [], True
     try:
         peer = build_go_peer(go, build)
-        cmd = [str(peer), "-reps", str(args.reps)]
-        if procs:
-            cmd += ["-procs", ",".join(str(p) for p in procs)]
+        base = [str(peer), "-reps", str(args.reps)]
         if args.quick:
-            cmd += ["-benchtime", "50ms"]  # matches --benchmark_min_time=0.05
+            base += ["-benchtime", "50ms"]  # matches --benchmark_min_time=0.05
         if args.filter:
-            cmd += ["-only", args.filter]
-        log("running " + " ".join(cmd))
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+            base += ["-only", args.filter]
+        # The fan-out benchmarks each run in a process of their own: Go keeps
+        # the goroutines of a peak for reuse, which would count in the next
+        # benchmark's peak RSS.
+        runs = [base + ["-skip", "^fanout_"] + (["-procs", ",".join(str(p) for p in procs)] if procs else [])]
+        fanout_names = [n for n, _ in fanout_pairs] if fanout_pairs else []
+        for name in sorted(set(fanout_names)):
+            for p in sorted({w for n, w in fanout_pairs if n == name}):
+                runs.append([str(peer), "-reps", str(args.reps), "-only", f"^{name}$", "-procs", str(p)])
+        out = []
+        for cmd in runs:
+            log("running " + " ".join(cmd))
+            out.append(subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True).stdout)
     except (OSError, subprocess.CalledProcessError) as e:
         log(f"Go peer failed: {e}")
         return {}, [], False
-    return parse_go_lines(proc.stdout, "go_peer", counters), proc.stdout.splitlines(), True
+    text = "".join(out)
+    return parse_go_lines(text, "go_peer", counters), text.splitlines(), True
 
 
 # --------------------------------------------------------------------------
@@ -558,11 +568,12 @@ def main(argv=None):
     fiber, baselines, other = classify(cpp)
     # Run Go at exactly the worker counts the C++ side used; with no C++
     # results the peer's own default (1 and NumCPU) is used.
+    cpp_fanout = split_fanout(fiber)
     procs = sorted({w for _, w in fiber})
     go_counters = {}
-    go, go_raw, go_ok = collect_go(args, build, procs, go_counters)
+    go, go_raw, go_ok = collect_go(args, build, procs, go_counters, sorted(cpp_fanout))
     have_go = bool(go)
-    fanout_rows = build_fanout_rows(split_fanout(fiber), split_fanout(go), cpp_counters, go_counters)
+    fanout_rows = build_fanout_rows(cpp_fanout, split_fanout(go), cpp_counters, go_counters)
 
     rows = build_rows(fiber, go, baselines)
     targets = evaluate_targets(rows)

@@ -270,9 +270,9 @@ func benchSelect8(n int) time.Duration {
 //                     all are parked, close it, wait for all
 //   fanout_sleep_<N>  spawn N goroutines that each sleep 10 ms, wait for all
 // One op = one goroutine. Extra fields: peak_rss_kib (VmHWM, reset through
-// /proc/self/clear_refs at the start of each rep, after debug.FreeOSMemory
-// has given back what earlier benchmarks left: gort boots a fresh runtime
-// per benchmark, which starts with no stacks), rss_kib_per_fiber
+// /proc/self/clear_refs at the start of each rep, after debug.FreeOSMemory;
+// Go keeps the goroutines of a peak for reuse, so bench/run_micro.py runs
+// each fan-out benchmark in a process of its own), rss_kib_per_fiber
 // (park; the first round's: later ones reuse what it made resident),
 // pagetable_kib_per_fiber (park, likewise),
 // overshoot_{mean,p99,max}_us (sleep, over all rounds).
@@ -563,10 +563,11 @@ func main() {
 	procsFlag := fs.String("procs", fmt.Sprintf("1,%d", runtime.NumCPU()), "comma list of GOMAXPROCS values")
 	reps := fs.Int("reps", 5, "repetitions per benchmark; the median is reported")
 	only := fs.String("only", "", "run only benchmarks whose name matches this regexp")
+	skip := fs.String("skip", "", "skip benchmarks whose name matches this regexp")
 	benchtime := fs.Duration("benchtime", 200*time.Millisecond, "target duration of one repetition")
 	fs.Usage = func() {
 		w := fs.Output()
-		fmt.Fprintf(w, "usage: go_peer [-procs 1,%d] [-reps 5] [-only REGEXP] [-benchtime 200ms]\n\n", runtime.NumCPU())
+		fmt.Fprintf(w, "usage: go_peer [-procs 1,%d] [-reps 5] [-only REGEXP] [-skip REGEXP] [-benchtime 200ms]\n\n", runtime.NumCPU())
 		fmt.Fprintf(w, "Go reference for gort's runtime micro-benchmarks. Prints one JSON object per\n")
 		fmt.Fprintf(w, "line to stdout: {\"name\", \"procs\", \"ns_per_op\" (median over reps), \"iterations\"};\n")
 		fmt.Fprintf(w, "progress goes to stderr.\n\nbenchmarks:")
@@ -595,17 +596,25 @@ func main() {
 		fmt.Fprintf(os.Stderr, "go_peer: -reps must be >= 1\n")
 		os.Exit(2)
 	}
-	filter, err := regexp.Compile(*only)
+	onlyRe, err := regexp.Compile(*only)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "go_peer: bad -only: %v\n", err)
 		os.Exit(2)
+	}
+	skipRe, err := regexp.Compile(*skip)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go_peer: bad -skip: %v\n", err)
+		os.Exit(2)
+	}
+	selected := func(name string) bool {
+		return onlyRe.MatchString(name) && (*skip == "" || !skipRe.MatchString(name))
 	}
 
 	enc := json.NewEncoder(os.Stdout)
 	for _, p := range procs {
 		runtime.GOMAXPROCS(p)
 		for _, b := range benchmarks {
-			if !filter.MatchString(b.name) {
+			if !selected(b.name) {
 				continue
 			}
 			// The calibration runs double as warm-up; the reported reps
@@ -625,7 +634,7 @@ func main() {
 			}
 		}
 		for _, f := range fanouts {
-			if !filter.MatchString(f.name) {
+			if !selected(f.name) {
 				continue
 			}
 			rs := make([]fanoutResult, *reps)
