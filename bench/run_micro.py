@@ -110,12 +110,40 @@ def find_cpp_binaries(build):
                   if p.name.startswith("gort_bench_") and p.is_file() and os.access(p, os.X_OK))
 
 
-def run_cpp_binary(path, reps, quick, only=None):
+def list_benchmarks(path, only):
+    """A binary's benchmarks matching `only`, as run names without Google
+    Benchmark's suffixes."""
+    proc = subprocess.run([str(path), "--benchmark_list_tests", f"--benchmark_filter={only}"],
+                          stdout=subprocess.PIPE, text=True)
+    names = []
+    for line in proc.stdout.split():
+        name = base_name({"name": line})
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def list_fanout(path, only=None):
+    """The fan-out benchmarks of a binary (fanout_<kind>_<N>/workers:<P>),
+    filtered by `only`."""
+    return [n for n in list_benchmarks(path, "^fanout_") if not only or re.search(only, n)]
+
+
+def run_cpp_binary(path, reps, quick, only=None, exclude_fanout=False):
     cmd = [str(path), "--benchmark_format=json", f"--benchmark_repetitions={reps}",
            "--benchmark_report_aggregates_only=true"]
     if quick:
         cmd.append("--benchmark_min_time=0.05")
-    if only:
+    if exclude_fanout and only:
+        # Google Benchmark takes one filter, and a negative one cannot be
+        # combined with another: name the others one by one.
+        names = [n for n in list_benchmarks(path, only) if not FANOUT_RE.match(n.split("/")[0])]
+        if not names:
+            return {"benchmarks": []}
+        cmd.append("--benchmark_filter=" + "|".join("^" + re.escape(n) + "(/|$)" for n in names))
+    elif exclude_fanout:
+        cmd.append("--benchmark_filter=-^fanout_")
+    elif only:
         cmd.append(f"--benchmark_filter={only}")
     log("running " + " ".join(cmd))
     # stderr is left attached so the binary's own progress stays visible.
@@ -216,8 +244,17 @@ def collect_cpp(args, build):
         if not binaries:
             log(f"no gort_bench_* binaries in {build / 'bench'} (run `make build` first?)")
             return results, counters, raw, False
-        sources = [(b.name, lambda b=b: run_cpp_binary(b, args.reps, args.quick, args.filter))
-                   for b in binaries]
+        sources = []
+        for b in binaries:
+            sources += [(b.name, lambda b=b: run_cpp_binary(b, args.reps, args.quick, args.filter,
+                                                            exclude_fanout=True))]
+            # Each fan-out benchmark in a process of its own, as on the Go
+            # side: memory an earlier one left in the allocator would count
+            # in the next one's peak RSS.
+            for name in list_fanout(b, args.filter):
+                sources.append((f"{b.name} {name}",
+                                lambda b=b, name=name: run_cpp_binary(b, args.reps, args.quick,
+                                                                      "^" + re.escape(name) + "/")))
     for source, load in sources:
         try:
             doc = load()
