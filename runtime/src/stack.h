@@ -11,7 +11,8 @@
 //    stacks of one size. Each stack's guard is installed with
 //    MADV_GUARD_INSTALL (Linux >= 6.13), which marks page-table entries and
 //    does NOT split the mapping: 100 000 stacks cost at most one mapping per
-//    slab (adjacent slabs even merge), far under vm.max_map_count (65 530). The whole slab's guards go in one
+//    slab (adjacent slabs even merge), far under vm.max_map_count (65 530).
+//    The whole slab's guards go in one
 //    process_madvise call (MadviseBatch), the top page of every stack is
 //    committed in a second (MADV_POPULATE_WRITE), since every fiber touches
 //    it, and the shared zero page is mapped under every sentinel page (see
@@ -42,8 +43,8 @@
 //    they are taken out under the lock, their usable range is given back in
 //    one batched MADV_DONTNEED outside it, and they join the cold list. So a
 //    stack unused for two periods costs no memory; no spawn or exit pays for
-//    this. Slabs themselves stay mapped (their page tables are reclaimed by
-//    the kernel where it frees empty page tables on MADV_DONTNEED).
+//    this. Slabs themselves stay mapped, and so do their page tables unless
+//    the kernel reclaims empty ones.
 //
 // Rejected
 //  * One mmap per stack with an mprotect'ed guard page: two mappings per
@@ -69,8 +70,9 @@
 //  * Guard ranges are never madvise(DONTNEED)'d, populated or written.
 //  * A stack's sentinel page holds only zeros unless its fiber went below
 //    the retained top since the stack was last trimmed or scavenged.
-//  * A cold stack has nothing committed; a stack that is not `dirty` has
-//    nothing committed below its top kRetainedBytes.
+//  * A cold stack has nothing committed; a stack that is not `dirty` was
+//    trimmed since its fiber last ran (nothing committed below its retained
+//    top, unless a frame skipped the sentinel page: see went_deep).
 #pragma once
 
 #include <atomic>
