@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 namespace gort::detail {
 
@@ -64,7 +66,9 @@ long process_madvise_self(const iovec* v, std::size_t n, int advice) {
 
 // One page of scratch memory advised through the sentinel: an older kernel
 // answers EBADF (no sentinel), EINVAL (advice not allowed) or ENOSYS.
+// GORT_MADVISE=single forces the one-call-per-range fallback, for tests.
 bool probe_batched() {
+  if (const char* env = std::getenv("GORT_MADVISE"); env && std::strcmp(env, "single") == 0) return false;
   std::size_t page = page_size();
   void* p = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return false;

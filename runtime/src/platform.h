@@ -61,7 +61,8 @@ std::size_t page_size();
 // itself (the PIDFD_SELF sentinel: no descriptor, so a forked child advises
 // its own memory), which accepts every advice since Linux 6.13 and the
 // sentinel since 6.15, up to IOV_MAX ranges per call. Where the kernel
-// refuses (detected once, at the first batch), one madvise(2) per range.
+// refuses (detected once, at the first batch; GORT_MADVISE=single forces
+// it), one madvise(2) per range.
 // Not thread-safe: one batch belongs to one thread at a time.
 class MadviseBatch {
  public:

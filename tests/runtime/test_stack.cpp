@@ -230,6 +230,32 @@ TEST(ManyFibers, DeepRecursionIsGivenBackWhenTheWorkerGoesIdle) {
   });
 }
 
+// Kernels without batched advice get one call per range: guards still
+// fault, deep pages still go back. Run in a child (the mode is probed once
+// per process).
+TEST(StackPool, SingleCallFallbackKeepsThePromises) {
+#if defined(GORT_SANITIZER_BUILD)
+  GTEST_SKIP() << "sanitizers own SIGSEGV in their builds";
+#endif
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  setenv("GORT_MADVISE", "single", 1);
+  EXPECT_EXIT(
+      {
+        if (d::MadviseBatch::batched()) std::_Exit(3);
+        d::StackPool pool;
+        d::StackCache cache(&pool, d::kDefaultStackSize);
+        d::Stack s = cache.get(d::kDefaultStackSize);
+        std::memset(s.top() - 128 * 1024, 1, 128 * 1024);  // a deep recursion
+        cache.put(s);
+        cache.trim();
+        if (resident_pages(s.usable_bottom(), s.top() - d::kRetainedBytes) != 0) std::_Exit(4);
+        *reinterpret_cast<volatile char*>(s.usable_bottom() - 1) = 1;  // the guard
+        std::_Exit(5);
+      },
+      ::testing::KilledBySignal(SIGSEGV), "");
+  unsetenv("GORT_MADVISE");
+}
+
 // Fan-out: spawn N fibers that finish at once, then wait; the stack code's
 // system calls, amortized, stay far below one per fiber, the first time
 // (slabs are carved) and in steady state (stacks come back from caches).
