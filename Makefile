@@ -16,7 +16,8 @@ help:
 	@echo "make fuzz       build the libFuzzer targets (clang, ASan+UBSan) into build/fuzz and run each"
 	@echo "                for FUZZ_SECONDS (default 600); new inputs go to build/fuzz/corpus"
 	@echo "make build      Release build into build/release"
-	@echo "make bench      Release micro-benchmarks and fairness experiments, beside the Go peer"
+	@echo "make bench      Release micro-benchmarks (fan-out included, and its system calls per fiber"
+	@echo "                under strace) and fairness experiments, beside the Go peer"
 	@echo "make bench-servers  every DUMB server and the Go/Node.js peers under dumb_load (15-35 min;"
 	@echo "                BENCH_ARGS=--quick: ~3 min), JSON/CSV/SVG into build/bench-servers"
 	@echo "make install PREFIX=/usr/local"
@@ -53,6 +54,7 @@ build: deps
 bench: build
 	@scripts/install-deps --bench
 	python3 bench/run_micro.py --build build/release
+	python3 bench/fanout_syscalls.py --build build/release
 	python3 bench/fairness/run.py --build build/release
 
 .PHONY: bench-servers

@@ -10,6 +10,9 @@ benchmarks are named
     thread_futex_pingpong/same_core      kernel-thread baselines: ns per one-way
     thread_futex_pingpong/cross_core     futex switch between two threads
     thread_create_join                   ns per pthread create + join
+    fanout_<kind>_<N>/workers:<P>        fan-out (bench_fanout.cpp): ns per fiber,
+                                         with counters (peak RSS, RSS per parked
+                                         fiber, sleep overshoot) in their own table
 
 Anything else is listed under "other".  The Go side is bench/peers/go, built
 into <build>/bench/go_peer and run with GOMAXPROCS set to each worker count the
@@ -57,6 +60,13 @@ GB_SUFFIX_RE = re.compile(r"/(?:real_time|process_time|manual_time|min_time:[^/]
 
 TO_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
+# Fan-out benchmarks: fanout_<kind>_<N>; shown in their own table, by kind
+# then N, with the counters both sides report.
+FANOUT_RE = re.compile(r"^fanout_(?P<kind>[a-z]+)_(?P<size>\d+[kM]?)$")
+FANOUT_KINDS = ["exit", "park", "sleep"]
+FANOUT_COUNTERS = ["peak_rss_kib", "rss_kib_per_fiber", "pagetable_kib_per_fiber",
+                   "overshoot_mean_us", "overshoot_p99_us", "overshoot_max_us"]
+
 # Targets: (label, benchmark, maximum gort/Go ratio).
 GO_TARGETS = [
     ("yield <= 0.5x Go", "yield", 0.5),
@@ -100,11 +110,41 @@ def find_cpp_binaries(build):
                   if p.name.startswith("gort_bench_") and p.is_file() and os.access(p, os.X_OK))
 
 
-def run_cpp_binary(path, reps, quick):
+def list_benchmarks(path, only):
+    """A binary's benchmarks matching `only`, as run names without Google
+    Benchmark's suffixes."""
+    proc = subprocess.run([str(path), "--benchmark_list_tests", f"--benchmark_filter={only}"],
+                          stdout=subprocess.PIPE, text=True)
+    names = []
+    for line in proc.stdout.split():
+        name = base_name({"name": line})
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def list_fanout(path, only=None):
+    """The fan-out benchmarks of a binary (fanout_<kind>_<N>/workers:<P>),
+    filtered by `only`."""
+    return [n for n in list_benchmarks(path, "^fanout_") if not only or re.search(only, n)]
+
+
+def run_cpp_binary(path, reps, quick, only=None, exclude_fanout=False):
     cmd = [str(path), "--benchmark_format=json", f"--benchmark_repetitions={reps}",
            "--benchmark_report_aggregates_only=true"]
     if quick:
         cmd.append("--benchmark_min_time=0.05")
+    if exclude_fanout and only:
+        # Google Benchmark takes one filter, and a negative one cannot be
+        # combined with another: name the others one by one.
+        names = [n for n in list_benchmarks(path, only) if not FANOUT_RE.match(n.split("/")[0])]
+        if not names:
+            return {"benchmarks": []}
+        cmd.append("--benchmark_filter=" + "|".join("^" + re.escape(n) + "(/|$)" for n in names))
+    elif exclude_fanout:
+        cmd.append("--benchmark_filter=-^fanout_")
+    elif only:
+        cmd.append(f"--benchmark_filter={only}")
     log("running " + " ".join(cmd))
     # stderr is left attached so the binary's own progress stays visible.
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
@@ -172,17 +212,49 @@ def parse_gbench(doc, source):
     return result, errors
 
 
+def parse_gbench_counters(doc):
+    """Return {benchmark name: {counter: value}} for the fan-out counters,
+    from the 'median' aggregate, else the median of the individual runs."""
+    medians, runs = {}, {}
+    for e in doc.get("benchmarks", []):
+        name = base_name(e)
+        if e.get("error_occurred"):
+            continue
+        values = {c: float(e[c]) for c in FANOUT_COUNTERS if c in e}
+        if not values:
+            continue
+        if e.get("run_type") == "aggregate":
+            if e.get("aggregate_name") == "median":
+                medians[name] = values
+        else:
+            for c, v in values.items():
+                runs.setdefault(name, {}).setdefault(c, []).append(v)
+    result = {name: {c: median(v) for c, v in cs.items()} for name, cs in runs.items()}
+    result.update(medians)
+    return result
+
+
 def collect_cpp(args, build):
-    """Return ({name: ns}, raw documents, ok)."""
-    results, raw, ok = {}, {}, True
+    """Return ({name: ns}, {name: {counter: value}}, raw documents, ok)."""
+    results, counters, raw, ok = {}, {}, {}, True
     if args.cpp_json:
         sources = [(Path(f).name, lambda f=f: json.loads(Path(f).read_text())) for f in args.cpp_json]
     else:
         binaries = find_cpp_binaries(build)
         if not binaries:
             log(f"no gort_bench_* binaries in {build / 'bench'} (run `make build` first?)")
-            return results, raw, False
-        sources = [(b.name, lambda b=b: run_cpp_binary(b, args.reps, args.quick)) for b in binaries]
+            return results, counters, raw, False
+        sources = []
+        for b in binaries:
+            sources += [(b.name, lambda b=b: run_cpp_binary(b, args.reps, args.quick, args.filter,
+                                                            exclude_fanout=True))]
+            # Each fan-out benchmark in a process of its own, as on the Go
+            # side: memory an earlier one left in the allocator would count
+            # in the next one's peak RSS.
+            for name in list_fanout(b, args.filter):
+                sources.append((f"{b.name} {name}",
+                                lambda b=b, name=name: run_cpp_binary(b, args.reps, args.quick,
+                                                                      "^" + re.escape(name) + "/")))
     for source, load in sources:
         try:
             doc = load()
@@ -191,6 +263,8 @@ def collect_cpp(args, build):
             ok = False
             continue
         raw[source] = doc
+        for name, cs in parse_gbench_counters(doc).items():
+            counters.setdefault(name, cs)
         parsed, errors = parse_gbench(doc, source)
         ok = ok and errors == 0
         for name, ns in parsed.items():
@@ -198,7 +272,7 @@ def collect_cpp(args, build):
                 log(f"{source}: duplicate benchmark {name}, keeping the first")
                 continue
             results[name] = ns
-    return results, raw, ok
+    return results, counters, raw, ok
 
 
 # --------------------------------------------------------------------------
@@ -231,7 +305,9 @@ def parse_json_lines(lines):
             pass
 
 
-def parse_go_lines(text, source):
+def parse_go_lines(text, source, counters=None):
+    """Return {(name, procs): ns per op}; the fan-out counters of each line go
+    to `counters` ({(name, procs): {counter: value}}) when given."""
     results = {}
     for line in text.splitlines():
         line = line.strip()
@@ -239,17 +315,24 @@ def parse_go_lines(text, source):
             continue
         try:
             r = json.loads(line)
-            results[(r["name"], int(r["procs"]))] = float(r["ns_per_op"])
+            key = (r["name"], int(r["procs"]))
+            results[key] = float(r["ns_per_op"])
+            if counters is not None:
+                values = {c: float(r[c]) for c in FANOUT_COUNTERS if c in r}
+                if values:
+                    counters[key] = values
         except (ValueError, KeyError, TypeError):
             log(f"{source}: ignoring unexpected line: {line[:80]}")
     return results
 
 
-def collect_go(args, build, procs):
-    """Return ({(name, procs): ns}, raw lines, ok).  Missing `go` is not an error."""
+def collect_go(args, build, procs, counters, fanout_pairs=()):
+    """Return ({(name, procs): ns}, raw lines, ok); fills `counters`.  The
+    fan-out benchmarks run are the C++ side's (name, workers) `fanout_pairs`.
+    Missing `go` is not an error."""
     if args.go_json:
         text = Path(args.go_json).read_text()
-        return parse_go_lines(text, args.go_json), text.splitlines(), True
+        return parse_go_lines(text, args.go_json, counters), text.splitlines(), True
     if args.no_go:
         return {}, [], True
     go = shutil.which("go")
@@ -258,21 +341,40 @@ def collect_go(args, build, procs):
         return {}, [], True
     try:
         peer = build_go_peer(go, build)
-        cmd = [str(peer), "-reps", str(args.reps)]
-        if procs:
-            cmd += ["-procs", ",".join(str(p) for p in procs)]
+        base = [str(peer), "-reps", str(args.reps)]
         if args.quick:
-            cmd += ["-benchtime", "50ms"]  # matches --benchmark_min_time=0.05
-        log("running " + " ".join(cmd))
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+            base += ["-benchtime", "50ms"]  # matches --benchmark_min_time=0.05
+        if args.filter:
+            base += ["-only", args.filter]
+        # The fan-out benchmarks each run in a process of their own: Go keeps
+        # the goroutines of a peak for reuse, which would count in the next
+        # benchmark's peak RSS.
+        runs = [base + ["-skip", "^fanout_"] + (["-procs", ",".join(str(p) for p in procs)] if procs else [])]
+        fanout_names = [n for n, _ in fanout_pairs] if fanout_pairs else []
+        for name in sorted(set(fanout_names)):
+            for p in sorted({w for n, w in fanout_pairs if n == name}):
+                runs.append([str(peer), "-reps", str(args.reps), "-only", f"^{name}$", "-procs", str(p)])
+        out = []
+        for cmd in runs:
+            log("running " + " ".join(cmd))
+            out.append(subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True).stdout)
     except (OSError, subprocess.CalledProcessError) as e:
         log(f"Go peer failed: {e}")
         return {}, [], False
-    return parse_go_lines(proc.stdout, "go_peer"), proc.stdout.splitlines(), True
+    text = "".join(out)
+    return parse_go_lines(text, "go_peer", counters), text.splitlines(), True
 
 
 # --------------------------------------------------------------------------
 # Table
+
+def split_fanout(results):
+    """Moves the fan-out entries of {(name, workers): x} into a dict of their own."""
+    fanout = {k: v for k, v in results.items() if FANOUT_RE.match(k[0])}
+    for k in fanout:
+        del results[k]
+    return fanout
+
 
 def classify(cpp):
     fiber, baselines, other = {}, {}, {}
@@ -407,6 +509,69 @@ def print_report(rows, baselines, other, targets, have_go, out):
             ["<", ">", "<", "<"]), file=out)
 
 
+def size_value(label):
+    return int(label[:-1]) * {"k": 1000, "M": 1000000}[label[-1]] if label[-1] in "kM" else int(label)
+
+
+def fanout_key(key):
+    m = FANOUT_RE.match(key[0])
+    kind = FANOUT_KINDS.index(m["kind"]) if m["kind"] in FANOUT_KINDS else len(FANOUT_KINDS)
+    return (kind, m["kind"], size_value(m["size"]), key[1])
+
+
+def build_fanout_rows(cpp, go, cpp_counters, go_counters):
+    rows = []
+    for key in sorted(set(cpp) | set(go), key=fanout_key):
+        name, workers = key
+        g, o = cpp.get(key), go.get(key)
+        rows.append({"benchmark": name, "workers": workers, "gort_ns": g, "go_ns": o,
+                     "gort_over_go": ratio(g, o),
+                     "gort": cpp_counters.get(f"{name}/workers:{workers}", {}),
+                     "go": go_counters.get(key, {})})
+    return rows
+
+
+def print_fanout(rows, have_go, out):
+    def pair(r, counter, scale=1.0):
+        a, b = r["gort"].get(counter), r["go"].get(counter)
+        a = sig3(a * scale) if a is not None else "-"
+        if not have_go:
+            return a
+        # The Go peer leaves out a counter that came out zero.
+        return f"{a} | {sig3(b * scale) if b is not None else '0'}"
+
+    headers = ["benchmark", "workers", "gort ns/fiber"]
+    align = ["<", ">", ">"]
+    if have_go:
+        headers += ["Go ns/fiber", "gort/Go"]
+        align += [">", ">"]
+    who = " (gort | Go)" if have_go else ""
+    headers += ["peak RSS MiB" + who, "KiB/parked fiber" + who, "page tables KiB/fiber" + who,
+                "overshoot mean/p99/max ms" + who]
+    align += [">", ">", ">", ">"]
+    cells = []
+    for r in rows:
+        line = [r["benchmark"], str(r["workers"]), sig3(r["gort_ns"])]
+        if have_go:
+            line += [sig3(r["go_ns"]), sig3(r["gort_over_go"])]
+        over = ""
+        if "overshoot_mean_us" in r["gort"] or "overshoot_mean_us" in r["go"]:
+            def three(side):
+                c = r[side]
+                return "/".join(sig3(c[k] / 1000) if k in c else "-"
+                                for k in ("overshoot_mean_us", "overshoot_p99_us", "overshoot_max_us"))
+            over = three("gort") + (" | " + three("go") if have_go else "")
+        parked = "rss_kib_per_fiber" in r["gort"]
+        line += [pair(r, "peak_rss_kib", 1 / 1024),
+                 pair(r, "rss_kib_per_fiber") if parked else "",
+                 pair(r, "pagetable_kib_per_fiber") if parked else "", over]
+        cells.append(line)
+    print(file=out)
+    print("fan-out: one fiber spawns N, then waits for all (bench_fanout.cpp); median of the reps",
+          file=out)
+    print(render_table(headers, cells, align), file=out)
+
+
 # --------------------------------------------------------------------------
 
 def parse_args(argv):
@@ -419,6 +584,8 @@ def parse_args(argv):
                    help="one short repetition each (reps=1, --benchmark_min_time=0.05, Go -reps 1)")
     p.add_argument("--json", type=Path, metavar="OUT", help="also write all raw numbers to OUT")
     p.add_argument("--no-go", action="store_true", help="skip the Go peer")
+    p.add_argument("--filter", metavar="REGEXP",
+                   help="run only the benchmarks whose name matches (both sides), e.g. '^fanout_exit'")
     # Testing aids: reuse saved results instead of running the benchmarks.
     p.add_argument("--cpp-json", action="append", metavar="FILE", help=argparse.SUPPRESS)
     p.add_argument("--go-json", metavar="FILE", help=argparse.SUPPRESS)
@@ -434,22 +601,28 @@ def main(argv=None):
     args = parse_args(argv)
     build = args.build.resolve()
 
-    cpp, cpp_raw, cpp_ok = collect_cpp(args, build)
+    cpp, cpp_counters, cpp_raw, cpp_ok = collect_cpp(args, build)
     fiber, baselines, other = classify(cpp)
     # Run Go at exactly the worker counts the C++ side used; with no C++
     # results the peer's own default (1 and NumCPU) is used.
+    cpp_fanout = split_fanout(fiber)
     procs = sorted({w for _, w in fiber})
-    go, go_raw, go_ok = collect_go(args, build, procs)
+    go_counters = {}
+    go, go_raw, go_ok = collect_go(args, build, procs, go_counters, sorted(cpp_fanout))
     have_go = bool(go)
+    fanout_rows = build_fanout_rows(cpp_fanout, split_fanout(go), cpp_counters, go_counters)
 
     rows = build_rows(fiber, go, baselines)
     targets = evaluate_targets(rows)
     print_report(rows, baselines, other, targets, have_go, sys.stdout)
+    if fanout_rows:
+        print_fanout(fanout_rows, have_go, sys.stdout)
 
     if args.json:
         report = {
             "config": {"build": str(build), "reps": args.reps, "quick": args.quick},
             "rows": rows,
+            "fanout": fanout_rows,
             "kernel_baselines": baselines,
             "other": other,
             "targets": targets,

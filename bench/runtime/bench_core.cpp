@@ -9,7 +9,7 @@
 //   mutex_handoff/workers:P    one lock acquisition, two fibers alternating
 //   thread_futex_pingpong/*    one kernel-thread switch (half a round trip)
 //   thread_create_join         std::thread create + join
-//   parked_fibers_100k         memory per parked fiber (counters, KiB)
+// Memory per parked fiber is fanout_park's (bench_fanout.cpp).
 #include <benchmark/benchmark.h>
 #include <gort/gort.h>
 #include <linux/futex.h>
@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <fstream>
 #include <string>
 #include <thread>
 
@@ -161,39 +160,6 @@ void bm_thread_create_join(benchmark::State& state) {
   state.SetItemsProcessed(int64_t(state.iterations()));
 }
 
-long status_kib(const char* field) {
-  std::ifstream status("/proc/self/status");
-  std::string line, prefix = std::string(field) + ":";
-  while (std::getline(status, line))
-    if (line.rfind(prefix, 0) == 0) return std::atol(line.c_str() + prefix.size());
-  return -1;
-}
-
-// Resident memory per parked fiber: 100 000 fibers blocked on a WaitGroup.
-void bm_parked_fibers(benchmark::State& state) {
-  constexpr int kFibers = 100000;
-  for (auto _ : state) {
-    gort::run(gort::Config{.workers = 2}, [&] {
-      long rss0 = status_kib("VmRSS"), pte0 = status_kib("VmPTE");
-      gort::WaitGroup parked, release, finished;
-      parked.add(kFibers);
-      release.add(1);
-      finished.add(kFibers);
-      for (int i = 0; i < kFibers; ++i) go_spawn([&] {
-          parked.done();
-          release.wait();
-          finished.done();
-        });
-      parked.wait();
-      gort::sleep_for(std::chrono::milliseconds(20));
-      state.counters["rss_kib_per_fiber"] = double(status_kib("VmRSS") - rss0) / kFibers;
-      state.counters["pagetable_kib_per_fiber"] = double(status_kib("VmPTE") - pte0) / kFibers;
-      release.done();
-      finished.wait();
-    });
-  }
-}
-
 [[maybe_unused]] const bool registered = [] {
   register_per_workers("yield", bm_yield);
   register_per_workers("spawn_join", bm_spawn_join);
@@ -203,7 +169,6 @@ void bm_parked_fibers(benchmark::State& state) {
   benchmark::RegisterBenchmark("thread_futex_pingpong/cross_core",
                                [](benchmark::State& s) { bm_futex_pingpong(s, false); })->UseRealTime();
   benchmark::RegisterBenchmark("thread_create_join", bm_thread_create_join)->UseRealTime();
-  benchmark::RegisterBenchmark("parked_fibers_100k", bm_parked_fibers)->Iterations(1)->UseRealTime();
   return true;
 }();
 

@@ -68,6 +68,7 @@ void Monitor::run() {
   int64_t delay = kMinDelayNs;
   int quiet = 0;
   while (!sched_->stopping.load(std::memory_order_acquire)) {
+    scavenge_if_due(now_ns());
     if (sched_->nidle.load() == sched_->active_workers() && sched_->nspares_active.load() == 0) {
       join_exited_spares();
       deep_sleep();
@@ -84,6 +85,16 @@ void Monitor::run() {
       delay = std::min(2 * delay, kMaxDelayNs);
     }
   }
+}
+
+// The first period starts with the monitor: a stack must go unused for a
+// whole period between two scavenges before it is given back.
+void Monitor::scavenge_if_due(int64_t now) {
+  if (config_.scavenge_period_ns <= 0) return;
+  if (next_scavenge_ == 0) next_scavenge_ = now + config_.scavenge_period_ns;
+  if (now < next_scavenge_) return;
+  sched_->stack_pool.scavenge();
+  next_scavenge_ = now + config_.scavenge_period_ns;
 }
 
 // One sample of every slot, then the decisions that need all of them.

@@ -38,6 +38,11 @@
 //    no poll has happened for kNetpollStale, the monitor polls without
 //    blocking and injects what it readied: busy workers poll only on their
 //    fairness turn, which a few long-running fibers make rare.
+//  * Scavenger. Every GORT_SCAVENGE_MS (default 1000; 0: never) the monitor
+//    gives back to the kernel the free stacks that no spawn took during the
+//    whole previous period (StackPool::scavenge, stack.h), in one batched
+//    call: memory goes back after a peak without a system call on any
+//    spawn or exit. It runs in the deep sleep too, whose wake-ups it shares.
 //  * Sleep. The monitor sleeps 20 us after a round in which it acted, and
 //    doubles the sleep after 50 quiet rounds, up to 10 ms (Go's sysmon
 //    delays). When every active worker is idle nothing can hold a worker,
@@ -78,7 +83,8 @@ struct Scheduler;
 struct Worker;
 
 struct MonitorConfig {
-  int64_t stuck_warn_ns;  // GORT_STUCK_WARN_MS; 0: never warn
+  int64_t stuck_warn_ns;       // GORT_STUCK_WARN_MS; 0: never warn
+  int64_t scavenge_period_ns;  // GORT_SCAVENGE_MS; 0: never give free stacks back
 };
 
 class Monitor {
@@ -118,6 +124,7 @@ class Monitor {
   void warn(Worker* w, uint64_t mark, int64_t held_ns);
   void join_exited_spares();
   void deep_sleep();
+  void scavenge_if_due(int64_t now);
   void sleep_for_ns(int64_t ns);
   void wake();
 
@@ -127,6 +134,7 @@ class Monitor {
   std::vector<Watch> watch_;                 // by slot
   std::atomic<uint32_t> wake_word_{0};       // futex: 1 = woken (stop)
   std::atomic<uint64_t> episodes_{0};        // stuck episodes, for stats()
+  int64_t next_scavenge_ = 0;                // when the next scavenge is due (0: not yet scheduled)
   uint64_t polls_seen_ = 0;                  // the poller's poll count last seen
   int64_t polls_seen_at_ = 0;                // when it last changed
 };

@@ -2,12 +2,16 @@
 #include "platform.h"
 
 #include <linux/futex.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 namespace gort::detail {
 
@@ -47,6 +51,70 @@ void fatal(const char* fmt, ...) {
 std::size_t page_size() {
   static const std::size_t size = std::size_t(sysconf(_SC_PAGESIZE));
   return size;
+}
+
+namespace {
+
+#ifndef SYS_process_madvise
+#define SYS_process_madvise 440
+#endif
+constexpr int kPidfdSelf = -10001;  // PIDFD_SELF_PROCESS (linux/pidfd.h, 6.15)
+
+long process_madvise_self(const iovec* v, std::size_t n, int advice) {
+  return syscall(SYS_process_madvise, kPidfdSelf, v, n, advice, 0);
+}
+
+// One page of scratch memory advised through the sentinel: an older kernel
+// answers EBADF (no sentinel), EINVAL (advice not allowed) or ENOSYS.
+// GORT_MADVISE=single forces the one-call-per-range fallback, for tests.
+bool probe_batched() {
+  if (const char* env = std::getenv("GORT_MADVISE"); env && std::strcmp(env, "single") == 0) return false;
+  std::size_t page = page_size();
+  void* p = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return false;
+  iovec v{p, page};
+  bool ok = process_madvise_self(&v, 1, MADV_DONTNEED) == long(page);
+  munmap(p, page);
+  return ok;
+}
+
+}  // namespace
+
+bool MadviseBatch::batched() {
+  static const bool ok = probe_batched();
+  return ok;
+}
+
+void MadviseBatch::add(void* addr, std::size_t len) {
+  if (ranges_.size() == std::size_t(kMaxRanges)) flush();
+  ranges_.push_back(Range{addr, len});
+}
+
+bool MadviseBatch::flush() {
+  static_assert(sizeof(Range) == sizeof(iovec));
+  std::size_t done = 0;
+  if (!ranges_.empty() && batched()) {
+    auto* v = reinterpret_cast<const iovec*>(ranges_.data());
+    std::size_t total = 0;
+    for (const Range& r : ranges_) total += r.len;
+    ++syscalls_;
+    long rc = process_madvise_self(v, ranges_.size(), advice_);
+    // A short count means the kernel stopped at a range it refused: the
+    // ranges before it are done, the rest get one madvise each below.
+    if (rc > 0) {
+      for (std::size_t advised = 0; done < ranges_.size() && advised + ranges_[done].len <= std::size_t(rc); ++done)
+        advised += ranges_[done].len;
+    }
+    if (rc == long(total)) done = ranges_.size();
+  }
+  for (; done < ranges_.size(); ++done) {
+    ++syscalls_;
+    if (madvise(ranges_[done].base, ranges_[done].len, advice_) != 0) failed_ = true;
+  }
+  ranges_.clear();
+  bool ok = !failed_;
+  failed_ = false;
+  return ok;
 }
 
 }  // namespace gort::detail

@@ -1,5 +1,5 @@
 // platform.h: small Linux facilities the runtime is built on: futex, clock,
-// CPU relax, fatal errors.
+// CPU relax, fatal errors, advice for many memory ranges in one call.
 //
 // Nothing here knows about fibers; everything above uses these instead of
 // calling the kernel directly, so there is one place to port.
@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <vector>
 
 // The sanitizer switches (GORT_SANITIZER_BUILD, GORT_ASAN, GORT_TSAN) are
 // compile definitions set by the top CMakeLists.txt from GORT_SANITIZE.
@@ -54,5 +55,42 @@ inline void futex_wait_until_set(std::atomic<uint32_t>* word, int64_t deadline_n
   } while (0)
 
 std::size_t page_size();
+
+// madvise(2) advice for many ranges of this process's memory in as few
+// system calls as the kernel allows: process_madvise(2) on the process
+// itself (the PIDFD_SELF sentinel: no descriptor, so a forked child advises
+// its own memory), which accepts every advice since Linux 6.13 and the
+// sentinel since 6.15, up to IOV_MAX ranges per call. Where the kernel
+// refuses (detected once, at the first batch; GORT_MADVISE=single forces
+// it), one madvise(2) per range.
+// Not thread-safe: one batch belongs to one thread at a time.
+class MadviseBatch {
+ public:
+  static constexpr int kMaxRanges = 1024;  // IOV_MAX on Linux
+  explicit MadviseBatch(int advice) : advice_(advice) {}
+  ~MadviseBatch() { flush(); }
+  MadviseBatch(const MadviseBatch&) = delete;
+  MadviseBatch& operator=(const MadviseBatch&) = delete;
+  // Queues [addr, addr + len); a full batch is flushed first.
+  void add(void* addr, std::size_t len);
+  // Advises every queued range. False if the kernel refused any of them
+  // (the others may have been advised).
+  bool flush();
+  int syscalls() const { return syscalls_; }  // made so far by this batch
+  // True when this kernel takes a batch in one call (probed once).
+  static bool batched();
+
+ private:
+  struct Range {                // laid out as struct iovec
+    void* base;
+    std::size_t len;
+  };
+  int advice_;
+  int syscalls_ = 0;
+  bool failed_ = false;
+  // On the heap: batches are built on fiber stacks too (a dead fiber's
+  // stack is cached on top of the next fiber's), which may be 16 KiB.
+  std::vector<Range> ranges_;
+};
 
 }  // namespace gort::detail

@@ -371,7 +371,9 @@ int run_main(const Config& config, void (*body)(void*), void* arg) {
     fatal("GORT_MAX_THREADS=%llu is below the %d workers (GORT_PROCS): no thread could run them all",
           (unsigned long long)max_threads, n);
   MonitorConfig monitor_config{
-      int64_t(env_number("GORT_STUCK_WARN_MS", Suffix::kNone, 100, /*zero_ok=*/true)) * 1'000'000};
+      int64_t(env_number("GORT_STUCK_WARN_MS", Suffix::kNone, 100, /*zero_ok=*/true)) * 1'000'000,
+      int64_t(env_number("GORT_SCAVENGE_MS", Suffix::kNone, kDefaultScavengePeriodNs / 1'000'000,
+                         /*zero_ok=*/true)) * 1'000'000};
   std::size_t stack = config.stack_size;
   if (stack == 0) stack = std::size_t(env_number("GORT_STACK_SIZE", Suffix::kSize));
   if (stack == 0) stack = kDefaultStackSize;

@@ -15,6 +15,12 @@
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 namespace gort::detail {
 
@@ -41,14 +47,6 @@ std::size_t round_stack_size(std::size_t usable_size) {
   return (usable_size + page - 1) / page * page;
 }
 
-void trim_stack(Stack& s) {
-  if (!s.dirty) return;
-  char* from = s.usable_bottom();
-  char* to = s.top() - kRetainedBytes;
-  if (to > from) madvise(from, std::size_t(to - from), MADV_DONTNEED);
-  s.dirty = false;
-}
-
 StackPool::StackPool() : mode_(probe_guard_mode()), slabs_(new Slab[kMaxSlabs]) {}
 
 StackPool::~StackPool() {
@@ -61,11 +59,74 @@ std::size_t StackPool::slab_count() const {
   return std::size_t(nslabs_.load(std::memory_order_acquire));
 }
 
+std::size_t StackPool::cold_count() const {
+  std::lock_guard lock(mu_);
+  std::size_t n = 0;
+  for (const FreeList& list : free_) n += list.cold.size();
+  return n;
+}
+
 // Called with mu_ held.
-std::vector<Stack>& StackPool::free_list(std::size_t stack_size) {
-  for (auto& [size, stacks] : free_)
-    if (size == stack_size) return stacks;
-  return free_.emplace_back(stack_size, std::vector<Stack>{}).second;
+StackPool::FreeList& StackPool::free_list(std::size_t stack_size) {
+  for (FreeList& list : free_)
+    if (list.stack_size == stack_size) return list;
+  return free_.emplace_back(FreeList{stack_size, {}, {}, 0});
+}
+
+// Called with mu_ held. Warm stacks first (newest first: the likeliest to
+// have their top page still committed), then cold ones.
+bool StackPool::take_one(FreeList& list, Stack* out) {
+  if (!list.warm.empty()) {
+    *out = list.warm.back();
+    list.warm.pop_back();
+    list.low_water = std::min(list.low_water, list.warm.size());
+    return true;
+  }
+  if (list.cold.empty()) return false;
+  *out = list.cold.back();
+  list.cold.pop_back();
+  return true;
+}
+
+// One call for the whole slab's guards where the kernel takes a batch.
+bool StackPool::install_guards(char* base, std::size_t stack_size) {
+  if (mode_ == GuardMode::kMprotect) {
+    for (int i = 0; i < kStacksPerSlab; ++i) {
+      count_syscalls(1);
+      if (mprotect(base + std::size_t(i) * stack_size, kGuardBytes, PROT_NONE) != 0) return false;
+    }
+    return true;
+  }
+  MadviseBatch guards(MADV_GUARD_INSTALL);
+  for (int i = 0; i < kStacksPerSlab; ++i) guards.add(base + std::size_t(i) * stack_size, kGuardBytes);
+  bool ok = guards.flush();
+  count_syscalls(guards.syscalls());
+  return ok;
+}
+
+// Every fiber touches its stack's top page (its control block and task live
+// there): commit them all in one call rather than one page fault per fiber.
+// Only where that is one call; failure (memory pressure) is harmless.
+void StackPool::populate_tops(char* base, std::size_t stack_size) {
+  if (!MadviseBatch::batched()) return;
+  std::size_t page = page_size();
+  MadviseBatch populate(MADV_POPULATE_WRITE);
+  for (int i = 0; i < kStacksPerSlab; ++i) populate.add(base + std::size_t(i + 1) * stack_size - page, page);
+  populate.flush();
+  count_syscalls(populate.syscalls());
+}
+
+// Maps the shared zero page under every stack's sentinel page (went_deep),
+// so that the first check of a fresh stack takes no page fault. Only where
+// that is one call.
+void StackPool::populate_sentinels(char* base, std::size_t stack_size) {
+  if (!MadviseBatch::batched() || stack_size < kGuardBytes + kRetainedBytes + page_size()) return;
+  std::size_t page = page_size();
+  MadviseBatch populate(MADV_POPULATE_READ);
+  for (int i = 0; i < kStacksPerSlab; ++i)
+    populate.add(base + std::size_t(i + 1) * stack_size - kRetainedBytes - page, page);
+  populate.flush();
+  count_syscalls(populate.syscalls());
 }
 
 // Called with mu_ held.
@@ -73,26 +134,22 @@ void StackPool::add_slab(std::size_t stack_size) {
   int index = nslabs_.load(std::memory_order_relaxed);
   if (index >= kMaxSlabs) throw std::bad_alloc();
   std::size_t bytes = stack_size * kStacksPerSlab;
+  count_syscalls(1);
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
   char* base = static_cast<char*>(p);
-  std::vector<Stack>* list = &free_list(stack_size);
-  for (int i = kStacksPerSlab - 1; i >= 0; --i) {
-    char* sb = base + std::size_t(i) * stack_size;
-    int rc = mode_ == GuardMode::kGuardInstall ? madvise(sb, kGuardBytes, MADV_GUARD_INSTALL)
-                                               : mprotect(sb, kGuardBytes, PROT_NONE);
-    if (rc != 0) {
-      // Either the kernel is out of mappings (mprotect mode: ENOMEM) or out of
-      // memory for page tables. Give back what we took and report.
-      munmap(base, bytes);
-      list->erase(std::remove_if(list->begin(), list->end(),
-                                 [&](const Stack& s) { return s.base >= base && s.base < base + bytes; }),
-                  list->end());
-      throw std::bad_alloc();
-    }
-    list->push_back(Stack{sb, stack_size, kGuardBytes, false});
+  if (!install_guards(base, stack_size)) {
+    // Either the kernel is out of mappings (mprotect mode: ENOMEM) or out of
+    // memory for page tables. Give back what we took and report.
+    munmap(base, bytes);
+    throw std::bad_alloc();
   }
+  populate_tops(base, stack_size);
+  populate_sentinels(base, stack_size);
+  std::vector<Stack>& warm = free_list(stack_size).warm;
+  for (int i = kStacksPerSlab - 1; i >= 0; --i)
+    warm.push_back(Stack{base + std::size_t(i) * stack_size, stack_size, kGuardBytes, index, false});
   slabs_[index] = Slab{base, stack_size, kStacksPerSlab};
   // release: pairs with slab_count()'s acquire load.
   nslabs_.store(index + 1, std::memory_order_release);
@@ -102,10 +159,8 @@ Stack StackPool::allocate(std::size_t usable_size) {
   std::size_t stack_size = round_stack_size(usable_size) + kGuardBytes;
   std::lock_guard lock(mu_);
   for (int attempt = 0; attempt < 2; ++attempt) {
-    std::vector<Stack>& stacks = free_list(stack_size);
-    if (!stacks.empty()) {
-      Stack s = stacks.back();
-      stacks.pop_back();
+    Stack s;
+    if (take_one(free_list(stack_size), &s)) {
       note_acquired();
       return s;
     }
@@ -115,27 +170,96 @@ Stack StackPool::allocate(std::size_t usable_size) {
 }
 
 void StackPool::release(Stack s) {
-  trim_stack(s);
+  trim(&s, 1);
   note_returned();
   std::lock_guard lock(mu_);
-  free_list(s.size).push_back(s);
+  free_list(s.size).warm.push_back(s);
 }
 
 void StackPool::release_batch(std::vector<Stack>& in) {
-  for (Stack& s : in) trim_stack(s);
+  trim(in.data(), in.size());
   std::lock_guard lock(mu_);
-  for (Stack& s : in) free_list(s.size).push_back(s);
+  for (Stack& s : in) free_list(s.size).warm.push_back(s);
   in.clear();
 }
 
 bool StackPool::take_batch(std::size_t stack_size, std::vector<Stack>& out, std::size_t max) {
   std::lock_guard lock(mu_);
-  std::vector<Stack>& stacks = free_list(stack_size);
-  while (!stacks.empty() && max-- > 0) {
-    out.push_back(stacks.back());
-    stacks.pop_back();
-  }
+  FreeList& list = free_list(stack_size);
+  Stack s;
+  while (max-- > 0 && take_one(list, &s)) out.push_back(s);
   return !out.empty();
+}
+
+namespace {
+
+char* deep_end(const Stack& s) { return s.top() - kRetainedBytes; }
+
+// Did the stack's fiber go below the retained top? The page just below it
+// (the sentinel page) reads as zeros until a frame is written there: fresh
+// from the slab it maps the kernel's shared zero page (populate_sentinels),
+// and a trim that gives the deep pages back zeroes it again. Reading the
+// zero page costs no memory, and every stack's sentinel reads the same
+// physical page, so the scan stays in the cache. A frame larger than a page
+// that leaves the sentinel page untouched is missed; the scavenger still
+// gives the whole stack back once it goes unused.
+// Not instrumented: the dead fiber's frames may still be poisoned (ASan),
+// and their writes were made on another thread before the stack was freed.
+__attribute__((no_sanitize("address", "thread"))) bool went_deep(const Stack& s) {
+  // 16-byte vectors, two cache lines per test: the scan is most of what a
+  // trim costs per stack.
+  using Chunk = uint64_t __attribute__((vector_size(16)));
+  auto* chunk = reinterpret_cast<const Chunk*>(deep_end(s) - page_size());
+  for (std::size_t i = 0, n = page_size() / sizeof(Chunk); i < n; i += 8) {
+    Chunk any = chunk[i] | chunk[i + 1] | chunk[i + 2] | chunk[i + 3] | chunk[i + 4] | chunk[i + 5] |
+                chunk[i + 6] | chunk[i + 7];
+    if ((any[0] | any[1]) != 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+// The check is in user space (went_deep); the deep ranges found go back in
+// one batched call. Rejected: asking the kernel which stacks hold deep pages
+// (mincore over the freed stacks' slabs): its cost is per page of the span,
+// stacks in use included, and dominated a fan-out.
+void StackPool::trim(Stack* stacks, std::size_t n) {
+  MadviseBatch dontneed(MADV_DONTNEED);
+  for (std::size_t i = 0; i < n; ++i) {
+    Stack& s = stacks[i];
+    if (s.dirty && deep_end(s) > s.usable_bottom() && went_deep(s))
+      dontneed.add(s.usable_bottom(), std::size_t(deep_end(s) - s.usable_bottom()));
+    s.dirty = false;
+  }
+  dontneed.flush();
+  count_syscalls(dontneed.syscalls());
+}
+
+std::size_t StackPool::scavenge() {
+  std::vector<Stack> idle;
+  {
+    std::lock_guard lock(mu_);
+    for (FreeList& list : free_) {
+      std::size_t n = std::min(list.low_water, list.warm.size());
+      idle.insert(idle.end(), list.warm.begin(), list.warm.begin() + std::ptrdiff_t(n));
+      list.warm.erase(list.warm.begin(), list.warm.begin() + std::ptrdiff_t(n));
+      list.low_water = list.warm.size();
+    }
+  }
+  if (idle.empty()) return 0;
+  {
+    MadviseBatch dontneed(MADV_DONTNEED);
+    for (Stack& s : idle) {
+      dontneed.add(s.usable_bottom(), s.usable());
+      s.dirty = false;
+    }
+    dontneed.flush();
+    count_syscalls(dontneed.syscalls());
+  }
+  std::lock_guard lock(mu_);
+  for (Stack& s : idle) free_list(s.size).cold.push_back(s);
+  return idle.size();
 }
 
 Stack StackCache::get(std::size_t usable_size) {
@@ -171,7 +295,15 @@ void StackCache::put(Stack s) {
 
 void StackCache::trim() {
   frees_since_trim_ = 0;
-  for (Stack& s : cache_) trim_stack(s);
+  pool_->trim(cache_.data(), cache_.size());
+}
+
+void StackCache::shrink_when_idle() {
+  trim();
+  if (cache_.size() <= kIdleCacheKeep) return;
+  std::vector<Stack> older(cache_.begin(), cache_.end() - kIdleCacheKeep);
+  cache_.erase(cache_.begin(), cache_.end() - kIdleCacheKeep);
+  pool_->release_batch(older);
 }
 
 void StackCache::flush() {

@@ -1,4 +1,5 @@
-// stack.h: fiber stacks — reserved, lazily committed, guarded, pooled.
+// stack.h: fiber stacks — reserved, lazily committed, guarded, pooled,
+// trimmed and scavenged in batches.
 //
 // Design
 //  * A stack is a range of virtual memory [base, base + size). Its lowest
@@ -8,19 +9,42 @@
 //    large its reservation.
 //  * Stacks are carved from slabs: one mmap(MAP_NORESERVE) holds kStacksPerSlab
 //    stacks of one size. Each stack's guard is installed with
-//    madvise(MADV_GUARD_INSTALL) (Linux >= 6.13), which marks page-table
-//    entries and does NOT split the mapping: 100 000 stacks cost ~1 600
-//    mappings, far under vm.max_map_count (65 530). On older kernels the guard
-//    falls back to mprotect(PROT_NONE), which splits the slab into two mappings
-//    per stack (the limit is then ~32 000 live fibers); GORT_GUARD=mprotect
-//    forces that mode for testing.
+//    MADV_GUARD_INSTALL (Linux >= 6.13), which marks page-table entries and
+//    does NOT split the mapping: 100 000 stacks cost at most one mapping per
+//    slab (adjacent slabs even merge), far under vm.max_map_count (65 530).
+//    The whole slab's guards go in one
+//    process_madvise call (MadviseBatch), the top page of every stack is
+//    committed in a second (MADV_POPULATE_WRITE), since every fiber touches
+//    it, and the shared zero page is mapped under every sentinel page (see
+//    below) in a third (MADV_POPULATE_READ): a slab costs four system calls
+//    for kStacksPerSlab stacks instead of one per guard and a page fault or
+//    two per fiber. On older kernels the guard falls back
+//    to mprotect(PROT_NONE), which splits the slab into two mappings per stack
+//    (the limit is then ~32 000 live fibers); GORT_GUARD=mprotect forces that
+//    mode for testing.
 //  * Freed stacks go to the freeing worker's StackCache (no locks), which
 //    overflows half of itself to the global pool. A stack that comes back may
-//    have touched deep pages; the cache returns everything below the top
-//    kRetainedBytes to the kernel (MADV_DONTNEED) in batches, every
-//    kTrimBatch frees and whenever the worker goes idle, so one deep recursion
-//    does not stay resident. Batching keeps the madvise syscall off the
-//    spawn/exit fast path.
+//    have touched pages below its retained top (kRetainedBytes). Every
+//    kTrimBatch frees, when half the cache overflows and when the worker
+//    goes idle, the cache trims its stacks in one pass (StackPool::trim): a
+//    scan of each stack's sentinel page, the page just below the retained
+//    top, tells in user space whether its fiber went deeper (the page reads
+//    as zeros until a frame is written there; see went_deep), and those
+//    deep ranges, only those, go back to the kernel (MADV_DONTNEED) in one
+//    batched call. One deep recursion does not stay resident past the next
+//    batch, and no spawn or exit pays a system call of its own.
+//  * Memory back after a peak (Go's background scavenger). A worker going
+//    idle keeps at most kIdleCacheKeep stacks and gives the rest to the
+//    pool. The pool keeps its free stacks of each size in two lists: warm
+//    (top pages may be committed; handed out first, newest first) and cold
+//    (given back whole: nothing committed). The monitor calls scavenge()
+//    every GORT_SCAVENGE_MS: the warm stacks that stayed below the list's
+//    low-water mark since the previous call were not used for a whole period;
+//    they are taken out under the lock, their usable range is given back in
+//    one batched MADV_DONTNEED outside it, and they join the cold list. So a
+//    stack unused for two periods costs no memory; no spawn or exit pays for
+//    this. Slabs themselves stay mapped, and so do their page tables unless
+//    the kernel reclaims empty ones.
 //
 // Rejected
 //  * One mmap per stack with an mprotect'ed guard page: two mappings per
@@ -28,11 +52,27 @@
 //  * Segmented or copied (Go-style) stacks: C++ frames hold raw pointers into
 //    the stack, so a stack can never move.
 //  * No guard at all: an overflow would silently corrupt the neighbour stack.
+//  * MADV_DONTNEED on every freed stack's deep range (what a per-stack trim
+//    does): a system call per fiber, though almost no fiber goes deep; in
+//    one batched call, still a page-table walk per stack in the kernel.
+//  * Asking the kernel which stacks went deep (mincore over the slabs of the
+//    freed stacks): one call per run of stacks, but its cost grows with the
+//    span's pages, stacks in use included. A canary written below the
+//    retained top: writing it commits the page it watches.
+//  * Unmapping whole free slabs after a peak: a slab is free only when all
+//    of its stacks are, which fragmentation makes rare, and the slab table
+//    would then need a lock on the overflow report's path.
 //
 // Invariants
-//  * A stack is in exactly one place: a live fiber, a StackCache, or the global
-//    pool. Slabs are only unmapped when the runtime stops.
-//  * Guard ranges are never madvise(DONTNEED)'d or written.
+//  * A stack is in exactly one place: a live fiber, a StackCache, the global
+//    pool (warm or cold), or, for the length of one scavenge, the scavenger's
+//    hands. Slabs are only unmapped when the runtime stops.
+//  * Guard ranges are never madvise(DONTNEED)'d, populated or written.
+//  * A stack's sentinel page holds only zeros unless its fiber went below
+//    the retained top since the stack was last trimmed or scavenged.
+//  * A cold stack has nothing committed; a stack that is not `dirty` was
+//    trimmed since its fiber last ran (nothing committed below its retained
+//    top, unless a frame skipped the sentinel page: see went_deep).
 #pragma once
 
 #include <atomic>
@@ -41,12 +81,15 @@
 #include <mutex>
 #include <vector>
 
+#include "platform.h"
+
 namespace gort::detail {
 
 struct Stack {
   char* base = nullptr;     // lowest address of the reservation (guard starts here)
   std::size_t size = 0;     // whole reservation, guard included
   std::size_t guard = 0;    // bytes of guard at base
+  int slab = -1;            // index of the slab it was carved from (trim groups by it)
   bool dirty = false;       // may have committed pages below the retained top
 
   char* top() const { return base + size; }
@@ -62,9 +105,11 @@ inline constexpr std::size_t kDefaultStackSize = 256 * 1024;
 inline constexpr std::size_t kMaxStackSize = std::size_t(1) << 30;
 inline constexpr std::size_t kGuardBytes = 64 * 1024;
 inline constexpr std::size_t kRetainedBytes = 8 * 1024;
-inline constexpr int kStacksPerSlab = 64;
+inline constexpr int kStacksPerSlab = 128;
 inline constexpr int kTrimBatch = 256;
 inline constexpr std::size_t kCacheLimit = 512;
+inline constexpr std::size_t kIdleCacheKeep = 64;
+inline constexpr int64_t kDefaultScavengePeriodNs = 1'000'000'000;  // GORT_SCAVENGE_MS
 
 // Process-wide: slabs and the shared pool. Thread-safe.
 class StackPool {
@@ -80,6 +125,12 @@ class StackPool {
   void release(Stack s);              // back to the shared pool
   void release_batch(std::vector<Stack>& stacks);  // moves all of them in
   bool take_batch(std::size_t size, std::vector<Stack>& out, std::size_t max);
+  // Gives back the deep pages of the dirty stacks among `stacks` (none of
+  // them in use) in one batch, and marks them clean. Any thread.
+  void trim(Stack* stacks, std::size_t n);
+  // Gives back, whole, the warm pool stacks that were not taken since the
+  // previous call; returns how many. The monitor's, every scavenge period.
+  std::size_t scavenge();
 
   GuardMode guard_mode() const { return mode_; }
   std::size_t slab_count() const;
@@ -87,7 +138,10 @@ class StackPool {
   int64_t in_use() const { return in_use_.load(std::memory_order_relaxed); }
   void note_acquired() { in_use_.fetch_add(1, std::memory_order_relaxed); }
   void note_returned() { in_use_.fetch_sub(1, std::memory_order_relaxed); }
-
+  // System calls the stack code has made (mmap, guards, populates,
+  // trims, scavenges), for tests and benchmarks. relaxed: a statistic.
+  int64_t syscalls() const { return syscalls_.load(std::memory_order_relaxed); }
+  std::size_t cold_count() const;     // stacks given back whole, in the pool
 
  private:
   struct Slab {
@@ -95,18 +149,30 @@ class StackPool {
     std::size_t stack_size;   // whole reservation per stack, guard included
     int count;
   };
+  struct FreeList {
+    std::size_t stack_size;       // whole reservation, guard included
+    std::vector<Stack> warm;      // may hold committed top pages; taken first, from the back
+    std::vector<Stack> cold;      // nothing committed
+    std::size_t low_water = 0;    // fewest warm stacks since the last scavenge
+  };
   void add_slab(std::size_t stack_size);
+  bool install_guards(char* base, std::size_t stack_size);
+  void populate_tops(char* base, std::size_t stack_size);
   // The free list of stacks of this whole size (created empty if new).
-  std::vector<Stack>& free_list(std::size_t stack_size);
+  FreeList& free_list(std::size_t stack_size);
+  static bool take_one(FreeList& list, Stack* out);
+  void populate_sentinels(char* base, std::size_t stack_size);
+  void count_syscalls(int n) { syscalls_.fetch_add(n, std::memory_order_relaxed); }
 
   GuardMode mode_;
   mutable std::mutex mu_;
-  std::vector<std::pair<std::size_t, std::vector<Stack>>> free_;  // by stack size; guarded by mu_
+  std::vector<FreeList> free_;  // by stack size; guarded by mu_
   // Every slab, for unmapping at shutdown (append-only).
   static constexpr int kMaxSlabs = 1 << 16;
   Slab* slabs_;                          // kMaxSlabs entries
   std::atomic<int> nslabs_{0};
   std::atomic<int64_t> in_use_{0};
+  std::atomic<int64_t> syscalls_{0};
 };
 
 std::size_t round_stack_size(std::size_t usable_size);
@@ -120,6 +186,9 @@ class StackCache {
   Stack get(std::size_t usable_size);
   void put(Stack s);
   void trim();   // returns the deep pages of every dirty cached stack
+  // Going idle: trims, and keeps only the newest kIdleCacheKeep stacks; the
+  // rest go to the pool, where the scavenger can reach them.
+  void shrink_when_idle();
   void flush();  // everything back to the pool
 
  private:
@@ -129,7 +198,5 @@ class StackCache {
   int frees_since_trim_ = 0;
 };
 
-// Returns the deep pages of one stack to the kernel (keeps the top kRetainedBytes).
-void trim_stack(Stack& s);
 
 }  // namespace gort::detail

@@ -334,8 +334,9 @@ void Worker::park_worker() {
   bool was_spinning = false;
   if (!go_idle(&was_spinning)) return;
   if (recheck_queues_after_idle(was_spinning)) return;
-  // Idle for real: give deep stack pages back while nothing runs here.
-  own.stacks.trim();
+  // Idle for real: give deep stack pages back while nothing runs here, and
+  // surplus stacks to the pool, where the monitor's scavenger reaches them.
+  own.stacks.shrink_when_idle();
   bool deadlock_suspect = false;
   uint64_t epoch = 0;
   int64_t deadline = sleep_deadline(&deadlock_suspect, &epoch);

@@ -19,6 +19,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -261,6 +262,216 @@ func benchSelect8(n int) time.Duration {
 	})
 }
 
+// ---- fan-out: one goroutine spawns N before any finishes, then waits ----
+//
+// Same workloads, sizes and iteration counts as bench/runtime/bench_fanout.cpp:
+//   fanout_exit_<N>   spawn N goroutines that finish at once (WaitGroup)
+//   fanout_park_<N>   spawn N goroutines that park on one channel, wait until
+//                     all are parked, close it, wait for all
+//   fanout_sleep_<N>  spawn N goroutines that each sleep 10 ms, wait for all
+// One op = one goroutine. Extra fields: peak_rss_kib (VmHWM, reset through
+// /proc/self/clear_refs at the start of each rep, after debug.FreeOSMemory;
+// Go keeps the goroutines of a peak for reuse, so bench/run_micro.py runs
+// each fan-out benchmark in a process of its own), rss_kib_per_fiber
+// (park; the first round's: later ones reuse what it made resident),
+// pagetable_kib_per_fiber (park, likewise),
+// overshoot_{mean,p99,max}_us (sleep, over all rounds).
+
+const fanoutSleep = 10 * time.Millisecond
+
+type fanoutKind int
+
+const (
+	fanoutExit fanoutKind = iota
+	fanoutPark
+	fanoutSleepKind
+)
+
+type fanout struct {
+	name string
+	kind fanoutKind
+	n    int
+}
+
+var fanouts = func() []fanout {
+	var out []fanout
+	kinds := []struct {
+		name string
+		kind fanoutKind
+	}{{"fanout_exit", fanoutExit}, {"fanout_park", fanoutPark}, {"fanout_sleep", fanoutSleepKind}}
+	sizes := []struct {
+		label string
+		n     int
+	}{{"1k", 1000}, {"10k", 10000}, {"100k", 100000}, {"1M", 1000000}}
+	for _, k := range kinds {
+		for _, s := range sizes {
+			out = append(out, fanout{k.name + "_" + s.label, k.kind, s.n})
+		}
+	}
+	return out
+}()
+
+// fanoutIterations: about 200 000 goroutines per run, at most 50 rounds of
+// 10 ms sleeps (iterations_for in bench_fanout.cpp).
+func fanoutIterations(f fanout) int {
+	k := 200000 / f.n
+	if k < 1 {
+		k = 1
+	}
+	if f.kind == fanoutSleepKind && k > 50 {
+		k = 50
+	}
+	return k
+}
+
+func statusKiB(field string) float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, field+":") {
+			f := strings.Fields(line[len(field)+1:])
+			if len(f) > 0 {
+				v, _ := strconv.ParseFloat(f[0], 64)
+				return v
+			}
+		}
+	}
+	return -1
+}
+
+func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+func runFanoutExit(n int) time.Duration {
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	wg.Add(n)
+	for i := 0; i < n; i++ {
+		go func() { wg.Done() }()
+	}
+	wg.Wait()
+	return time.Since(t0)
+}
+
+func runFanoutPark(n int) (time.Duration, float64, float64) {
+	rss0, pte0 := statusKiB("VmRSS"), statusKiB("VmPTE")
+	t0 := time.Now()
+	gate := make(chan struct{})
+	var parked, finished sync.WaitGroup
+	parked.Add(n)
+	finished.Add(n)
+	for i := 0; i < n; i++ {
+		go func() {
+			parked.Done()
+			<-gate
+			finished.Done()
+		}()
+	}
+	parked.Wait()
+	beforeRelease := time.Since(t0)
+	perFiber := (statusKiB("VmRSS") - rss0) / float64(n)
+	pagetables := (statusKiB("VmPTE") - pte0) / float64(n)
+	t1 := time.Now()
+	close(gate)
+	finished.Wait()
+	return beforeRelease + time.Since(t1), perFiber, pagetables
+}
+
+func runFanoutSleep(n int, overshoot []time.Duration) time.Duration {
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	wg.Add(n)
+	for i := 0; i < n; i++ {
+		i := i
+		go func() {
+			start := time.Now()
+			time.Sleep(fanoutSleep)
+			overshoot[i] = time.Since(start) - fanoutSleep
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	return time.Since(t0)
+}
+
+type fanoutResult struct {
+	Name            string  `json:"name"`
+	Procs           int     `json:"procs"`
+	NsPerOp         float64 `json:"ns_per_op"`
+	Iterations      int     `json:"iterations"`
+	PeakRSSKiB      float64 `json:"peak_rss_kib"`
+	RSSKiBPerFiber  float64 `json:"rss_kib_per_fiber,omitempty"`
+	PTEKiBPerFiber  float64 `json:"pagetable_kib_per_fiber,omitempty"`
+	OvershootMeanUs float64 `json:"overshoot_mean_us,omitempty"`
+	OvershootP99Us  float64 `json:"overshoot_p99_us,omitempty"`
+	OvershootMaxUs  float64 `json:"overshoot_max_us,omitempty"`
+}
+
+// runFanout measures one benchmark once (one rep): iterations fan-outs of
+// n, ns per goroutine over all of them.
+func runFanout(f fanout, procs int) fanoutResult {
+	debug.FreeOSMemory()
+	resetPeakRSS()
+	iters := fanoutIterations(f)
+	var total time.Duration
+	var perFiber, pagetables []float64
+	var overshoots []time.Duration
+	for it := 0; it < iters; it++ {
+		switch f.kind {
+		case fanoutExit:
+			total += runFanoutExit(f.n)
+		case fanoutPark:
+			d, kib, pte := runFanoutPark(f.n)
+			total += d
+			perFiber = append(perFiber, kib)
+			pagetables = append(pagetables, pte)
+		case fanoutSleepKind:
+			o := make([]time.Duration, f.n)
+			total += runFanoutSleep(f.n, o)
+			overshoots = append(overshoots, o...)
+		}
+	}
+	r := fanoutResult{Name: f.name, Procs: procs, Iterations: iters,
+		NsPerOp:    float64(total.Nanoseconds()) / float64(iters*f.n),
+		PeakRSSKiB: statusKiB("VmHWM")}
+	if len(perFiber) > 0 {
+		r.RSSKiBPerFiber = perFiber[0] // later rounds reuse memory the first one made resident
+		r.PTEKiBPerFiber = pagetables[0]
+	}
+	if len(overshoots) > 0 {
+		sort.Slice(overshoots, func(a, b int) bool { return overshoots[a] < overshoots[b] })
+		var sum float64
+		for _, o := range overshoots {
+			sum += float64(o.Nanoseconds())
+		}
+		r.OvershootMeanUs = sum / float64(len(overshoots)) / 1e3
+		r.OvershootP99Us = float64(overshoots[len(overshoots)*99/100].Nanoseconds()) / 1e3
+		r.OvershootMaxUs = float64(overshoots[len(overshoots)-1].Nanoseconds()) / 1e3
+	}
+	return r
+}
+
+// medianFanout reports, per field, the median over the reps.
+func medianFanout(rs []fanoutResult) fanoutResult {
+	pick := func(get func(fanoutResult) float64) float64 {
+		xs := make([]float64, len(rs))
+		for i, r := range rs {
+			xs[i] = get(r)
+		}
+		return median(xs)
+	}
+	out := rs[0]
+	out.NsPerOp = math.Round(pick(func(r fanoutResult) float64 { return r.NsPerOp })*1000) / 1000
+	out.PeakRSSKiB = pick(func(r fanoutResult) float64 { return r.PeakRSSKiB })
+	out.RSSKiBPerFiber = pick(func(r fanoutResult) float64 { return r.RSSKiBPerFiber })
+	out.PTEKiBPerFiber = pick(func(r fanoutResult) float64 { return r.PTEKiBPerFiber })
+	out.OvershootMeanUs = pick(func(r fanoutResult) float64 { return r.OvershootMeanUs })
+	out.OvershootP99Us = pick(func(r fanoutResult) float64 { return r.OvershootP99Us })
+	out.OvershootMaxUs = pick(func(r fanoutResult) float64 { return r.OvershootMaxUs })
+	return out
+}
+
 // runOnce starts each run from a collected heap, as the testing package
 // does, so garbage left by a previous run is not charged to this one.
 func runOnce(b benchmark, n int) time.Duration {
@@ -352,15 +563,19 @@ func main() {
 	procsFlag := fs.String("procs", fmt.Sprintf("1,%d", runtime.NumCPU()), "comma list of GOMAXPROCS values")
 	reps := fs.Int("reps", 5, "repetitions per benchmark; the median is reported")
 	only := fs.String("only", "", "run only benchmarks whose name matches this regexp")
+	skip := fs.String("skip", "", "skip benchmarks whose name matches this regexp")
 	benchtime := fs.Duration("benchtime", 200*time.Millisecond, "target duration of one repetition")
 	fs.Usage = func() {
 		w := fs.Output()
-		fmt.Fprintf(w, "usage: go_peer [-procs 1,%d] [-reps 5] [-only REGEXP] [-benchtime 200ms]\n\n", runtime.NumCPU())
+		fmt.Fprintf(w, "usage: go_peer [-procs 1,%d] [-reps 5] [-only REGEXP] [-skip REGEXP] [-benchtime 200ms]\n\n", runtime.NumCPU())
 		fmt.Fprintf(w, "Go reference for gort's runtime micro-benchmarks. Prints one JSON object per\n")
 		fmt.Fprintf(w, "line to stdout: {\"name\", \"procs\", \"ns_per_op\" (median over reps), \"iterations\"};\n")
 		fmt.Fprintf(w, "progress goes to stderr.\n\nbenchmarks:")
 		for _, b := range benchmarks {
 			fmt.Fprintf(w, " %s", b.name)
+		}
+		for _, f := range fanouts {
+			fmt.Fprintf(w, " %s", f.name)
 		}
 		fmt.Fprintf(w, "\n\nflags:\n")
 		fs.PrintDefaults()
@@ -381,17 +596,25 @@ func main() {
 		fmt.Fprintf(os.Stderr, "go_peer: -reps must be >= 1\n")
 		os.Exit(2)
 	}
-	filter, err := regexp.Compile(*only)
+	onlyRe, err := regexp.Compile(*only)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "go_peer: bad -only: %v\n", err)
 		os.Exit(2)
+	}
+	skipRe, err := regexp.Compile(*skip)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go_peer: bad -skip: %v\n", err)
+		os.Exit(2)
+	}
+	selected := func(name string) bool {
+		return onlyRe.MatchString(name) && (*skip == "" || !skipRe.MatchString(name))
 	}
 
 	enc := json.NewEncoder(os.Stdout)
 	for _, p := range procs {
 		runtime.GOMAXPROCS(p)
 		for _, b := range benchmarks {
-			if !filter.MatchString(b.name) {
+			if !selected(b.name) {
 				continue
 			}
 			// The calibration runs double as warm-up; the reported reps
@@ -405,6 +628,22 @@ func main() {
 			fmt.Fprintf(os.Stderr, "go_peer: %-20s procs=%d n=%d ns/op=%s median=%.1f\n",
 				b.name, p, n, formatSamples(samples), med)
 			r := result{Name: b.name, Procs: p, NsPerOp: math.Round(med*1000) / 1000, Iterations: n}
+			if err := enc.Encode(r); err != nil {
+				fmt.Fprintf(os.Stderr, "go_peer: %v\n", err)
+				os.Exit(1)
+			}
+		}
+		for _, f := range fanouts {
+			if !selected(f.name) {
+				continue
+			}
+			rs := make([]fanoutResult, *reps)
+			for i := range rs {
+				rs[i] = runFanout(f, p)
+			}
+			r := medianFanout(rs)
+			fmt.Fprintf(os.Stderr, "go_peer: %-20s procs=%d n=%d ns/op=%.1f peak_rss_kib=%.0f\n",
+				f.name, p, f.n, r.NsPerOp, r.PeakRSSKiB)
 			if err := enc.Encode(r); err != nil {
 				fmt.Fprintf(os.Stderr, "go_peer: %v\n", err)
 				os.Exit(1)
