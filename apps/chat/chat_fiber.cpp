@@ -3,10 +3,10 @@
 //
 // Fibers:
 //   reader     (one per client: the handler gort::net::Server runs in the
-//              client's connection fiber) numbers the client, sends Join to
-//              the hub, spawns the client's writer, then reads, frames with
-//              dumb::LineFramer, formats "[User <id>]: <line>\n" once and
-//              sends it to the hub as Say; an overlong line becomes Refuse;
+//              client's connection fiber) sends Join to the hub, spawns the
+//              client's writer, then reads, frames with dumb::LineFramer,
+//              formats "[User <id>]: <line>\n" once and sends it to the
+//              hub as Say; an overlong line becomes Refuse;
 //              EOF or an error becomes Leave.  It returns once its writer
 //              has: the Server closes the Conn when the handler returns.
 //   hub        the only owner of the room (the map of clients).  It receives
@@ -44,9 +44,11 @@
 // client that only listens is silent, not idle) bounds how long a reader
 // waits for a client's next bytes.
 //
-// Ordering: a reader sends Join before it reads, and the hub receives in
-// FIFO order, so a client's greeting precedes every message it receives
-// and its own messages reach the hub after its Join.
+// Ordering: clients are numbered in accept order (the Server's
+// conn_context runs in the accepting fiber); a reader sends Join before it
+// reads, and the hub receives in FIFO order, so a client's greeting
+// precedes every message it receives and its own messages reach the hub
+// after its Join.
 //
 // Stop (SIGINT/SIGTERM, fiber_server.h): the Server's shutdown shuts every
 // client's read side down; each reader sees end of file and sends Leave, the
@@ -129,7 +131,7 @@ using Event = std::variant<Join, Leave, Say, Refuse, Stop>;
 
 struct Shared {
   gort::Chan<Event> events{kEvents};
-  std::atomic<int> next_id{1};  // client numbers, in the order readers start
+  int next_id = 1;  // the next client's number; only the serve() fiber (conn_context) uses it
   gort::WaitGroup hub_done;
 };
 
@@ -255,12 +257,15 @@ void write_client(Client& client) {
   (void)client.conn.close();  // the reader sees it and tells the hub
 }
 
+// A client's number, given in accept order by the Server's conn_context.
+const gort::ContextKey<int> kClientId{"chat client id"};
+
 // The handler of a client's connection: the reader, which starts the writer
 // and waits for it.
-void serve_client(Shared& shared, Conn& conn, std::chrono::milliseconds idle_timeout) {
+void serve_client(Shared& shared, int id, Conn& conn, std::chrono::milliseconds idle_timeout) {
   int sndbuf = chat::kSendBuffer;  // fixed, as room.h: bounds what a slow client holds
   setsockopt(conn.native_handle(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-  auto client = std::make_shared<Client>(shared.next_id.fetch_add(1, std::memory_order_relaxed), conn);
+  auto client = std::make_shared<Client>(id, conn);
   shared.events.send(Join{client});
   client->writer_done.add(1);
   gort::spawn(gort::SpawnOptions{0, "chat_fiber writer"}, [client] {
@@ -278,11 +283,15 @@ int serve(dumb::FiberServer& fiber_server) {
     Hub().run(shared);
     shared.hub_done.done();
   });
+  gort::net::ServerOptions options = fiber_server.server_options("chat_fiber reader");
+  options.conn_context = [&shared](const gort::Context& base, Conn&) {
+    return gort::with_value(base, kClientId, shared.next_id++);
+  };
   gort::net::Server server(
-      [&shared, idle = fiber_server.config().idle_timeout](const gort::Context&, Conn& conn) {
-        serve_client(shared, conn, idle);
+      [&shared, idle = fiber_server.config().idle_timeout](const gort::Context& ctx, Conn& conn) {
+        serve_client(shared, *ctx.value(kClientId), conn, idle);
       },
-      fiber_server.server_options("chat_fiber reader"));
+      std::move(options));
   int status = fiber_server.serve_until_stopped(server);
   shared.events.send(Stop{});  // every reader has returned: nothing else sends
   shared.hub_done.wait();
