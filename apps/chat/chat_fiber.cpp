@@ -3,8 +3,8 @@
 //
 // Fibers:
 //   reader     (one per client: the handler gort::net::Server runs in the
-//              client's connection fiber) numbers the client, sends Join to
-//              the hub, spawns the client's writer, then reads, frames with
+//              client's connection fiber) sends Join to the
+//              hub, spawns the client's writer, then reads, frames with
 //              common::LineFramer, formats "[User <id>]: <line>\n" once and
 //              sends it to the hub as Say; an overlong line becomes Refuse;
 //              EOF or an error becomes Leave.  It returns once its writer
@@ -51,9 +51,11 @@
 // numbers then come from Redis, unique across nodes. The bus stops before
 // the hub (it sends to it).
 //
-// Ordering: a reader sends Join before it reads, and the hub receives in
-// FIFO order, so a client's greeting precedes every message it receives
-// and its own messages reach the hub after its Join.
+// Ordering: clients are numbered in accept order (the Server's
+// conn_context runs in the accepting fiber); a reader sends Join before it
+// reads, and the hub receives in FIFO order, so a client's greeting
+// precedes every message it receives and its own messages reach the hub
+// after its Join.
 //
 // Stop (SIGINT/SIGTERM, fiber_server.h): the Server's shutdown shuts every
 // client's read side down; each reader sees end of file and sends Leave, the
@@ -140,7 +142,9 @@ using Event = std::variant<Join, Leave, Say, Remote, Refuse, Stop>;
 
 struct Shared {
   gort::Chan<Event> events{kEvents};
-  std::atomic<int64_t> next_id{1};  // client numbers, in the order readers start (without --redis)
+  // The next client's number (without --redis), given by the Server's
+  // conn_context in the accepting fibers, one per listener: atomic.
+  std::atomic<int64_t> next_id{1};
   std::unique_ptr<chat::RedisBus> bus;  // --redis: other nodes' lines in, ours out, numbers
   gort::WaitGroup hub_done;
 };
@@ -277,12 +281,15 @@ void write_client(Client& client) {
   (void)client.conn.close();  // the reader sees it and tells the hub
 }
 
+// A client's number, given in accept order by the Server's conn_context
+// (from Redis with --redis: unique across nodes).
+const gort::ContextKey<int64_t> kClientId{"chat client id"};
+
 // The handler of a client's connection: the reader, which starts the writer
 // and waits for it.
-void serve_client(Shared& shared, Conn& conn, std::chrono::milliseconds idle_timeout) {
+void serve_client(Shared& shared, int64_t id, Conn& conn, std::chrono::milliseconds idle_timeout) {
   int sndbuf = chat::kSendBuffer;  // fixed, as room.h: bounds what a slow client holds
   setsockopt(conn.native_handle(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-  int64_t id = shared.bus ? shared.bus->next_user_id() : shared.next_id.fetch_add(1, std::memory_order_relaxed);
   auto client = std::make_shared<Client>(id, conn);
   shared.events.send(Join{client});
   client->writer_done.add(1);
@@ -310,11 +317,16 @@ int serve(common::FiberServer& fiber_server) {
     Hub(shared.bus.get()).run(shared);
     shared.hub_done.done();
   });
+  gort::net::ServerOptions options = fiber_server.server_options("chat_fiber reader");
+  options.conn_context = [&shared](const gort::Context& base, Conn&) {
+    int64_t id = shared.bus ? shared.bus->next_user_id() : shared.next_id.fetch_add(1, std::memory_order_relaxed);
+    return gort::with_value(base, kClientId, id);
+  };
   gort::net::Server server(
-      [&shared, idle = fiber_server.config().idle_timeout](const gort::Context&, Conn& conn) {
-        serve_client(shared, conn, idle);
+      [&shared, idle = fiber_server.config().idle_timeout](const gort::Context& ctx, Conn& conn) {
+        serve_client(shared, *ctx.value(kClientId), conn, idle);
       },
-      fiber_server.server_options("chat_fiber reader"));
+      std::move(options));
   int status = fiber_server.serve_until_stopped(server);
   if (shared.bus) shared.bus->stop();  // its link fiber sends to the hub: stopped first
   shared.events.send(Stop{});  // every reader has returned, the bus is stopped: nothing else sends

@@ -87,9 +87,11 @@ Result<void> Server::serve(Listener& listener) {
       case Admission::kServe: break;
     }
     try {
+      gort::Context ctx = options_.conn_context ? options_.conn_context(handler_ctx_, *conn) : handler_ctx_;
       gort::SpawnOptions spawn{options_.stack_size, options_.fiber_name};
       gort::spawn(
-          spawn, [this](Conn c) { run_connection(std::move(c)); }, std::move(*conn));
+          spawn, [this](Conn c, gort::Context ctx) { run_connection(std::move(c), ctx); }, std::move(*conn),
+          std::move(ctx));
     } catch (const std::bad_alloc&) {
       // No stack for a fiber: answered as if the server were full.
       leave(/*connection=*/true);
@@ -121,9 +123,9 @@ void Server::refuse(Conn& conn) {
   (void)conn.close();
 }
 
-void Server::run_connection(Conn conn) {
+void Server::run_connection(Conn conn, const gort::Context& ctx) {
   if (track(&conn)) {
-    handler_(handler_ctx_, conn);
+    handler_(ctx, conn);
     untrack(&conn);
   }
   (void)conn.close();

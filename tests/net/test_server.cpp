@@ -1,9 +1,10 @@
 // gort::net::Server across worker counts: a handler per connection in its
 // own fiber; shutdown ends idle connections with end of file, waits for a
 // busy handler, and past its deadline closes the rest and cancels the
-// handlers' context; max_connections answers the busy reply; serve() after
-// shutdown fails. Every case checks (WorkersTest) that no fiber outlives it
-// and (FdCount) that no descriptor does.
+// handlers' context; max_connections answers the busy reply; conn_context
+// numbers connections in accept order; serve() after shutdown fails. Every
+// case checks that no fiber (WorkersTest::run) and no descriptor
+// (NetServer::TearDown) outlives it.
 #include <dirent.h>
 
 #include <set>
@@ -279,6 +280,37 @@ TEST_P(NetServer, PastMaxConnectionsANewClientGetsTheBusyReply) {
     EXPECT_TRUE(served);
     held.clear();
     EXPECT_TRUE(server.shutdown(gort::Clock::now() + 10s));
+    running.expect_serve_closed();
+  });
+}
+
+TEST_P(NetServer, ConnContextRunsInAcceptOrderAndDerivesFromTheServers) {
+  static const gort::ContextKey<int> kNumber{"connection number"};
+  run([] {
+    ServerOptions options;
+    int next = 1;  // only the serve() fiber touches it
+    options.conn_context = [&next](const gort::Context& base, Conn&) {
+      return gort::with_value(base, kNumber, next++);
+    };
+    Server server(
+        [](const gort::Context& ctx, Conn& conn) {
+          const int* n = ctx.value(kNumber);
+          if (!conn.write_all("conn " + std::to_string(n ? *n : 0) + "\n")) return;
+          (void)gort::sleep_for(ctx, 1h);  // until step 3 cancels the server's context
+        },
+        options);
+    Running running(server);
+    std::vector<Conn> clients;
+    for (int i = 0; i < 5; ++i) clients.push_back(dial(running.address()));  // queued in this order
+    for (int i = 0; i < 5; ++i) {
+      auto line = clients[i].read_line();
+      ASSERT_TRUE(line) << line.error().message();
+      EXPECT_EQ(*line, "conn " + std::to_string(i + 1));
+    }
+    auto r = server.shutdown(gort::Clock::now() + 100ms);  // handlers wait on their context only
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), Errc::kTimeout);
+    EXPECT_EQ(server.connections(), 0u);
     running.expect_serve_closed();
   });
 }

@@ -91,12 +91,19 @@ struct ServerOptions {
   std::string busy_reply;            // sent to a connection refused past max_connections ("": none)
   const char* fiber_name = nullptr;  // SpawnOptions::name of the connection fibers (static storage)
   std::size_t stack_size = 0;        // SpawnOptions::stack_size of the connection fibers; 0: default
+  // Go's http.Server.ConnContext: runs in serve()'s fiber for each
+  // connection it admits, in accept order, before the connection's fiber
+  // starts; returns the context its handler gets, which must derive from
+  // `base` (the server's, canceled by step 3). Keep it short: accepting
+  // waits for it. Unset: handlers get `base`.
+  std::function<gort::Context(const gort::Context& base, Conn& conn)> conn_context;
 };
 
 class Server {
  public:
   // Runs once per connection, in the connection's fiber, from many fibers
-  // at once. ctx is canceled when shutdown() runs out of time (step 3).
+  // at once. ctx (or the one conn_context derived from it) is canceled when
+  // shutdown() runs out of time (step 3).
   using Handler = std::function<void(const gort::Context& ctx, Conn& conn)>;
 
   explicit Server(Handler handler, ServerOptions options = {});
@@ -122,7 +129,7 @@ class Server {
   uint64_t refused() const;         // connections refused past max_connections
 
  private:
-  void run_connection(Conn conn);
+  void run_connection(Conn conn, const gort::Context& ctx);
   // Whether the new connection gets a fiber: counts it in, or refuses it.
   enum class Admission { kServe, kRefuse, kClosing };
   Admission admit();
