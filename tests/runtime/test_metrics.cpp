@@ -39,7 +39,7 @@ TEST_P(MetricsTest, FollowWhatTheRuntimeDoes) {
       });
     }
     auto far_timer = gort::after(1h);  // one timer pending somewhere
-    gort::sleep_for(10ms);                // the spawned fibers park on the channel
+    gort::sleep_for(10ms);             // the spawned fibers park on the channel
     gort::Metrics parked = gort::metrics();
     EXPECT_EQ(parked.fibers, n + 1);
     EXPECT_GE(parked.fibers_spawned, before.fibers_spawned + n);
@@ -47,7 +47,13 @@ TEST_P(MetricsTest, FollowWhatTheRuntimeDoes) {
     EXPECT_GE(parked.timers_pending, 1u);
     gate.close();
     wg.wait();
+    // done() comes just before each fiber returns: wait for the last ones
+    // to leave (bounded).
     gort::Metrics done = gort::metrics();
+    for (int i = 0; i < 1000 && done.fibers != 1; ++i) {
+      gort::sleep_for(1ms);
+      done = gort::metrics();
+    }
     EXPECT_EQ(done.fibers, 1);
     EXPECT_GE(done.switches, before.switches + n) << "every spawned fiber was switched into";
     uint64_t sum = 0;
