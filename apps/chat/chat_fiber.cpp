@@ -77,8 +77,8 @@
 #include <string_view>
 #include <variant>
 
-#include <gort/gort.h>
 #include <gort/chan.h>
+#include <gort/gort.h>
 #include <gort/net.h>
 
 #include "chat/redis_bus.h"
@@ -94,10 +94,10 @@ using Message = std::shared_ptr<const std::string>;
 constexpr std::size_t kOutbox = 1024;  // messages queued per client before it is dropped
 constexpr std::size_t kEvents = 1024;  // hub backlog; readers wait when it is full
 constexpr std::size_t kReadBuffer = 4096;
-constexpr std::size_t kWriteBatch = 64 * 1024;  // bytes a writer gathers into one write
+constexpr std::size_t kWriteBatch = 64 * 1024;              // bytes a writer gathers into one write
 constexpr auto kFarewell = std::chrono::milliseconds(200);  // a dropped client's writer gives up writing after this
 constexpr std::string_view kDropped = "ERROR not reading: disconnected\n";
-constexpr int kHubTurn = 32;           // events the hub handles before it yields
+constexpr int kHubTurn = 32;  // events the hub handles before it yields
 
 struct Client {
   Client(int64_t id, Conn& conn) : id(id), conn(conn) {
@@ -118,7 +118,7 @@ struct Client {
   // canceled, then says why.  Relaxed: the outbox's close and the context's
   // cancellation order it before the writer's check.
   std::atomic<bool> dropped{false};
-  gort::WaitGroup writer_done;          // the reader waits for it: the Conn goes when the reader returns
+  gort::WaitGroup writer_done;  // the reader waits for it: the Conn goes when the reader returns
 };
 
 struct Join {
@@ -221,7 +221,7 @@ class Hub {
     client.outbox.close();
   }
 
-  chat::RedisBus* const bus_;                       // null without --redis
+  chat::RedisBus* const bus_;                           // null without --redis
   std::map<int64_t, std::shared_ptr<Client>> clients_;  // the room, by id
   const Message refusal_ = std::make_shared<const std::string>(common::kLineTooLong);
 };
@@ -306,10 +306,10 @@ int serve(common::FiberServer& fiber_server) {
   const std::string& redis = fiber_server.config().redis;
   if (!redis.empty()) {
     std::size_t colon = redis.rfind(':');
-    shared.bus = std::make_unique<chat::RedisBus>(redis.substr(0, colon), std::stoi(redis.substr(colon + 1)),
-                                                  [&shared](std::string line) {
-                                                    shared.events.send(Remote{std::make_shared<const std::string>(std::move(line))});
-                                                  });
+    shared.bus = std::make_unique<chat::RedisBus>(
+        redis.substr(0, colon), std::stoi(redis.substr(colon + 1)), [&shared](std::string line) {
+          shared.events.send(Remote{std::make_shared<const std::string>(std::move(line))});
+        });
     shared.bus->start();
   }
   shared.hub_done.add(1);
@@ -329,7 +329,7 @@ int serve(common::FiberServer& fiber_server) {
       std::move(options));
   int status = fiber_server.serve_until_stopped(server);
   if (shared.bus) shared.bus->stop();  // its link fiber sends to the hub: stopped first
-  shared.events.send(Stop{});  // every reader has returned, the bus is stopped: nothing else sends
+  shared.events.send(Stop{});          // every reader has returned, the bus is stopped: nothing else sends
   shared.hub_done.wait();
   return status;
 }

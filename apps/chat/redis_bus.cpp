@@ -27,7 +27,10 @@ std::string random_node_tag() {
 }  // namespace
 
 RedisBus::RedisBus(std::string host, int port, std::function<void(std::string)> deliver, std::string channel)
-    : host_(std::move(host)), port_(port), channel_(std::move(channel)), deliver_(std::move(deliver)),
+    : host_(std::move(host)),
+      port_(port),
+      channel_(std::move(channel)),
+      deliver_(std::move(deliver)),
       node_(random_node_tag()) {}
 
 RedisBus::~RedisBus() { stop(); }
@@ -92,8 +95,8 @@ bool RedisBus::connect_once() {
   }
   up_.store(true, std::memory_order_release);
   uint64_t missed = not_forwarded_.exchange(0, std::memory_order_relaxed);
-  std::fprintf(stderr, "chat_fiber: connected to redis %s:%d; the room is shared with the other nodes\n",
-               host_.c_str(), port_);
+  std::fprintf(stderr, "chat_fiber: connected to redis %s:%d; the room is shared with the other nodes\n", host_.c_str(),
+               port_);
   if (missed > 0)
     std::fprintf(stderr, "chat_fiber: %llu lines said here while redis was unreachable did not reach the other nodes\n",
                  static_cast<unsigned long long>(missed));
@@ -101,28 +104,27 @@ bool RedisBus::connect_once() {
   auto& messages = (*sub)->messages();
   bool stop = false;
   while (!stop) {
-    gort::select(
-        gort::on_recv(messages,
-                      [&](std::optional<gort::hiredis::Message> m) {
-                        if (!m) {
-                          stop = true;  // lost: the link reconnects
-                          return;
-                        }
-                        // "<node> <line>": ours came back, the rest is another node's
-                        std::size_t sp = m->payload.find(' ');
-                        if (sp == std::string::npos || m->payload.compare(0, sp, node_) == 0) return;
-                        deliver_(m->payload.substr(sp + 1));
-                      }),
-        gort::on_recv(outbox_,
-                      [&](std::optional<std::string> line) {
-                        if (!line) return;
-                        auto r = shared->command_argv({"PUBLISH", channel_, node_ + " " + *line});
-                        if (!r) stop = true;
-                      }),
-        gort::on_recv(stopping_, [&](std::optional<bool>) {
-          (void)stopping_.try_send(true);  // link() sees it too
-          stop = true;
-        }));
+    gort::select(gort::on_recv(messages,
+                               [&](std::optional<gort::hiredis::Message> m) {
+                                 if (!m) {
+                                   stop = true;  // lost: the link reconnects
+                                   return;
+                                 }
+                                 // "<node> <line>": ours came back, the rest is another node's
+                                 std::size_t sp = m->payload.find(' ');
+                                 if (sp == std::string::npos || m->payload.compare(0, sp, node_) == 0) return;
+                                 deliver_(m->payload.substr(sp + 1));
+                               }),
+                 gort::on_recv(outbox_,
+                               [&](std::optional<std::string> line) {
+                                 if (!line) return;
+                                 auto r = shared->command_argv({"PUBLISH", channel_, node_ + " " + *line});
+                                 if (!r) stop = true;
+                               }),
+                 gort::on_recv(stopping_, [&](std::optional<bool>) {
+                   (void)stopping_.try_send(true);  // link() sees it too
+                   stop = true;
+                 }));
   }
   up_.store(false, std::memory_order_release);
   {

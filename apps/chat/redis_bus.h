@@ -42,8 +42,8 @@ class RedisBus {
   RedisBus(const RedisBus&) = delete;
   RedisBus& operator=(const RedisBus&) = delete;
 
-  void start();     // spawns the link fiber
-  void stop();      // ends it and waits; the destructor calls it
+  void start();                    // spawns the link fiber
+  void stop();                     // ends it and waits; the destructor calls it
   void publish(std::string line);  // from any fiber, never waits
   int64_t next_user_id();          // parks the caller for Redis when a block runs out
   bool up() const { return up_.load(std::memory_order_acquire); }
@@ -59,17 +59,17 @@ class RedisBus {
   const int port_;
   const std::string channel_;
   const std::function<void(std::string)> deliver_;
-  const std::string node_;                     // this node's tag on what it publishes
-  gort::Chan<std::string> outbox_{4096};       // lines to publish
+  const std::string node_;                // this node's tag on what it publishes
+  gort::Chan<std::string> outbox_{4096};  // lines to publish
   gort::Chan<bool> stopping_{1};
   gort::WaitGroup link_done_;
   std::atomic<bool> up_{false};
-  std::atomic<uint64_t> not_forwarded_{0};     // lines said while down or full
-  gort::Mutex ids_mu_;                         // the fields below
+  std::atomic<uint64_t> not_forwarded_{0};               // lines said while down or full
+  gort::Mutex ids_mu_;                                   // the fields below
   std::shared_ptr<gort::hiredis::Connection> commands_;  // null while down; copied out under ids_mu_
-  int64_t next_id_ = 0, last_id_ = -1;         // the block in hand: [next_id_, last_id_]
-  int64_t node_number_ = 0;                    // 0 until Redis gave one
-  int64_t local_next_ = 0;                     // fallback numbering
+  int64_t next_id_ = 0, last_id_ = -1;                   // the block in hand: [next_id_, last_id_]
+  int64_t node_number_ = 0;                              // 0 until Redis gave one
+  int64_t local_next_ = 0;                               // fallback numbering
   bool started_ = false, stopped_ = false;
 };
 

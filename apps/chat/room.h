@@ -40,10 +40,10 @@ inline constexpr int kSendBuffer = 32 * 1024;
 struct Client {
   explicit Client(int fd, int id) : fd(fd), id(id) {}
   int fd;
-  int id;                                // "User <id>"
-  common::LineFramer framer{kMaxLine};     // partial line (<= 1025 bytes)
-  std::string queued;                    // output the socket has not taken yet (<= kMaxQueued)
-  bool gone = false;                     // to be closed by reap()
+  int id;                               // "User <id>"
+  common::LineFramer framer{kMaxLine};  // partial line (<= 1025 bytes)
+  std::string queued;                   // output the socket has not taken yet (<= kMaxQueued)
+  bool gone = false;                    // to be closed by reap()
 };
 
 class Room {

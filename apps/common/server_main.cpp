@@ -181,7 +181,7 @@ void ServerContext::request_stop() {
   stop_flag_.store(true, std::memory_order_release);  // pairs with stopping()
   std::uint64_t one = 1;
   [[maybe_unused]] ssize_t n = write(stop_fd_, &one, sizeof one);
-  shutdown(listener_, SHUT_RDWR);  // a poll() on it returns; accept4 fails with EINVAL
+  shutdown(listener_, SHUT_RDWR);                 // a poll() on it returns; accept4 fails with EINVAL
   for (int fd : tracked_) shutdown(fd, SHUT_RD);  // blocked read() returns 0
 }
 
@@ -197,7 +197,8 @@ int default_max_connections() {
 const ServerRow& server_row(std::string_view name) {
   const ServerRow* row = find_server(name);
   if (row == nullptr) {
-    std::fprintf(stderr, "%.*s: not in apps/dumb/servers.def or apps/chat/servers.def\n", static_cast<int>(name.size()), name.data());
+    std::fprintf(stderr, "%.*s: not in apps/dumb/servers.def or apps/chat/servers.def\n", static_cast<int>(name.size()),
+                 name.data());
     std::abort();
   }
   return *row;
@@ -213,8 +214,8 @@ void print_usage(std::FILE* out, const ServerRow& row, const ServerTraits& trait
                "  --host HOST    address to listen on (default 127.0.0.1)\n"
                "  --port PORT    TCP port (default %u; 0 picks a free port)\n"
                "  --drain-ms MS  on SIGINT/SIGTERM, time in-flight requests get to finish (default 2000)\n",
-               static_cast<int>(row.name.size()), row.name.data(), traits.default_workers ? " [--workers N]" : "",
-               what, static_cast<int>(row.summary.size()), row.summary.data(), row.default_port());
+               static_cast<int>(row.name.size()), row.name.data(), traits.default_workers ? " [--workers N]" : "", what,
+               static_cast<int>(row.summary.size()), row.summary.data(), row.default_port());
   if (traits.default_workers)
     std::fprintf(out, "  --workers N    %s (default %d)\n", traits.workers_help, traits.default_workers);
   if (traits.connection_limits)
@@ -306,7 +307,8 @@ ServerConfig parse_flags(int argc, char** argv, const ServerRow& row, const Serv
     } else if (flag == "--idle-timeout") {
       config.idle_timeout = std::chrono::milliseconds(parse_number(row, "--idle-timeout", value, 0, 86'400'000));
     } else if (flag == "--debug-addr" || flag == "--redis") {
-      if (!valid_host_port(value)) bad_flag(row, (std::string(flag) + " needs IPV4-ADDRESS:PORT, not '%s'").c_str(), value);
+      if (!valid_host_port(value))
+        bad_flag(row, (std::string(flag) + " needs IPV4-ADDRESS:PORT, not '%s'").c_str(), value);
       (flag == "--redis" ? config.redis : config.debug_addr) = value;
     } else {
       config.workers = static_cast<int>(parse_number(row, "--workers", value, 1, 1024));

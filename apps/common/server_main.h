@@ -60,17 +60,17 @@ struct ServerConfig {
   int workers = 0;                        // threads or processes; 0 if the server has none
   std::chrono::milliseconds drain{2000};  // bound on the stop's drain
   // Servers with connection limits (ServerTraits::connection_limits):
-  int max_connections = 0;                // past it a new client is told kServerBusy and closed
+  int max_connections = 0;                    // past it a new client is told kServerBusy and closed
   std::chrono::milliseconds idle_timeout{0};  // a connection silent this long is closed; 0: never
-  std::string debug_addr;                 // ServerTraits::debug_endpoint: --debug-addr HOST:PORT ("": none)
-  std::string redis;                      // ServerTraits::redis_bus: --redis HOST:PORT ("": none)
-  bool reuseport = false;                 // ServerTraits::debug_endpoint: --reuseport, share the port with other processes
+  std::string debug_addr;                     // ServerTraits::debug_endpoint: --debug-addr HOST:PORT ("": none)
+  std::string redis;                          // ServerTraits::redis_bus: --redis HOST:PORT ("": none)
+  bool reuseport = false;  // ServerTraits::debug_endpoint: --reuseport, share the port with other processes
 };
 
 // What a server file tells server_main besides its name.
 struct ServerTraits {
-  int default_workers = 0;           // 0: the server takes no --workers flag
-  const char* workers_help = "";     // what --workers counts, for --help
+  int default_workers = 0;        // 0: the server takes no --workers flag
+  const char* workers_help = "";  // what --workers counts, for --help
   // Takes --max-connections and --idle-timeout (docs/SERVERS.md, "Limits").
   bool connection_limits = false;
   std::chrono::milliseconds default_idle_timeout{0};  // 0: no idle timeout unless asked
@@ -154,13 +154,13 @@ class ServerContext {
   static constexpr int kNoSparePauseMs = 50;
 
   ServerConfig config_;
-  int listener_;                      // listening socket, shut down by request_stop
-  int stop_fd_;                       // eventfd, written once by request_stop
-  std::mutex spare_mutex_;            // guards spare_fd_; held only around nonblocking calls
-  int spare_fd_;                      // /dev/null, given up to refuse a connection on EMFILE
-  std::mutex mutex_;                  // guards tracked_ and the shutdowns
-  std::unordered_set<int> tracked_;   // open connection fds (guarded by mutex_)
-  bool stopping_ = false;             // guarded by mutex_; mirrored in stop_flag_
+  int listener_;                     // listening socket, shut down by request_stop
+  int stop_fd_;                      // eventfd, written once by request_stop
+  std::mutex spare_mutex_;           // guards spare_fd_; held only around nonblocking calls
+  int spare_fd_;                     // /dev/null, given up to refuse a connection on EMFILE
+  std::mutex mutex_;                 // guards tracked_ and the shutdowns
+  std::unordered_set<int> tracked_;  // open connection fds (guarded by mutex_)
+  bool stopping_ = false;            // guarded by mutex_; mirrored in stop_flag_
   // Written with release by request_stop, read with acquire by stopping():
   // a server that sees it also sees the listener already shut down.
   std::atomic<bool> stop_flag_{false};

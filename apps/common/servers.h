@@ -35,7 +35,7 @@ enum class Concurrency : std::uint8_t {
 };
 
 struct ServerRow {
-  std::string_view name;     // binary name
+  std::string_view name;  // binary name
   Protocol protocol;
   std::array<Outcome, 4> expected;  // indexed by Scenario
   Concurrency concurrency;
@@ -53,12 +53,14 @@ inline constexpr Concurrency one = Concurrency::kOne, pool = Concurrency::kPool,
 }  // namespace servers_def
 
 inline constexpr ServerRow kServers[] = {
-#define GORT_SERVER(name, protocol, wait, stream, trickle, greedy, concurrency, link, summary)                    \
-  {#name, servers_def::protocol,                                                                                  \
-   {servers_def::wait, servers_def::stream, servers_def::trickle, servers_def::greedy}, servers_def::concurrency, \
+#define GORT_SERVER(name, protocol, wait, stream, trickle, greedy, concurrency, link, summary) \
+  {#name,                                                                                      \
+   servers_def::protocol,                                                                      \
+   {servers_def::wait, servers_def::stream, servers_def::trickle, servers_def::greedy},        \
+   servers_def::concurrency,                                                                   \
    summary},
-#include "dumb/servers.def"
 #include "chat/servers.def"
+#include "dumb/servers.def"
 #undef GORT_SERVER
 };
 

@@ -46,10 +46,10 @@ bool sleep_unless_reset(int fd, std::chrono::steady_clock::time_point deadline) 
 // Executes one action; false if the peer is gone.
 bool perform(int fd, const Action& action) {
   switch (action.kind) {
-    case Action::Kind::kReply:
-      return write_all(fd, action.reply);
+    case Action::Kind::kReply: return write_all(fd, action.reply);
     case Action::Kind::kWait:
-      if (!sleep_unless_reset(fd, std::chrono::steady_clock::now() + std::chrono::milliseconds(action.wait_ms))) return false;
+      if (!sleep_unless_reset(fd, std::chrono::steady_clock::now() + std::chrono::milliseconds(action.wait_ms)))
+        return false;
       return write_all(fd, kDone);
     case Action::Kind::kStream:
       for (StreamCursor cursor(action.stream_bytes); !cursor.done();) {

@@ -35,8 +35,8 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "dumb/protocol.h"
 #include "common/server_main.h"
+#include "dumb/protocol.h"
 #include "dumb/timer_heap.h"
 
 namespace {
@@ -164,12 +164,12 @@ class Loop {
 
   int epoll_fd_;
   dumb::TimerHeap<std::shared_ptr<Sleeper>> timers_;  // sleeping coroutines
-  std::deque<std::coroutine_handle<>> ready_;        // yielded coroutines
+  std::deque<std::coroutine_handle<>> ready_;         // yielded coroutines
 };
 
 struct Counters {
-  int connections = 0;     // connection coroutines alive
-  bool accepting = true;   // the accept coroutine is alive
+  int connections = 0;    // connection coroutines alive
+  bool accepting = true;  // the accept coroutine is alive
 };
 
 Detached serve_connection(Loop& loop, common::ServerContext& ctx, Counters& counters, int fd) {

@@ -43,10 +43,10 @@
 // would cost a syscall each.  Bigger fiber stacks instead of on_worker_stack:
 // every connection that once ran BURN 10000 would keep 2.8 MB committed.
 
-#include <ctime>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <optional>
 #include <string>
@@ -58,8 +58,8 @@
 #include <gort/worker_stack.h>
 
 #include "common/fiber_server.h"
-#include "dumb/protocol.h"
 #include "common/server_main.h"
+#include "dumb/protocol.h"
 
 namespace {
 
@@ -71,7 +71,7 @@ using gort::net::Conn;
 // newline) with room to spare; an 8 KiB buffer made RSS at 10 000 idle-ish
 // connections 127 MiB instead of 67 MiB (12.7 against 6.7 KiB each).
 constexpr std::size_t kReadBuffer = 2 * 1024;
-constexpr std::size_t kOutLimit = 16 * 1024;   // flush the batched replies past this
+constexpr std::size_t kOutLimit = 16 * 1024;  // flush the batched replies past this
 
 // One connection's output: replies batched up to kOutLimit.
 class Output {
@@ -178,9 +178,7 @@ class Connection {
     }
     dumb::Action action = dumb::to_action(request, scratch_);  // never a Burn here: no deep stack
     switch (action.kind) {
-      case dumb::Action::Kind::kReply:
-        out_.append(action.reply);
-        break;
+      case dumb::Action::Kind::kReply: out_.append(action.reply); break;
       case dumb::Action::Kind::kWait:
         out_.flush();  // the replies before it must not wait with it
         if (!wait_until(gort::net::Clock::now() + std::chrono::milliseconds(action.wait_ms))) {
@@ -189,9 +187,7 @@ class Connection {
         }
         out_.append(dumb::kDone);
         break;
-      case dumb::Action::Kind::kStream:
-        out_.stream(action.stream_bytes);
-        break;
+      case dumb::Action::Kind::kStream: out_.stream(action.stream_bytes); break;
     }
   }
 
@@ -230,16 +226,16 @@ class Connection {
 
   const gort::Context& ctx_;  // canceled when the shutdown's drain ends
   Conn& conn_;
-  const std::chrono::milliseconds idle_timeout_;  // 0: none
+  const std::chrono::milliseconds idle_timeout_;                // 0: none
   gort::net::Deadline idle_deadline_ = gort::net::kNoDeadline;  // the read deadline armed, if any
-  std::unique_ptr<char[]> buf_;  // kReadBuffer bytes
-  std::size_t begin_ = 0;        // first byte not yet framed
-  std::size_t end_ = 0;          // one past the last byte read
+  std::unique_ptr<char[]> buf_;                                 // kReadBuffer bytes
+  std::size_t begin_ = 0;                                       // first byte not yet framed
+  std::size_t end_ = 0;                                         // one past the last byte read
   dumb::LineFramer framer_;
   Output out_;
-  std::string scratch_;          // owns a RESULT line
-  bool read_closed_ = false;     // a read-ahead saw EOF: no read blocks any more
-  bool peer_gone_ = false;       // the peer reset during a WAIT: close without answering
+  std::string scratch_;       // owns a RESULT line
+  bool read_closed_ = false;  // a read-ahead saw EOF: no read blocks any more
+  bool peer_gone_ = false;    // the peer reset during a WAIT: close without answering
 };
 
 void handle(const gort::Context& ctx, Conn& conn, std::chrono::milliseconds idle_timeout) {

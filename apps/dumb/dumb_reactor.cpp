@@ -42,8 +42,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "dumb/event_connection.h"
 #include "common/server_main.h"
+#include "dumb/event_connection.h"
 #include "dumb/timer_heap.h"
 
 namespace {
@@ -123,11 +123,11 @@ class Helpers {
     }
   }
 
-  int wake_fd_;                             // eventfd: completions are waiting
-  std::mutex mutex_;                        // guards jobs_, completions_, closing_
-  std::condition_variable jobs_ready_;      // signalled on submit and on closing
-  std::deque<Job> jobs_;                    // BURNs not yet started
-  std::deque<Completion> completions_;      // results not yet handed back
+  int wake_fd_;                         // eventfd: completions are waiting
+  std::mutex mutex_;                    // guards jobs_, completions_, closing_
+  std::condition_variable jobs_ready_;  // signalled on submit and on closing
+  std::deque<Job> jobs_;                // BURNs not yet started
+  std::deque<Completion> completions_;  // results not yet handed back
   bool closing_ = false;
   std::vector<common::BigStackThread> threads_;  // last: joined first
 };
@@ -195,8 +195,8 @@ class Connection final : public EventHandler {
 
   ConnectionId id() const { return id_; }
   EventConnection& machine() { return machine_; }
-  std::uint32_t events = EPOLLIN;       // mask registered with the reactor
-  Clock::time_point armed{};            // deadline last pushed on the timer heap
+  std::uint32_t events = EPOLLIN;  // mask registered with the reactor
+  Clock::time_point armed{};       // deadline last pushed on the timer heap
 
  private:
   Reactor& reactor_;

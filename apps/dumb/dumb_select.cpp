@@ -24,8 +24,8 @@
 #include <sys/select.h>
 #include <sys/socket.h>
 
-#include "dumb/event_connection.h"
 #include "common/server_main.h"
+#include "dumb/event_connection.h"
 
 namespace {
 

@@ -2,8 +2,8 @@
 
 #include "dumb/epoll_loop.h"
 
-#include <cerrno>
 #include <array>
+#include <cerrno>
 #include <cstdio>
 
 #include <sys/epoll.h>
@@ -32,11 +32,10 @@ std::uint32_t mask_of(EventConnection::Interest interest) {
 struct EpollLoop::Slot {
   explicit Slot(int fd, std::uint64_t serial) : conn(fd), serial(serial) {}
   EventConnection conn;
-  std::uint64_t serial;           // tells this connection from a later one on the same fd
+  std::uint64_t serial;            // tells this connection from a later one on the same fd
   std::uint32_t events = EPOLLIN;  // mask currently registered
   Clock::time_point armed{};       // deadline last pushed on the timer heap
 };
-
 
 EpollLoop::EpollLoop(common::ServerContext& ctx, bool shared_listener)
     : ctx_(ctx), epoll_fd_(epoll_create1(EPOLL_CLOEXEC)), shared_listener_(shared_listener) {}
@@ -101,8 +100,7 @@ void EpollLoop::run() {
 
   std::array<epoll_event, 128> events;
   while (accepting_ || !slots_.empty()) {
-    int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
-                       timers_.timeout_ms(Clock::now()));
+    int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timers_.timeout_ms(Clock::now()));
     if (n < 0 && errno != EINTR) {
       std::perror("epoll_wait");
       break;

@@ -55,9 +55,9 @@ class EpollLoop {
   int epoll_fd_;
   bool shared_listener_;
   bool accepting_ = true;
-  std::uint64_t next_serial_ = 1;                           // for the next Slot
-  std::unordered_map<int, std::unique_ptr<Slot>> slots_;    // open connections, by fd
-  TimerHeap<TimerKey> timers_;                              // WAIT deadlines
+  std::uint64_t next_serial_ = 1;                         // for the next Slot
+  std::unordered_map<int, std::unique_ptr<Slot>> slots_;  // open connections, by fd
+  TimerHeap<TimerKey> timers_;                            // WAIT deadlines
 };
 
 }  // namespace dumb

@@ -79,8 +79,7 @@ bool EventConnection::drive(Clock::time_point now, bool stopping) {
   budget_ = kSyscallBudget;
   for (;;) {
     switch (state_) {
-      case State::kComputing:
-        return true;
+      case State::kComputing: return true;
       case State::kWaiting:
         if (now < wake_at_) return true;
         reply_ = kDone;

@@ -121,7 +121,8 @@ struct BurnProbe {
 #else
 [[gnu::noipa]]
 #endif
-std::uint64_t burn_level(std::uint32_t n, BurnProbe* probe);
+std::uint64_t
+burn_level(std::uint32_t n, BurnProbe* probe);
 
 std::uint64_t burn_level(std::uint32_t n, BurnProbe* probe) {
   // 256 bytes the compiler must materialise in this frame: all of them are
@@ -188,9 +189,7 @@ std::string_view StreamCursor::peek(std::size_t max) const noexcept {
   return {kStreamBytes.data(), std::min(max, kStreamChunk)};
 }
 
-void StreamCursor::consume(std::size_t k) noexcept {
-  pos_ += std::min<std::uint64_t>(k, remaining());
-}
+void StreamCursor::consume(std::size_t k) noexcept { pos_ += std::min<std::uint64_t>(k, remaining()); }
 
 std::size_t StreamCursor::fill(std::span<char> out) noexcept {
   std::size_t written = 0;
@@ -209,19 +208,13 @@ Action to_action(const Request& request, std::string& scratch) {
   struct Visitor {
     std::string& scratch;
     Action operator()(const Ping&) const { return {Action::Kind::kReply, kPong}; }
-    Action operator()(const Wait& w) const {
-      return {Action::Kind::kWait, {}, w.ms};
-    }
+    Action operator()(const Wait& w) const { return {Action::Kind::kWait, {}, w.ms}; }
     Action operator()(const Burn& b) const {
       scratch = format_result(burn(b.n));
       return {Action::Kind::kReply, scratch};
     }
-    Action operator()(const Stream& s) const {
-      return {Action::Kind::kStream, {}, 0, s.n};
-    }
-    Action operator()(const Unknown&) const {
-      return {Action::Kind::kReply, kUnknownCommand};
-    }
+    Action operator()(const Stream& s) const { return {Action::Kind::kStream, {}, 0, s.n}; }
+    Action operator()(const Unknown&) const { return {Action::Kind::kReply, kUnknownCommand}; }
     Action operator()(const Error& e) const {
       std::string_view line = static_error_reply(e.reason);
       if (line.empty()) {

@@ -199,9 +199,9 @@ struct Action {
     kStream,  // send the body of StreamCursor(stream_bytes)
   };
   Kind kind;
-  std::string_view reply;           // Reply only
-  std::uint32_t wait_ms = 0;        // Wait only
-  std::uint64_t stream_bytes = 0;   // Stream only
+  std::string_view reply;          // Reply only
+  std::uint32_t wait_ms = 0;       // Wait only
+  std::uint64_t stream_bytes = 0;  // Stream only
 };
 
 // Framer + parser + reply formatting for one connection: turns received

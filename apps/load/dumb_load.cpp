@@ -85,9 +85,9 @@ std::atomic<bool> g_interrupted{false};  // set by the SIGINT/SIGTERM handler
 
 // A request line and what the server must answer.
 struct Exchange {
-  std::string request;        // with its "\n"
+  std::string request;             // with its "\n"
   std::uint64_t stream_bytes = 0;  // 'A's before the reply line (STREAM)
-  std::string reply;          // the reply line, without "\n"
+  std::string reply;               // the reply line, without "\n"
 };
 
 Exchange plan_exchange(const std::string& command) {
@@ -151,7 +151,7 @@ enum class Outcome { kOk, kTimeout, kError };
 
 // One request and its reply.  On failure *why says what went wrong.
 Outcome exchange(Conn& conn, const Exchange& e, Clock::time_point deadline, std::unique_ptr<char[]>& scratch,
-                std::string* why) {
+                 std::string* why) {
   auto fail = [&](const gort::net::Error& error, const char* during) {
     if (error == gort::net::Errc::kTimeout) return Outcome::kTimeout;
     *why = std::string(during) + ": " + error.message();
@@ -300,12 +300,14 @@ std::string load_metrics(const Shared& s) {
   add("dumb_load_requests_total{outcome=\"ok\"} %llu\n", (unsigned long long)t.ok);
   add("dumb_load_requests_total{outcome=\"timeout\"} %llu\n", (unsigned long long)t.timeouts);
   add("dumb_load_requests_total{outcome=\"error\"} %llu\n", (unsigned long long)t.errors);
-  out += "# HELP dumb_load_connect_failures_total Dials that failed.\n# TYPE dumb_load_connect_failures_total counter\n";
+  out +=
+      "# HELP dumb_load_connect_failures_total Dials that failed.\n# TYPE dumb_load_connect_failures_total counter\n";
   add("dumb_load_connect_failures_total %llu\n", (unsigned long long)t.connect_failures);
   out += "# HELP dumb_load_connections Connections open now.\n# TYPE dumb_load_connections gauge\n";
   add("dumb_load_connections %d\n", s.connected.load(std::memory_order_relaxed));
-  out += "# HELP dumb_load_latency_seconds Latency of the answered requests since the start.\n"
-         "# TYPE dumb_load_latency_seconds summary\n";
+  out +=
+      "# HELP dumb_load_latency_seconds Latency of the answered requests since the start.\n"
+      "# TYPE dumb_load_latency_seconds summary\n";
   for (double q : {0.5, 0.9, 0.99, 0.999})
     add("dumb_load_latency_seconds{quantile=\"%g\"} %.9f\n", q, double(latency.percentile(q)) / 1e9);
   add("dumb_load_latency_seconds_sum %.9f\n", latency.mean() * double(latency.count()) / 1e9);

@@ -36,7 +36,7 @@ namespace load {
 
 inline constexpr int kSubBits = 7;
 inline constexpr std::uint64_t kSubBuckets = std::uint64_t(1) << kSubBits;  // 128
-inline constexpr int kMaxExponent = 40;                                    // values < 2^40 ns kept apart
+inline constexpr int kMaxExponent = 40;                                     // values < 2^40 ns kept apart
 inline constexpr std::uint64_t kMaxValue = (std::uint64_t(1) << kMaxExponent) - 1;
 inline constexpr std::size_t kBuckets = std::size_t(kMaxExponent - kSubBits + 1) * kSubBuckets;
 

@@ -62,7 +62,8 @@ std::optional<std::string> set_positive_duration(nanoseconds& out, std::string_v
 std::optional<std::string> set_ramp(Options& o, std::string_view value) {
   auto bad = [&] {
     return "--ramp needs START:STEP:SECONDS (connections to start with, connections added per step, "
-           "seconds per step; e.g. 500:500:5), not " + quoted(value);
+           "seconds per step; e.g. 500:500:5), not " +
+           quoted(value);
   };
   std::size_t a = value.find(':');
   std::size_t b = a == std::string_view::npos ? a : value.find(':', a + 1);
@@ -70,8 +71,8 @@ std::optional<std::string> set_ramp(Options& o, std::string_view value) {
   auto start = parse_long(value.substr(0, a));
   auto step = parse_long(value.substr(a + 1, b - a - 1));
   auto period = parse_duration(value.substr(b + 1));
-  if (!start || !step || !period || *start < 1 || *start > kMaxConnections || *step < 1 ||
-      *step > kMaxConnections || period->count() <= 0)
+  if (!start || !step || !period || *start < 1 || *start > kMaxConnections || *step < 1 || *step > kMaxConnections ||
+      period->count() <= 0)
     return bad();
   o.ramp = RampPlan{int(*start), int(*step), *period};
   return std::nullopt;
@@ -105,9 +106,9 @@ std::map<std::string_view, Setter> value_flags(bool& first_command) {
          o.port = std::uint16_t(port);
          return std::nullopt;
        }},
-      {"--connections", [](Options& o, std::string_view v) { return set_int(o.connections, "--connections", v, 1, kMaxConnections); }},
-      {"--duration",
-       [](Options& o, std::string_view v) { return set_positive_duration(o.duration, "--duration", v); }},
+      {"--connections",
+       [](Options& o, std::string_view v) { return set_int(o.connections, "--connections", v, 1, kMaxConnections); }},
+      {"--duration", [](Options& o, std::string_view v) { return set_positive_duration(o.duration, "--duration", v); }},
       {"--rate",
        [](Options& o, std::string_view v) -> std::optional<std::string> {
          auto r = parse_double(v);

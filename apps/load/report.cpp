@@ -29,9 +29,8 @@ double ms(std::uint64_t ns) { return double(ns) / 1e6; }
 
 // "p50 X  p90 X  p99 X  p99.9 X  max X": a latency line of the summary.
 std::string percentiles_text(const HistogramData& h) {
-  return "p50 " + format_ms(h.percentile(0.50)) + "  p90 " + format_ms(h.percentile(0.90)) +
-         "  p99 " + format_ms(h.percentile(0.99)) + "  p99.9 " + format_ms(h.percentile(0.999)) +
-         "  max " + format_ms(h.max());
+  return "p50 " + format_ms(h.percentile(0.50)) + "  p90 " + format_ms(h.percentile(0.90)) + "  p99 " +
+         format_ms(h.percentile(0.99)) + "  p99.9 " + format_ms(h.percentile(0.999)) + "  max " + format_ms(h.max());
 }
 
 // "p50":..,"p90":..,"p99":..,"p999":..,"max":.. in ms: the members every
@@ -49,7 +48,8 @@ void print_step_json(std::FILE* out, const char* name, const std::optional<StepR
     std::fprintf(out, "\"%s\":null", name);
     return;
   }
-  std::fprintf(out, "\"%s\":{\"connections\":%d,\"requests\":%llu,\"failures\":%llu,\"p99_ms\":%.3f,\"throughput\":%.1f}",
+  std::fprintf(out,
+               "\"%s\":{\"connections\":%d,\"requests\":%llu,\"failures\":%llu,\"p99_ms\":%.3f,\"throughput\":%.1f}",
                name, step->connections, (unsigned long long)step->requests, (unsigned long long)step->failures,
                ms(step->p99_ns), step->throughput);
 }

@@ -26,18 +26,18 @@ struct Totals {
 
 struct Summary {
   const Options* options = nullptr;
-  double elapsed_s = 0;          // first dial to stop
+  double elapsed_s = 0;  // first dial to stop
   Totals totals;
-  HistogramData latency;         // of the successful requests, ns, from the intended send time
-  HistogramData send_lag;        // open loop: of every request sent, ns from its intended send time
+  HistogramData latency;   // of the successful requests, ns, from the intended send time
+  HistogramData send_lag;  // open loop: of every request sent, ns from its intended send time
   // Of the requests answered after every connection was up (without --ramp):
   // the steady state, dialling excluded; all_up_s is when that began.
   std::optional<HistogramData> latency_all_up;
   double all_up_s = 0;
-  int connections_peak = 0;      // connections open at once, at most
+  int connections_peak = 0;                          // connections open at once, at most
   std::map<std::string, std::uint64_t> error_kinds;  // "connect: connection refused (ECONNREFUSED)" -> n
-  const KneeFinder* ramp = nullptr;  // with --ramp
-  bool interrupted = false;      // stopped by SIGINT/SIGTERM
+  const KneeFinder* ramp = nullptr;                  // with --ramp
+  bool interrupted = false;                          // stopped by SIGINT/SIGTERM
 };
 
 void print_summary(std::FILE* out, const Summary& s);

@@ -53,11 +53,16 @@ int main(int argc, char** argv) {
     if (a == "--help" || a == "-h") usage(argv[0], 0);
     if (i + 1 >= argc) usage(argv[0], 2);
     const char* v = argv[++i];
-    if (a == "--offender") offender = v;
-    else if (a == "--workers") workers = int(parse_positive("--workers", v));
-    else if (a == "--hold-ms") hold_ms = parse_positive("--hold-ms", v);
-    else if (a == "--window-ms") window_ms = parse_positive("--window-ms", v);
-    else usage(argv[0], 2);
+    if (a == "--offender")
+      offender = v;
+    else if (a == "--workers")
+      workers = int(parse_positive("--workers", v));
+    else if (a == "--hold-ms")
+      hold_ms = parse_positive("--hold-ms", v);
+    else if (a == "--window-ms")
+      window_ms = parse_positive("--window-ms", v);
+    else
+      usage(argv[0], 2);
   }
   if (offender != "syscall" && offender != "busy") usage(argv[0], 2);
 
@@ -95,7 +100,8 @@ int main(int argc, char** argv) {
     stop = true;
     ticker_done.wait();
   });
-  std::printf("{\"runtime\":\"gort\",\"offender\":\"%s\",\"workers\":%d,\"hold_ms\":%ld,\"window_ms\":%ld,\"ticks\":%d}\n",
-              offender.c_str(), workers, hold_ms, window_ms, ticks);
+  std::printf(
+      "{\"runtime\":\"gort\",\"offender\":\"%s\",\"workers\":%d,\"hold_ms\":%ld,\"window_ms\":%ld,\"ticks\":%d}\n",
+      offender.c_str(), workers, hold_ms, window_ms, ticks);
   return rc;
 }

@@ -27,13 +27,15 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "accept: %s\n", c.error().message().c_str());
         return 1;
       }
-      go_spawn([](gort::net::Conn conn) {
-        char buf[4096];
-        for (;;) {
-          auto n = conn.read(buf, sizeof buf);
-          if (!n || !conn.write_all(buf, *n)) return;
-        }
-      }, std::move(*c));
+      go_spawn(
+          [](gort::net::Conn conn) {
+            char buf[4096];
+            for (;;) {
+              auto n = conn.read(buf, sizeof buf);
+              if (!n || !conn.write_all(buf, *n)) return;
+            }
+          },
+          std::move(*c));
     }
   });
 }

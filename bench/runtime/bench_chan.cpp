@@ -33,7 +33,8 @@ double gang(const Fns& fns) {
   gort::Chan<int> start;
   ready.add(int64_t(fns.size()));
   done.add(int64_t(fns.size()));
-  for (const auto& f : fns) go_spawn([&] {
+  for (const auto& f : fns)
+    go_spawn([&] {
       ready.done();
       start.recv();  // returns when start is closed
       f();
@@ -89,10 +90,12 @@ Fns buffered_NtoN(int64_t n) {
   constexpr int kSenders = 4, kReceivers = 4;
   auto ch = gort::make_chan<int64_t>(kChanCap);
   Fns fns;
-  for (int64_t k : split(n, kSenders)) fns.push_back([=] {
+  for (int64_t k : split(n, kSenders))
+    fns.push_back([=] {
       for (int64_t i = 0; i < k; ++i) ch->send(i);
     });
-  for (int64_t k : split(n, kReceivers)) fns.push_back([=] {
+  for (int64_t k : split(n, kReceivers))
+    fns.push_back([=] {
       for (int64_t i = 0; i < k; ++i) ch->recv();
     });
   return fns;
@@ -138,9 +141,9 @@ Fns select_8(int64_t n) {
     const char* name;
     Fns (*make)(int64_t);
   };
-  for (Entry e : {Entry{"chan_pingpong", pingpong}, Entry{"chan_buffered_1to1", buffered_1to1},
-                  Entry{"chan_buffered_NtoN", buffered_NtoN}, Entry{"select_2", select_2},
-                  Entry{"select_8", select_8}}) {
+  for (Entry e :
+       {Entry{"chan_pingpong", pingpong}, Entry{"chan_buffered_1to1", buffered_1to1},
+        Entry{"chan_buffered_NtoN", buffered_NtoN}, Entry{"select_2", select_2}, Entry{"select_8", select_8}}) {
     for (int workers : {1, 2}) {
       benchmark::RegisterBenchmark((std::string(e.name) + "/workers:" + std::to_string(workers)).c_str(),
                                    [e, workers](benchmark::State& st) { run_timed(st, workers, e.make); })

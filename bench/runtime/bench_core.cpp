@@ -164,10 +164,12 @@ void bm_thread_create_join(benchmark::State& state) {
   register_per_workers("yield", bm_yield);
   register_per_workers("spawn_join", bm_spawn_join);
   register_per_workers("mutex_handoff", bm_mutex_handoff);
-  benchmark::RegisterBenchmark("thread_futex_pingpong/same_core",
-                               [](benchmark::State& s) { bm_futex_pingpong(s, true); })->UseRealTime();
-  benchmark::RegisterBenchmark("thread_futex_pingpong/cross_core",
-                               [](benchmark::State& s) { bm_futex_pingpong(s, false); })->UseRealTime();
+  benchmark::RegisterBenchmark("thread_futex_pingpong/same_core", [](benchmark::State& s) {
+    bm_futex_pingpong(s, true);
+  })->UseRealTime();
+  benchmark::RegisterBenchmark("thread_futex_pingpong/cross_core", [](benchmark::State& s) {
+    bm_futex_pingpong(s, false);
+  })->UseRealTime();
   benchmark::RegisterBenchmark("thread_create_join", bm_thread_create_join)->UseRealTime();
   return true;
 }();

@@ -49,9 +49,7 @@ void reset_peak_rss() {
   }
 }
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // Returns the timed seconds of one fan-out.
 double fanout_exit(int n) {
@@ -75,7 +73,8 @@ double fanout_park(int n, PerFiber* added) {
   gort::WaitGroup parked, finished;
   parked.add(n);
   finished.add(n);
-  for (int i = 0; i < n; ++i) go_spawn([&] {
+  for (int i = 0; i < n; ++i)
+    go_spawn([&] {
       parked.done();
       gate.recv();  // returns when the gate is closed
       finished.done();
@@ -95,11 +94,12 @@ double fanout_sleep(int n, std::vector<int64_t>& overshoot_ns) {
   auto t0 = Clock::now();
   gort::WaitGroup wg;
   wg.add(n);
-  for (int i = 0; i < n; ++i) go_spawn([&, i] {
+  for (int i = 0; i < n; ++i)
+    go_spawn([&, i] {
       auto start = Clock::now();
       gort::sleep_for(kSleep);
-      overshoot_ns[std::size_t(i)] = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                         Clock::now() - start - kSleep).count();
+      overshoot_ns[std::size_t(i)] =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start - kSleep).count();
       wg.done();
     });
   wg.wait();
@@ -162,9 +162,11 @@ int iterations_for(Kind kind, int n) {
     for (const Size& size : sizes)
       for (int workers : {1, 2}) {
         std::string label = std::string(name) + "_" + size.label + "/workers:" + std::to_string(workers);
-        benchmark::RegisterBenchmark(label.c_str(), [kind, n = size.n, workers](benchmark::State& st) {
-          bm_fanout(st, kind, n, workers);
-        })->UseManualTime()->Iterations(iterations_for(kind, size.n))->Unit(benchmark::kMicrosecond);
+        benchmark::RegisterBenchmark(
+            label.c_str(), [kind, n = size.n, workers](benchmark::State& st) { bm_fanout(st, kind, n, workers); })
+            ->UseManualTime()
+            ->Iterations(iterations_for(kind, size.n))
+            ->Unit(benchmark::kMicrosecond);
       }
   return true;
 }();

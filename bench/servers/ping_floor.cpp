@@ -43,7 +43,7 @@
 
 namespace {
 
-constexpr int kBatch = 128;           // epoll events per epoll_wait
+constexpr int kBatch = 128;            // epoll events per epoll_wait
 constexpr std::size_t kBuffer = 2048;  // the shared receive buffer (dumb_fiber's kReadBuffer)
 constexpr char kPing[] = "PING";
 constexpr std::size_t kPingLen = 4;
@@ -113,11 +113,17 @@ Framed frame(Conn& c, const char* data, std::size_t n) {
 // or an interruption; the listener goes on with the next one.
 bool retry_accept(int err) {
   switch (err) {
-    case EINTR: case ECONNABORTED: case EPROTO: case ENETDOWN: case ENOPROTOOPT:
-    case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH:
-      return true;
-    default:
-      return false;
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH: return true;
+    default: return false;
   }
 }
 

@@ -22,15 +22,15 @@ using gort::net::Errc;
 using gort::net::Error;
 
 struct Connection::State {
-  gort::Mutex mu;                 // every call into ac, and the fields below
-  gort::CondVar changed;          // a hook or the end changed a flag
+  gort::Mutex mu;                   // every call into ac, and the fields below
+  gort::CondVar changed;            // a hook or the end changed a flag
   redisAsyncContext* ac = nullptr;  // null once hiredis freed it (cleanup)
-  gort::net::PollFd watch;        // ac's socket on the poller
-  bool want_write = false;        // hiredis has output queued (addWrite .. delWrite)
-  bool ended = false;             // cleanup ran: the drivers leave
-  std::string error;              // what hiredis said when the connection was lost
-  std::string where;              // "redis host:port", for errors
-  gort::WaitGroup drivers;        // the reader and writer fibers
+  gort::net::PollFd watch;          // ac's socket on the poller
+  bool want_write = false;          // hiredis has output queued (addWrite .. delWrite)
+  bool ended = false;               // cleanup ran: the drivers leave
+  std::string error;                // what hiredis said when the connection was lost
+  std::string where;                // "redis host:port", for errors
+  gort::WaitGroup drivers;          // the reader and writer fibers
   // Subscriber only: messages parsed by the last read, waiting for the
   // reader to move them to `messages` (outside mu); and the confirmations
   // subscribe()/unsubscribe() wait for, by channel.
@@ -46,10 +46,22 @@ using State = Connection::State;
 Value copy(const redisReply* r) {
   Value v;
   switch (r->type) {
-    case REDIS_REPLY_STRING: v.type = Value::kString; v.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_STATUS: v.type = Value::kStatus; v.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_ERROR: v.type = Value::kError; v.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_INTEGER: v.type = Value::kInteger; v.integer = r->integer; break;
+    case REDIS_REPLY_STRING:
+      v.type = Value::kString;
+      v.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      v.type = Value::kStatus;
+      v.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      v.type = Value::kError;
+      v.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      v.type = Value::kInteger;
+      v.integer = r->integer;
+      break;
     case REDIS_REPLY_ARRAY:
       v.type = Value::kArray;
       v.elements.reserve(r->elements);

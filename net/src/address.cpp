@@ -4,8 +4,8 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 
-#include <cstring>
 #include <strings.h>
+#include <cstring>
 
 #include <gort/blocking.h>
 
@@ -147,8 +147,10 @@ uint16_t Address::port() const {
 
 std::string Address::host() const {
   char buf[INET6_ADDRSTRLEN] = "";
-  if (family() == AF_INET) inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf, sizeof buf);
-  if (family() == AF_INET6) inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, buf, sizeof buf);
+  if (family() == AF_INET)
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf, sizeof buf);
+  if (family() == AF_INET6)
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, buf, sizeof buf);
   return buf;
 }
 

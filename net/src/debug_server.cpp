@@ -54,10 +54,12 @@ void serve_one(DebugServer::State& s, Conn c) {
     bytes.append(buf, *n);
   }
   const char* text = "text/plain; charset=utf-8";
-  if (head.status == RequestHead::kTooLarge) return respond(c, 431, "Request Header Fields Too Large", text, "request head too large\n", false);
+  if (head.status == RequestHead::kTooLarge)
+    return respond(c, 431, "Request Header Fields Too Large", text, "request head too large\n", false);
   if (head.status == RequestHead::kBad) return respond(c, 400, "Bad Request", text, "malformed request\n", false);
   bool head_only = head.method == "HEAD";
-  if (head.method != "GET" && !head_only) return respond(c, 405, "Method Not Allowed", text, "GET or HEAD only\n", false);
+  if (head.method != "GET" && !head_only)
+    return respond(c, 405, "Method Not Allowed", text, "GET or HEAD only\n", false);
   if (head.path == "/metrics") {
     std::string page = prometheus_text();
     if (s.options.extra_metrics) page += s.options.extra_metrics();
@@ -88,15 +90,18 @@ gort::net::Result<std::unique_ptr<DebugServer>> serve(std::string_view address, 
       if (s->in_flight.fetch_add(1, std::memory_order_relaxed) >= kMaxRequestsInFlight) {
         s->in_flight.fetch_sub(1, std::memory_order_relaxed);
         c->set_write_deadline(gort::net::Clock::now() + 100ms);
-        respond(*c, 503, "Service Unavailable", "text/plain; charset=utf-8", "too many debug requests at once\n", false);
+        respond(*c, 503, "Service Unavailable", "text/plain; charset=utf-8", "too many debug requests at once\n",
+                false);
         continue;  // the Conn closes here
       }
       s->fibers.add(1);
-      go_spawn([s](Conn conn) {
-        serve_one(*s, std::move(conn));
-        s->in_flight.fetch_sub(1, std::memory_order_relaxed);
-        s->fibers.done();
-      }, std::move(*c));
+      go_spawn(
+          [s](Conn conn) {
+            serve_one(*s, std::move(conn));
+            s->in_flight.fetch_sub(1, std::memory_order_relaxed);
+            s->fibers.done();
+          },
+          std::move(*c));
     }
     s->fibers.done();
   });

@@ -15,9 +15,9 @@ namespace gort::net::detail {
 class LineBuffer {
  public:
   enum class Scan {
-    kLine,       // *line holds the next line; it and its end were consumed
-    kNeedMore,   // no complete line yet, and it may still fit
-    kTooLong,    // the line's content exceeds max_len; nothing consumed
+    kLine,      // *line holds the next line; it and its end were consumed
+    kNeedMore,  // no complete line yet, and it may still fit
+    kTooLong,   // the line's content exceeds max_len; nothing consumed
   };
   Scan scan(std::size_t max_len, std::string* line);
 

@@ -34,9 +34,7 @@ namespace {
 ssize_t sys_recv(int fd, void* buf, std::size_t n) { return ::recv(fd, buf, n, 0); }
 ssize_t sys_send(int fd, const void* buf, std::size_t n) { return ::send(fd, buf, n, MSG_NOSIGNAL); }
 #else
-ssize_t sys_recv(int fd, void* buf, std::size_t n) {
-  return ::syscall(SYS_recvfrom, fd, buf, n, 0, nullptr, nullptr);
-}
+ssize_t sys_recv(int fd, void* buf, std::size_t n) { return ::syscall(SYS_recvfrom, fd, buf, n, 0, nullptr, nullptr); }
 ssize_t sys_send(int fd, const void* buf, std::size_t n) {
   return ::syscall(SYS_sendto, fd, buf, n, MSG_NOSIGNAL, nullptr, 0);
 }
@@ -363,8 +361,11 @@ Result<void> NetFd::finish_connect_in(Op& op) {
     socklen_t len = sizeof err;
     if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return Error::from_errno(errno);
     switch (err) {
-      case EINPROGRESS: case EALREADY: case EINTR: continue;  // not yet (Go does the same)
-      case 0: case EISCONN: return {};
+      case EINPROGRESS:
+      case EALREADY:
+      case EINTR: continue;  // not yet (Go does the same)
+      case 0:
+      case EISCONN: return {};
       default: return Error::from_errno(err);
     }
   }

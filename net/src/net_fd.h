@@ -128,18 +128,18 @@ class NetFd {
   // Null until registered (attach); written once, under attach_mu_.
   // release/acquire: runtime_id_ is written before pd_ is published.
   std::atomic<gort::detail::PollDesc*> pd_{nullptr};
-  uint64_t runtime_id_ = 0;               // poll_runtime_id() when registered
-  gort::Mutex attach_mu_;                 // one registration
-  std::atomic<int64_t> user_rd_{0};       // the read deadline set_deadline last set (0: none)
-  std::atomic<int64_t> user_wd_{0};       // the write deadline likewise
-  std::atomic<uint32_t> refs_{1};         // the object's + operations'; kClosedBit once closing
-  gort::Mutex read_mu_;                   // one reader at a time (accept counts as reading)
+  uint64_t runtime_id_ = 0;          // poll_runtime_id() when registered
+  gort::Mutex attach_mu_;            // one registration
+  std::atomic<int64_t> user_rd_{0};  // the read deadline set_deadline last set (0: none)
+  std::atomic<int64_t> user_wd_{0};  // the write deadline likewise
+  std::atomic<uint32_t> refs_{1};    // the object's + operations'; kClosedBit once closing
+  gort::Mutex read_mu_;              // one reader at a time (accept counts as reading)
   // The last read returned fewer bytes than asked: the socket's receive
   // queue was empty then, so the next read parks first instead of paying a
   // recv that returns EAGAIN (guarded by read_mu_; see NetFd::read).
   bool read_drained_ = false;
-  gort::Mutex write_mu_;                  // one writer at a time (connect counts as writing)
-  bool owns_fd_ = true;                   // false: borrow()ed, never closed here (fixed)
+  gort::Mutex write_mu_;  // one writer at a time (connect counts as writing)
+  bool owns_fd_ = true;   // false: borrow()ed, never closed here (fixed)
 };
 
 }  // namespace gort::net::detail

@@ -35,9 +35,7 @@ Result<Address> socket_address(int fd, bool peer) {
   return Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
 }
 
-void set_int_option(int fd, int level, int name, int value) {
-  setsockopt(fd, level, name, &value, sizeof value);
-}
+void set_int_option(int fd, int level, int name, int value) { setsockopt(fd, level, name, &value, sizeof value); }
 
 // "tcp 127.0.0.1:8080", or "tcp" when the socket has no address to report.
 std::string endpoint(int fd, bool peer) {
@@ -300,7 +298,8 @@ Result<Listener> listen_one(std::string_view address, const ListenOptions& optio
     int err = errno;
     ::close(fd);
     Error e = Error::from_errno(err);
-    if (e == Errc::kAddressInUse) return Error(Errc::kAddressInUse, err, "another socket is bound to this address and port");
+    if (e == Errc::kAddressInUse)
+      return Error(Errc::kAddressInUse, err, "another socket is bound to this address and port");
     return e;
   }
   auto nfd = NetFd::open(fd);

@@ -44,12 +44,12 @@ namespace {
 class HelperPool;
 
 struct BlockingCall {
-  void (*job)(void*);         // runs on a helper; never throws
+  void (*job)(void*);  // runs on a helper; never throws
   void* arg;
-  Fiber* fiber;               // parked until job returns
+  Fiber* fiber;  // parked until job returns
   Scheduler* sched;
   HelperPool* pool;
-  BlockingCall* next;         // on HelperPool::queue_ (under its mutex)
+  BlockingCall* next;  // on HelperPool::queue_ (under its mutex)
 };
 
 std::atomic<int> requested_bound{0};  // set_blocking_threads; 0 = default
@@ -132,14 +132,14 @@ class HelperPool {
 
   Scheduler* const sched_;
   std::mutex mu_;
-  std::condition_variable cv_;                 // helpers wait here for calls or stop
+  std::condition_variable cv_;  // helpers wait here for calls or stop
   // All under mu_ (std::mutex carries no clang capability annotation).
-  BlockingCall* head_ = nullptr;               // FIFO of calls not yet taken
+  BlockingCall* head_ = nullptr;  // FIFO of calls not yet taken
   BlockingCall* tail_ = nullptr;
-  int queued_ = 0;                             // calls on the FIFO
-  int idle_ = 0;                               // helpers waiting on cv_
+  int queued_ = 0;  // calls on the FIFO
+  int idle_ = 0;    // helpers waiting on cv_
   bool stopping_ = false;
-  std::vector<std::thread> threads_;           // under mu_ while running; stop() joins them
+  std::vector<std::thread> threads_;  // under mu_ while running; stop() joins them
 };
 
 std::mutex pool_mu;
@@ -164,11 +164,13 @@ void run_blocking(void (*job)(void*), void* arg) {
   // seq_cst, before this fiber can look asleep: pairs with the deadlock
   // check's load in nothing_can_run().
   s->external_wakers.fetch_add(1);
-  park([](void* p) {
-    auto* c = static_cast<BlockingCall*>(p);
-    c->pool->submit(c);
-    return true;
-  }, &call);
+  park(
+      [](void* p) {
+        auto* c = static_cast<BlockingCall*>(p);
+        c->pool->submit(c);
+        return true;
+      },
+      &call);
 }
 
 void stop_blocking_pool() {

@@ -57,16 +57,16 @@ namespace gort::detail {
 
 struct ContextNode : std::enable_shared_from_this<ContextNode> {
   // Fixed once the node is published.
-  std::shared_ptr<ContextNode> parent;              // null under background()
-  ContextNode* canceler = nullptr;                  // this, or the nearest cancelable ancestor, or null
-  int64_t deadline = kNever;                        // now_ns() clock; the earliest on the path to the root
-  const void* key = nullptr;                        // with_value nodes: the key's address
-  std::shared_ptr<const void> value;                // with_value nodes: the value
-  std::shared_ptr<Chan<std::monostate>> done;       // cancelable nodes: closed by cancel
+  std::shared_ptr<ContextNode> parent;         // null under background()
+  ContextNode* canceler = nullptr;             // this, or the nearest cancelable ancestor, or null
+  int64_t deadline = kNever;                   // now_ns() clock; the earliest on the path to the root
+  const void* key = nullptr;                   // with_value nodes: the key's address
+  std::shared_ptr<const void> value;           // with_value nodes: the value
+  std::shared_ptr<Chan<std::monostate>> done;  // cancelable nodes: closed by cancel
 
   // Cancelable nodes.
   Spinlock lock;
-  std::atomic<ContextError> err{ContextError::kNone};  // written once, under lock
+  std::atomic<ContextError> err{ContextError::kNone};        // written once, under lock
   ContextNode* first_child GORT_GUARDED_BY(lock) = nullptr;  // registered cancelable descendants
   CancelHook* hooks GORT_GUARDED_BY(lock) = nullptr;
   // with_deadline nodes: cancels at `deadline`. Under lock: it may fire
@@ -130,7 +130,7 @@ void cancel(ContextNode* n, ContextError why) {
   } catch (const ChanClosed&) {
     // The user closed done() (Go makes it receive-only); cancel must finish.
   }
-  for (;;) {         // 3.
+  for (;;) {  // 3.
     std::shared_ptr<ContextNode> child;
     {
       SpinGuard guard(n->lock);

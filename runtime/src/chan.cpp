@@ -62,8 +62,8 @@
 #include <thread>
 
 #include "park.h"
-#include "scheduler.h"
 #include "platform.h"
+#include "scheduler.h"
 
 namespace gort::detail {
 
@@ -97,9 +97,9 @@ __attribute__((noinline)) uint32_t fast_random(uint32_t bound) {
 ChanCore::ChanCore(const ElemOps* ops, std::size_t capacity)
     : ops_(ops),
       capacity_(capacity),
-      buffer_(capacity == 0 ? nullptr
-                            : static_cast<unsigned char*>(::operator new(
-                                  capacity * ops->size, std::align_val_t(ops->align)))) {}
+      buffer_(capacity == 0
+                  ? nullptr
+                  : static_cast<unsigned char*>(::operator new(capacity * ops->size, std::align_val_t(ops->align)))) {}
 
 ChanCore::~ChanCore() {
   lock_.lock();
@@ -315,8 +315,8 @@ void block_forever() {
   for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
 }
 
-int select_cases(SelectCase* cases, int n, bool block, uint16_t* order, ChanWaiter* waiters)
-    GORT_NO_THREAD_SAFETY_ANALYSIS {
+int select_cases(SelectCase* cases, int n, bool block, uint16_t* order,
+                 ChanWaiter* waiters) GORT_NO_THREAD_SAFETY_ANALYSIS {
   if (n == 0) {
     if (!block) return -1;
     block_forever();  // Go's `select {}`
@@ -364,10 +364,12 @@ int select_cases(SelectCase* cases, int n, bool block, uint16_t* order, ChanWait
   }
   int winner;
   if (waiters[0].fiber != nullptr) {
-    park([](void* l) {
-      unlock_all(static_cast<SelectLocks*>(l));
-      return true;
-    }, &locks);
+    park(
+        [](void* l) {
+          unlock_all(static_cast<SelectLocks*>(l));
+          return true;
+        },
+        &locks);
     // 5. Woken by the one waker that won the claim. acquire: pairs with its CAS.
     winner = int(claim.load(std::memory_order_acquire)) - 1;
   } else {

@@ -53,13 +53,13 @@ inline Transfer jump_ontop(Context to, void* data, Transfer (*fn)(Transfer)) {
 // Per-context sanitizer bookkeeping; empty in normal builds.
 struct SanitizerContext {
 #if GORT_ASAN
-  void* fake_stack = nullptr;        // ASan's fake stack of this context while suspended
+  void* fake_stack = nullptr;          // ASan's fake stack of this context while suspended
   const void* stack_bottom = nullptr;  // lowest usable address
   std::size_t stack_size = 0;
 #endif
 #if GORT_TSAN
-  void* tsan_fiber = nullptr;        // TSan's logical thread for this context
-  bool owns_tsan_fiber = false;      // created by us, destroyed by destroy()
+  void* tsan_fiber = nullptr;    // TSan's logical thread for this context
+  bool owns_tsan_fiber = false;  // created by us, destroyed by destroy()
 #endif
 
   // A fiber context: stack [bottom, bottom + size).
@@ -96,8 +96,7 @@ enum class Suspended : uint8_t { kWillResume, kDying };
 
 // Call immediately before jump(): `from` is the context being suspended, `to`
 // the one being resumed.
-inline void annotate_switch_begin([[maybe_unused]] SanitizerContext* from,
-                                  [[maybe_unused]] SanitizerContext* to,
+inline void annotate_switch_begin([[maybe_unused]] SanitizerContext* from, [[maybe_unused]] SanitizerContext* to,
                                   [[maybe_unused]] Suspended suspended) {
 #if GORT_ASAN
   __sanitizer_start_switch_fiber(suspended == Suspended::kDying ? nullptr : &from->fake_stack, to->stack_bottom,
@@ -111,8 +110,7 @@ inline void annotate_switch_begin([[maybe_unused]] SanitizerContext* from,
 // Call immediately after jump() returns (or first thing in a context's entry):
 // `self` is the context now running. A thread context learns its own stack
 // bounds from ASan here, the first time a fiber switches back to it.
-inline void annotate_switch_end([[maybe_unused]] SanitizerContext* self,
-                                [[maybe_unused]] SanitizerContext* from) {
+inline void annotate_switch_end([[maybe_unused]] SanitizerContext* self, [[maybe_unused]] SanitizerContext* from) {
 #if GORT_ASAN
   const void* from_bottom = nullptr;
   std::size_t from_size = 0;

@@ -43,17 +43,17 @@ const char* state_name(FiberState s);
 struct Worker;
 
 struct Fiber {
-  Context ctx = nullptr;              // saved registers while not running
-  Stack stack;                        // the reservation this block lives in
+  Context ctx = nullptr;  // saved registers while not running
+  Stack stack;            // the reservation this block lives in
   std::atomic<FiberState> state{FiberState::kRunnable};
-  uint64_t id = 0;                    // unique, for messages (never reused)
-  const char* name = nullptr;         // optional, static string from SpawnOptions
-  void* task = nullptr;               // callable + arguments, on this stack
-  void (*run_task)(void*) = nullptr;  // invokes *task
-  void (*drop_task)(void*) = nullptr; // destroys *task
-  bool started = false;               // has run at least once (its task is live)
-  void* entry_request = nullptr;      // first switch-in came directly from this fiber's SwitchRequest
-  SanitizerContext san;               // ASan/TSan view of this stack
+  uint64_t id = 0;                     // unique, for messages (never reused)
+  const char* name = nullptr;          // optional, static string from SpawnOptions
+  void* task = nullptr;                // callable + arguments, on this stack
+  void (*run_task)(void*) = nullptr;   // invokes *task
+  void (*drop_task)(void*) = nullptr;  // destroys *task
+  bool started = false;                // has run at least once (its task is live)
+  void* entry_request = nullptr;       // first switch-in came directly from this fiber's SwitchRequest
+  SanitizerContext san;                // ASan/TSan view of this stack
 
   // Changes state, checking the transition (always on: a wrong transition is a
   // lost or doubled wake-up in the making).

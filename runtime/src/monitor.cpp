@@ -12,8 +12,8 @@
 namespace gort::detail {
 
 namespace {
-constexpr int64_t kMinDelayNs = 20'000;       // Go's sysmon: 20 us
-constexpr int64_t kMaxDelayNs = 10'000'000;   // ... up to 10 ms
+constexpr int64_t kMinDelayNs = 20'000;      // Go's sysmon: 20 us
+constexpr int64_t kMaxDelayNs = 10'000'000;  // ... up to 10 ms
 constexpr int kQuietRoundsBeforeBackoff = 50;
 }  // namespace
 
@@ -183,8 +183,8 @@ void Monitor::warn(Worker* w, uint64_t mark, int64_t held_ns) {
                "Wrap blocking calls in gort::blocking(), or call gort::yield() in long loops "
                "(GORT_STUCK_WARN_MS=0 silences this).\n",
                (unsigned long long)id, name ? " \"" : "", name ? name : "", name ? "\"" : "",
-               w->kind == Worker::Kind::kSpare ? "spare worker" : "worker", w->index,
-               (long long)(held_ns / 1'000'000), spare ? "a spare worker" : "another worker");
+               w->kind == Worker::Kind::kSpare ? "spare worker" : "worker", w->index, (long long)(held_ns / 1'000'000),
+               spare ? "a spare worker" : "another worker");
   std::fflush(stderr);
 }
 
@@ -234,10 +234,11 @@ void Monitor::start_spare() {
   if (w == nullptr) {
     int slot = s->slot_count();
     if (slot >= s->max_threads)
-      fatal("%d threads are running fibers and %d of them are stuck: GORT_MAX_THREADS=%d allows no "
-            "spare worker more (fibers blocked in system calls or loops without a runtime call; wrap "
-            "blocking calls in gort::blocking(), or raise GORT_MAX_THREADS)",
-            s->active_workers() - 1, s->nspares_active.load(), s->max_threads);
+      fatal(
+          "%d threads are running fibers and %d of them are stuck: GORT_MAX_THREADS=%d allows no "
+          "spare worker more (fibers blocked in system calls or loops without a runtime call; wrap "
+          "blocking calls in gort::blocking(), or raise GORT_MAX_THREADS)",
+          s->active_workers() - 1, s->nspares_active.load(), s->max_threads);
     s->slots[std::size_t(slot)] = std::make_unique<Worker>(s, slot, Worker::Kind::kSpare, s->default_stack);
     w = s->worker_at(slot);
     s->nslots.store(slot + 1, std::memory_order_release);  // worker_at's acquire

@@ -93,7 +93,7 @@ class Monitor {
   static constexpr int64_t kStuckAfter = 10'000'000;    // past the preemption request
   static constexpr int64_t kNetpollStale = 10'000'000;  // Go's sysmon: 10 ms without a poll
   static constexpr int64_t kSpareIdleNs = 5'000'000'000;
-  static constexpr int64_t kDeepSleepNs = 20'000'000;   // while every worker is idle: 50 wake-ups a second
+  static constexpr int64_t kDeepSleepNs = 20'000'000;  // while every worker is idle: 50 wake-ups a second
 
   Monitor(Scheduler* s, MonitorConfig config);
   ~Monitor();
@@ -111,14 +111,14 @@ class Monitor {
   uint64_t stuck_episodes() const { return episodes_.load(std::memory_order_relaxed); }
 
  private:
-  struct Watch {                 // the monitor's view of one slot (monitor thread only)
-    uint64_t switches = 0;       // the progress mark last seen
-    int64_t since = 0;           // when it was first seen
-    bool stuck = false;          // this episode was counted
-    bool warned = false;         // this episode was reported
+  struct Watch {            // the monitor's view of one slot (monitor thread only)
+    uint64_t switches = 0;  // the progress mark last seen
+    int64_t since = 0;      // when it was first seen
+    bool stuck = false;     // this episode was counted
+    bool warned = false;    // this episode was reported
   };
   void run();
-  bool round(int64_t now);       // true if it acted (preempted, started a spare, readied I/O)
+  bool round(int64_t now);  // true if it acted (preempted, started a spare, readied I/O)
   bool watch_worker(int slot, int64_t now, int* nstuck, bool* work_on_stuck);
   bool poll_network(int64_t now);
   void warn(Worker* w, uint64_t mark, int64_t held_ns);
@@ -131,12 +131,12 @@ class Monitor {
   Scheduler* const sched_;
   const MonitorConfig config_;
   std::thread thread_;
-  std::vector<Watch> watch_;                 // by slot
-  std::atomic<uint32_t> wake_word_{0};       // futex: 1 = woken (stop)
-  std::atomic<uint64_t> episodes_{0};        // stuck episodes, for stats()
-  int64_t next_scavenge_ = 0;                // when the next scavenge is due (0: not yet scheduled)
-  uint64_t polls_seen_ = 0;                  // the poller's poll count last seen
-  int64_t polls_seen_at_ = 0;                // when it last changed
+  std::vector<Watch> watch_;            // by slot
+  std::atomic<uint32_t> wake_word_{0};  // futex: 1 = woken (stop)
+  std::atomic<uint64_t> episodes_{0};   // stuck episodes, for stats()
+  int64_t next_scavenge_ = 0;           // when the next scavenge is due (0: not yet scheduled)
+  uint64_t polls_seen_ = 0;             // the poller's poll count last seen
+  int64_t polls_seen_at_ = 0;           // when it last changed
 };
 
 }  // namespace gort::detail

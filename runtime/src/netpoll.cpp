@@ -16,8 +16,8 @@ namespace {
 
 std::atomic<uint64_t> g_next_runtime_id{1};
 
-constexpr int kPdBlock = 64;                 // descriptors allocated at once
-constexpr int kSeqShift = 48;                // user-space pointers fit in 47 bits
+constexpr int kPdBlock = 64;   // descriptors allocated at once
+constexpr int kSeqShift = 48;  // user-space pointers fit in 47 bits
 constexpr uint64_t kPointerMask = (uint64_t(1) << kSeqShift) - 1;
 constexpr uint32_t kSeqMask = 0xFFFF;
 
@@ -25,9 +25,7 @@ uint64_t token_of(PollDesc* pd, uint32_t seq) {
   return uint64_t(reinterpret_cast<uintptr_t>(pd)) | (uint64_t(seq & kSeqMask) << kSeqShift);
 }
 
-std::atomic<uintptr_t>& slot_of(PollDesc* pd, PollMode mode) {
-  return mode == PollMode::kRead ? pd->rg : pd->wg;
-}
+std::atomic<uintptr_t>& slot_of(PollDesc* pd, PollMode mode) { return mode == PollMode::kRead ? pd->rg : pd->wg; }
 
 // Go's netpollcheckerr. Reads without the lock: see "closing, rd and wd" in
 // netpoll.h for why a seq_cst load after the slot CAS is enough.
@@ -88,8 +86,7 @@ bool commit(void* arg) {
   uintptr_t expected = kPdWait;
   // seq_cst: pairs with unblock()'s CAS. After success the fiber is
   // published: an event, a deadline or evict may ready it at once.
-  if (c->slot->compare_exchange_strong(expected, reinterpret_cast<uintptr_t>(c->self),
-                                       std::memory_order_seq_cst))
+  if (c->slot->compare_exchange_strong(expected, reinterpret_cast<uintptr_t>(c->self), std::memory_order_seq_cst))
     return true;
   np->remove_waiters(1);  // readiness or an error came first: do not park
   return false;
@@ -112,7 +109,7 @@ bool block(PollDesc* pd, PollMode mode) {
   // read the slot second (netpoll.h).
   if (check_error(pd, mode) == PollStatus::kReady) {
     NetPoll* np = netpoll_of(pd->sched);
-    np->add_waiter();  // counted before anyone can take us: never negative
+    np->add_waiter();              // counted before anyone can take us: never negative
     Worker* w = current_worker();  // read afresh: a wait that loops may have moved workers
     Commit c{&slot, w->current.load(std::memory_order_relaxed), np};
     park_on(w, &commit, &c);
@@ -275,8 +272,7 @@ static NetPoll* ensure_netpoll(Scheduler* s, int* error) {
   if (!fresh->init(error)) return nullptr;
   NetPoll* expected = nullptr;
   // acq_rel: publishes the initialised poller to netpoll_of's acquire.
-  if (s->netpoll.compare_exchange_strong(expected, fresh.get(), std::memory_order_acq_rel))
-    return fresh.release();
+  if (s->netpoll.compare_exchange_strong(expected, fresh.get(), std::memory_order_acq_rel)) return fresh.release();
   return expected;  // another fiber won; ours is closed by unique_ptr
 }
 
@@ -318,7 +314,7 @@ void poll_close(PollDesc* pd) {
   NetPoll* np = netpoll_of(pd->sched);
   {
     SpinGuard guard(pd->lock);
-    GORT_CHECK(pd->closing.load(std::memory_order_relaxed));  // poll_evict first
+    GORT_CHECK(pd->closing.load(std::memory_order_relaxed));             // poll_evict first
     GORT_CHECK(pd->rg.load() <= kPdReady && pd->wg.load() <= kPdReady);  // nobody waits
     TimerHeap::remove(&pd->rt);
     TimerHeap::remove(&pd->wt);

@@ -89,29 +89,29 @@ inline constexpr uintptr_t kPdReady = 1;
 inline constexpr uintptr_t kPdWait = 2;
 
 struct DeadlineTimer : TimerNode {
-  PollDesc* pd = nullptr;            // the descriptor it belongs to (fixed)
-  PollMode mode = PollMode::kRead;   // which slot it expires (fixed)
+  PollDesc* pd = nullptr;           // the descriptor it belongs to (fixed)
+  PollMode mode = PollMode::kRead;  // which slot it expires (fixed)
 };
 
 struct PollDesc {
-  int fd = -1;                          // the registered fd (under lock)
-  std::atomic<uint32_t> seq{0};         // bumped on free: stale events carry an old one
-  std::atomic<uintptr_t> rg{kPdNil};    // read slot: nil / ready / wait / Fiber*
-  std::atomic<uintptr_t> wg{kPdNil};    // write slot
-  std::atomic<bool> closing{false};     // poll_evict was called (written under lock)
-  std::atomic<bool> read_closed{false}; // sticky: the poller saw EOF/hang-up/error (poll_read_closed)
-  std::atomic<int64_t> rd{0};           // read deadline: 0 none, -1 expired (under lock)
-  std::atomic<int64_t> wd{0};           // write deadline
-  Spinlock lock;                        // orders open/close/deadline/evict
-  DeadlineTimer rt;                     // read deadline timer (in a heap while rd > 0)
-  DeadlineTimer wt;                     // write deadline timer
-  PollDesc* next_free = nullptr;        // on NetPoll's free list (under its lock)
-  Scheduler* sched = nullptr;           // the runtime that owns it (fixed)
+  int fd = -1;                           // the registered fd (under lock)
+  std::atomic<uint32_t> seq{0};          // bumped on free: stale events carry an old one
+  std::atomic<uintptr_t> rg{kPdNil};     // read slot: nil / ready / wait / Fiber*
+  std::atomic<uintptr_t> wg{kPdNil};     // write slot
+  std::atomic<bool> closing{false};      // poll_evict was called (written under lock)
+  std::atomic<bool> read_closed{false};  // sticky: the poller saw EOF/hang-up/error (poll_read_closed)
+  std::atomic<int64_t> rd{0};            // read deadline: 0 none, -1 expired (under lock)
+  std::atomic<int64_t> wd{0};            // write deadline
+  Spinlock lock;                         // orders open/close/deadline/evict
+  DeadlineTimer rt;                      // read deadline timer (in a heap while rd > 0)
+  DeadlineTimer wt;                      // write deadline timer
+  PollDesc* next_free = nullptr;         // on NetPoll's free list (under its lock)
+  Scheduler* sched = nullptr;            // the runtime that owns it (fixed)
 };
 
 // Fibers made runnable by one poll, to be queued by the worker that polled.
 struct ReadyBatch {
-  static constexpr int kMax = 256;      // two slots for each of 128 events
+  static constexpr int kMax = 256;  // two slots for each of 128 events
   Fiber* fibers[kMax];
   int n = 0;
 };
@@ -145,17 +145,17 @@ class NetPoll {
   // when this has not moved for a while and nobody is blocked in a poll.
   uint64_t poll_count() const { return polls_.load(std::memory_order_relaxed); }
 
-  const uint64_t id;                    // poll_runtime_id() while this runtime runs
+  const uint64_t id;  // poll_runtime_id() while this runtime runs
 
  private:
   Scheduler* const sched_;
   PollerBackend backend_;
-  std::atomic<int64_t> waiters_{0};     // see has_waiters
-  std::atomic<bool> blocked_poller_{false}; // a worker is blocked in backend_.wait
-  std::atomic<uint64_t> polls_{0};      // see poll_count
+  std::atomic<int64_t> waiters_{0};          // see has_waiters
+  std::atomic<bool> blocked_poller_{false};  // a worker is blocked in backend_.wait
+  std::atomic<uint64_t> polls_{0};           // see poll_count
   Spinlock cache_lock_;
   PollDesc* free_list_ GORT_GUARDED_BY(cache_lock_) = nullptr;
-  std::vector<std::unique_ptr<PollDesc[]>> blocks_ GORT_GUARDED_BY(cache_lock_); // never shrinks while running
+  std::vector<std::unique_ptr<PollDesc[]>> blocks_ GORT_GUARDED_BY(cache_lock_);  // never shrinks while running
 };
 
 // The runtime's poller, or null if no descriptor was ever opened.

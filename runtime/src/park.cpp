@@ -19,7 +19,8 @@ void wait_queue_misuse(const char* what) { fatal("runtime invariant violated: Wa
 void prepare_wait(Waiter* w) {
   Worker* wk = current_worker();
   w->worker = wk;
-  w->fiber = wk != nullptr ? wk->current.load(std::memory_order_relaxed) : nullptr;  // null on a worker's own stack, too
+  w->fiber =
+      wk != nullptr ? wk->current.load(std::memory_order_relaxed) : nullptr;  // null on a worker's own stack, too
   w->signaled.store(0, std::memory_order_relaxed);
 }
 
@@ -115,15 +116,17 @@ void sleep_until_ns(int64_t deadline) {
   // fire() readies the fiber as its last access to the node, which lives on
   // the sleeping fiber's stack.
   t.fire = [](TimerNode* n) { ready(static_cast<SleepTimer*>(n)->fiber); };
-  park([](void* arg) {
-    auto* timer = static_cast<SleepTimer*>(arg);
-    int64_t when = timer->when;
-    Worker* w = current_worker();
-    // After add() the timer may fire on another worker at once: use `when`,
-    // not timer->when, below.
-    if (w->timers.add(timer)) w->sched->wake_worker_for_timer(when);
-    return true;
-  }, &t);
+  park(
+      [](void* arg) {
+        auto* timer = static_cast<SleepTimer*>(arg);
+        int64_t when = timer->when;
+        Worker* w = current_worker();
+        // After add() the timer may fire on another worker at once: use `when`,
+        // not timer->when, below.
+        if (w->timers.add(timer)) w->sched->wake_worker_for_timer(when);
+        return true;
+      },
+      &t);
 }
 
 int64_t to_monotonic_ns(Clock::time_point t) {

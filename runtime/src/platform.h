@@ -47,11 +47,10 @@ inline void futex_wait_until_set(std::atomic<uint32_t>* word, int64_t deadline_n
 
 // Always-on invariant check: the runtime's internal consistency is not
 // something to trade for speed in release builds.
-#define GORT_CHECK(cond)                                                              \
-  do {                                                                                \
-    if (__builtin_expect(!(cond), 0))                                                 \
-      ::gort::detail::fatal("runtime invariant violated: %s (%s:%d)", #cond, __FILE__, \
-                            __LINE__);                                                \
+#define GORT_CHECK(cond)                                                                          \
+  do {                                                                                            \
+    if (__builtin_expect(!(cond), 0))                                                             \
+      ::gort::detail::fatal("runtime invariant violated: %s (%s:%d)", #cond, __FILE__, __LINE__); \
   } while (0)
 
 std::size_t page_size();
@@ -81,7 +80,7 @@ class MadviseBatch {
   static bool batched();
 
  private:
-  struct Range {                // laid out as struct iovec
+  struct Range {  // laid out as struct iovec
     void* base;
     std::size_t len;
   };

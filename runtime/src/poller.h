@@ -38,10 +38,10 @@
 namespace gort::detail {
 
 struct PollEvent {
-  uint64_t token;   // as passed to open()
-  bool readable;    // data, EOF, or an error a read would report
-  bool writable;    // room, or an error a write would report
-  bool read_closed; // the peer shut its write side, or an error/hang-up: reads never block again
+  uint64_t token;    // as passed to open()
+  bool readable;     // data, EOF, or an error a read would report
+  bool writable;     // room, or an error a write would report
+  bool read_closed;  // the peer shut its write side, or an error/hang-up: reads never block again
 };
 
 class PollerBackend {
@@ -58,9 +58,9 @@ class PollerBackend {
   void interrupt();
 
  private:
-  int kernel_fd_ = -1;                       // the epoll instance (or io_uring fd)
-  int wake_fd_ = -1;                         // eventfd that interrupt() writes
-  std::atomic<bool> interrupt_pending_{false}; // coalesces interrupt() (Go's netpollWakeSig)
+  int kernel_fd_ = -1;                          // the epoll instance (or io_uring fd)
+  int wake_fd_ = -1;                            // eventfd that interrupt() writes
+  std::atomic<bool> interrupt_pending_{false};  // coalesces interrupt() (Go's netpollWakeSig)
 };
 
 }  // namespace gort::detail

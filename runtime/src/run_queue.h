@@ -143,7 +143,7 @@ class RunQueue {
     uint32_t t = tail_.load(std::memory_order_relaxed);  // only we write it
     if (t - h >= kCapacity) return false;
     slots_[t % kCapacity].store(f, std::memory_order_relaxed);
-    tail_.store(t + 1, std::memory_order_release);       // publishes the slot
+    tail_.store(t + 1, std::memory_order_release);  // publishes the slot
     return true;
   }
 
@@ -187,16 +187,15 @@ class RunQueue {
                                                 std::memory_order_relaxed);
       // acq_rel: acquire pairs with other thieves'/owner's release CAS on
       // head; release lets the owner's push reuse these slots safely.
-      if (head_.compare_exchange_strong(h, h + n, std::memory_order_acq_rel, std::memory_order_relaxed))
-        return n;
+      if (head_.compare_exchange_strong(h, h + n, std::memory_order_acq_rel, std::memory_order_relaxed)) return n;
     }
   }
 
-  alignas(64) std::atomic<uint32_t> head_{0};   // moved by owner and thieves (CAS)
-  alignas(64) std::atomic<uint32_t> tail_{0};   // written by the owner only
-  std::atomic<Fiber*> next_{nullptr};           // the LIFO slot; owner sets, anyone may take
+  alignas(64) std::atomic<uint32_t> head_{0};  // moved by owner and thieves (CAS)
+  alignas(64) std::atomic<uint32_t> tail_{0};  // written by the owner only
+  std::atomic<Fiber*> next_{nullptr};          // the LIFO slot; owner sets, anyone may take
   std::atomic<Fiber*> slots_[kCapacity] = {};
-  uint32_t next_streak_ = 0;                    // owner only: consecutive pops from next_
+  uint32_t next_streak_ = 0;  // owner only: consecutive pops from next_
 };
 
 // The owning worker's handle: every operation that moves `tail` or fills

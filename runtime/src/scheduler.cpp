@@ -65,9 +65,21 @@ uint64_t env_number(const char* name, Suffix suffix, uint64_t unset = 0, bool ze
   uint64_t mult = 1;
   if (size_suffix && end && *end) {
     switch (*end) {
-      case 'k': case 'K': mult = 1024; ++end; break;
-      case 'm': case 'M': mult = 1024 * 1024; ++end; break;
-      case 'g': case 'G': mult = 1024 * 1024 * 1024; ++end; break;
+      case 'k':
+      case 'K':
+        mult = 1024;
+        ++end;
+        break;
+      case 'm':
+      case 'M':
+        mult = 1024 * 1024;
+        ++end;
+        break;
+      case 'g':
+      case 'G':
+        mult = 1024 * 1024 * 1024;
+        ++end;
+        break;
       default: break;
     }
   }
@@ -102,9 +114,8 @@ void fiber_entry(Transfer t) {
     f->run_task(f->task);
     f->drop_task(f->task);
   } catch (const std::exception& e) {
-    fatal("unhandled exception in fiber %llu%s%s%s: %s: %s", (unsigned long long)f->id,
-          f->name ? " \"" : "", f->name ? f->name : "", f->name ? "\"" : "", demangled(typeid(e).name()).c_str(),
-          e.what());
+    fatal("unhandled exception in fiber %llu%s%s%s: %s: %s", (unsigned long long)f->id, f->name ? " \"" : "",
+          f->name ? f->name : "", f->name ? "\"" : "", demangled(typeid(e).name()).c_str(), e.what());
   } catch (...) {
     const std::type_info* t = abi::__cxa_current_exception_type();
     fatal("unhandled exception in fiber %llu%s%s%s: %s (not a std::exception)", (unsigned long long)f->id,
@@ -139,7 +150,10 @@ Scheduler* current_scheduler() { return g_sched.load(std::memory_order_acquire);
 TeardownCounts last_teardown() { return g_last_teardown; }
 
 Scheduler::Scheduler(int n, int max_threads_, std::size_t stack, bool deadlock)
-    : nworkers(n), max_threads(max_threads_), default_stack(stack), detect_deadlock(deadlock),
+    : nworkers(n),
+      max_threads(max_threads_),
+      default_stack(stack),
+      detect_deadlock(deadlock),
       slots(new std::unique_ptr<Worker>[std::size_t(max_threads_)]) {
   for (int i = 0; i < n; ++i) slots[std::size_t(i)] = std::make_unique<Worker>(this, i, Worker::Kind::kWorker, stack);
   nslots.store(n, std::memory_order_release);
@@ -164,9 +178,7 @@ Scheduler::~Scheduler() {
   destroy_netpoll(this);
 }
 
-void Scheduler::inject(Fiber* f) {
-  injector.push(f);
-}
+void Scheduler::inject(Fiber* f) { injector.push(f); }
 
 void Scheduler::ready(Fiber* f, RunNext where) {
   Worker* w = current_worker();
@@ -299,8 +311,7 @@ __attribute__((noinline, cold)) void preempt_current() {
 
 // ---- spawning ----
 
-Fiber* spawn_prepare(const SpawnOptions& opts, std::size_t task_size, std::size_t task_align,
-                     void** task_storage) {
+Fiber* spawn_prepare(const SpawnOptions& opts, std::size_t task_size, std::size_t task_align, void** task_storage) {
   Scheduler* s = current_scheduler();
   if (s == nullptr || s->stopping.load(std::memory_order_relaxed))
     throw std::logic_error("gort::spawn: no gort runtime is running (call gort::run first)");
@@ -373,13 +384,13 @@ int run_main(const Config& config, void (*body)(void*), void* arg) {
   MonitorConfig monitor_config{
       int64_t(env_number("GORT_STUCK_WARN_MS", Suffix::kNone, 100, /*zero_ok=*/true)) * 1'000'000,
       int64_t(env_number("GORT_SCAVENGE_MS", Suffix::kNone, kDefaultScavengePeriodNs / 1'000'000,
-                         /*zero_ok=*/true)) * 1'000'000};
+                         /*zero_ok=*/true)) *
+          1'000'000};
   std::size_t stack = config.stack_size;
   if (stack == 0) stack = std::size_t(env_number("GORT_STACK_SIZE", Suffix::kSize));
   if (stack == 0) stack = kDefaultStackSize;
   if (stack < kMinStackSize || stack > kMaxStackSize)
-    throw std::invalid_argument("gort: stack size " + std::to_string(stack) +
-                                " out of range [16 KiB, 1 GiB]");
+    throw std::invalid_argument("gort: stack size " + std::to_string(stack) + " out of range [16 KiB, 1 GiB]");
 
   // Go raises the soft open-files limit to the hard limit at start; so do we.
   rlimit rl;
@@ -428,7 +439,7 @@ int run_main(const Config& config, void (*body)(void*), void* arg) {
   sched.worker_at(0)->loop();
   for (int i = 1; i < n; ++i) sched.worker_at(i)->thread.join();
   sched.monitor->stop_and_join();  // then every spare
-  stop_runtime_services();  // blocking pool, pending runtime timers (services.h)
+  stop_runtime_services();         // blocking pool, pending runtime timers (services.h)
   for (int i = 0, slots = sched.slot_count(); i < slots; ++i) sched.worker_at(i)->own.stacks.flush();
   g_last_teardown = TeardownCounts{sched.live_fibers.load(), sched.stack_pool.in_use()};
   g_sched.store(nullptr, std::memory_order_release);

@@ -83,14 +83,14 @@
 namespace gort::detail {
 
 struct Scheduler;
-class NetPoll;     // netpoll.h
-struct ReadyBatch; // netpoll.h
-class Monitor;     // monitor.h
+class NetPoll;      // netpoll.h
+struct ReadyBatch;  // netpoll.h
+class Monitor;      // monitor.h
 
 // Where a worker queues the fibers a poll readied.
 enum class PolledWhere : uint8_t {
-  kLocal,          // its own queue: it runs one next, others may steal the rest
-  kBehindInjector, // behind everything already waiting in the injector (fairness turns, preemption)
+  kLocal,           // its own queue: it runs one next, others may steal the rest
+  kBehindInjector,  // behind everything already waiting in the injector (fairness turns, preemption)
 };
 // Whether a non-blocking poll is worth making.
 enum class PollWhen : uint8_t {
@@ -128,21 +128,21 @@ struct alignas(64) Worker {
   Worker(Scheduler* s, int index, Kind kind, std::size_t default_stack);
 
   // ---- fixed at construction ----
-  Scheduler* const sched;           // owner
-  const int index;                  // slot in sched->slots: shown in messages
-  const Kind kind;                  // kSpare: started by the monitor while a worker is stuck
+  Scheduler* const sched;  // owner
+  const int index;         // slot in sched->slots: shown in messages
+  const Kind kind;         // kSpare: started by the monitor while a worker is stuck
 
   // ---- shared: thieves, wakers and the monitor touch these (atomics or locked) ----
   // The run queue is reached through its two handles (run_queue.h): the
   // owner's side by this worker's own thread, the thieves' side by anyone.
   RunQueue::Owner local_queue() { return runq_.owner(); }
   RunQueue::Thief queue_for_others() { return runq_.thief(); }
-  TimerHeap timers;                 // timers added by fibers running here; anyone may run due ones
-  std::atomic<uint32_t> wake_word{0};             // futex: 1 = woken
-  std::atomic<int64_t> parked_until{-1};          // deadline while parked, -1 when running
-  std::atomic<bool> in_netpoll{false};            // parked in the poller, not on wake_word's futex
-  bool spinning = false;            // counted in sched->nspinning (handed over under idle_mu)
-  bool on_idle_list = false;        // guarded by sched->idle_mu
+  TimerHeap timers;                       // timers added by fibers running here; anyone may run due ones
+  std::atomic<uint32_t> wake_word{0};     // futex: 1 = woken
+  std::atomic<int64_t> parked_until{-1};  // deadline while parked, -1 when running
+  std::atomic<bool> in_netpoll{false};    // parked in the poller, not on wake_word's futex
+  bool spinning = false;                  // counted in sched->nspinning (handed over under idle_mu)
+  bool on_idle_list = false;              // guarded by sched->idle_mu
   // The running fiber, or null. Written by the owner on every switch
   // (release: the monitor that loads it with acquire may read the fiber's
   // id and name, written before the fiber was first queued); read relaxed
@@ -162,8 +162,8 @@ struct alignas(64) Worker {
   // next fiber yields once early, which is harmless and rare. Relaxed: a
   // stale read delays the yield by one runtime call.
   std::atomic<bool> preempt_flag{false};
-  std::atomic<uint64_t> preemptions{0};           // yields the mark caused; owner writes, stats() sums
-  std::atomic<bool> spare_exited{false};          // kSpare: its thread returned and may be joined
+  std::atomic<uint64_t> preemptions{0};   // yields the mark caused; owner writes, stats() sums
+  std::atomic<bool> spare_exited{false};  // kSpare: its thread returned and may be joined
   // A copy of sched->stopping for the direct switch path (one load there
   // instead of two). Set by Scheduler::stop for every slot, and by the
   // monitor for spares started meanwhile; the loop reads sched->stopping.
@@ -178,38 +178,39 @@ struct alignas(64) Worker {
   // Every access is written `own.x` (or `w->own.x` by code running on w's
   // thread), so a reach into another worker's Own stands out.
   struct Own {
-    Own(StackPool* pool, std::size_t default_stack, uint64_t seed)
-        : stacks(pool, default_stack), rng(seed) {}
-    StackCache stacks;                // this worker's free stacks
-    Context sched_ctx = nullptr;      // schedule loop's context while a fiber runs
-    SanitizerContext sched_san;       // sanitizer view of the schedule loop's stack
+    Own(StackPool* pool, std::size_t default_stack, uint64_t seed) : stacks(pool, default_stack), rng(seed) {}
+    StackCache stacks;            // this worker's free stacks
+    Context sched_ctx = nullptr;  // schedule loop's context while a fiber runs
+    SanitizerContext sched_san;   // sanitizer view of the schedule loop's stack
     // Schedules left before the injector's fairness turn. A countdown rather
     // than a counter taken modulo the interval: the direct switch path tests
     // it for zero on every switch. find_runnable resets it when it takes the
     // turn, so it is >= 1 whenever a fiber is scheduled.
     uint32_t until_fairness_turn = kInjectorCheckInterval - 1;
-    uint64_t rng;                     // victim selection (xorshift)
-    bool in_worker_stack = false;     // the running fiber is inside on_worker_stack: parking is fatal
+    uint64_t rng;                  // victim selection (xorshift)
+    bool in_worker_stack = false;  // the running fiber is inside on_worker_stack: parking is fatal
   } own;
-  std::thread thread;               // empty for worker 0 (the caller of run); joined by run_main or the monitor
+  std::thread thread;  // empty for worker 0 (the caller of run); joined by run_main or the monitor
 
-  void loop();                      // the schedule loop; returns when the runtime stops (or a spare retires)
-  void spare_main();                // a spare's thread: loop, wait in the pool, loop again or exit
-  Fiber* find_runnable();           // blocks (parks the worker) until work or stop
-  void execute(Fiber* f);           // switch into f, then handle the request of whoever returns
+  void loop();             // the schedule loop; returns when the runtime stops (or a spare retires)
+  void spare_main();       // a spare's thread: loop, wait in the pool, loop again or exit
+  Fiber* find_runnable();  // blocks (parks the worker) until work or stop
+  void execute(Fiber* f);  // switch into f, then handle the request of whoever returns
   // The switch path (inline below: it runs on every yield and park).
   void finish_switch(Fiber* from, SwitchRequest* req);
   template <SwitchRequest::Kind K>
   void finish_switch_as(Fiber* from, SwitchRequest* req);  // the same, for a kind known at compile time
-  void finish_exit(Fiber* from);    // finish_switch's kExit case, out of line
-  void finish_preempt(Fiber* from); // finish_switch's kPreempt case, out of line
-  void note_switch(uint64_t step) { switches.store(switches.load(std::memory_order_relaxed) + step, std::memory_order_relaxed); }
+  void finish_exit(Fiber* from);                           // finish_switch's kExit case, out of line
+  void finish_preempt(Fiber* from);                        // finish_switch's kPreempt case, out of line
+  void note_switch(uint64_t step) {
+    switches.store(switches.load(std::memory_order_relaxed) + step, std::memory_order_relaxed);
+  }
   Fiber* next_for_direct_switch();
   bool push_local(Fiber* f, RunNext where);  // true: something went to the ring (stealable)
   Fiber* take_from_injector();
   Fiber* steal();
   bool run_timers(int64_t now);
-  bool retire_if_unneeded();        // kSpare: hand the queue back and leave the loop
+  bool retire_if_unneeded();  // kSpare: hand the queue back and leave the loop
   // The idle path of find_runnable, in the order argued in this file's
   // header: go_idle (1)(2), recheck_queues (3), sleep, come back.
   void park_worker();
@@ -220,7 +221,7 @@ struct alignas(64) Worker {
   void leave_idle_list(bool deadlock_suspect, uint64_t epoch);
   void stop_spinning();
   uint64_t next_random();
-  void wake();                      // after wake_word = 1: futex wake, and interrupt the poller if in it
+  void wake();  // after wake_word = 1: futex wake, and interrupt the poller if in it
 
   // The worker's side of the network poller, defined in netpoll.cpp.
   bool sleep_in_netpoll(int64_t deadline, ReadyBatch& io);  // false: sleep on the futex instead
@@ -231,41 +232,41 @@ struct alignas(64) Worker {
   bool poll_network(PollWhen when, PolledWhere where = PolledWhere::kLocal);
 
  private:
-  RunQueue runq_;                   // see local_queue / queue_for_others
+  RunQueue runq_;  // see local_queue / queue_for_others
 };
 
 struct Scheduler {
   Scheduler(int workers, int max_threads, std::size_t default_stack, bool detect_deadlock);
   ~Scheduler();
 
-  const int nworkers;               // GORT_PROCS: workers that run fibers when none is stuck
-  const int max_threads;            // GORT_MAX_THREADS: workers + spares, at most
-  std::size_t default_stack;        // usable bytes
+  const int nworkers;         // GORT_PROCS: workers that run fibers when none is stuck
+  const int max_threads;      // GORT_MAX_THREADS: workers + spares, at most
+  std::size_t default_stack;  // usable bytes
   bool detect_deadlock;
-  StackPool stack_pool;             // declared before the workers: their caches return to it
+  StackPool stack_pool;  // declared before the workers: their caches return to it
   // Every worker ever started: slots [0, nworkers) are the workers, the
   // rest spares (monitor.h). A slot, once filled, keeps its Worker until
   // the runtime stops, so a pointer read from it stays valid; `nslots` is
   // published with release after the slot is written (worker_at's acquire).
   std::unique_ptr<std::unique_ptr<Worker>[]> slots;
   std::atomic<int> nslots{0};
-  Injector injector;                // work from outside the workers' own queues
-  std::atomic<int> nspinning{0};    // workers looking for work
-  std::atomic<int> nidle{0};        // workers on idle_list
-  std::atomic<int> nspares_active{0};      // spares running the schedule loop (not in the pool)
-  std::atomic<int> spares_to_retire{0};    // set by the monitor; a spare that takes one leaves its loop
-  std::atomic<int> spare_threads{0};       // spare threads started and not yet joined
-  std::mutex idle_mu;               // guards idle_list, spare_pool, Worker::on_idle_list
+  Injector injector;                     // work from outside the workers' own queues
+  std::atomic<int> nspinning{0};         // workers looking for work
+  std::atomic<int> nidle{0};             // workers on idle_list
+  std::atomic<int> nspares_active{0};    // spares running the schedule loop (not in the pool)
+  std::atomic<int> spares_to_retire{0};  // set by the monitor; a spare that takes one leaves its loop
+  std::atomic<int> spare_threads{0};     // spare threads started and not yet joined
+  std::mutex idle_mu;                    // guards idle_list, spare_pool, Worker::on_idle_list
   std::vector<Worker*> idle_list;
-  std::vector<Worker*> spare_pool;  // retired spares waiting to be reused (their threads alive)
-  std::atomic<uint64_t> wake_epoch{0};     // bumped on every worker wake (deadlock check)
-  std::atomic<int64_t> live_fibers{0};     // spawned and not yet dead
-  std::atomic<int64_t> external_wakers{0}; // things outside the workers that may ready a fiber
-  std::atomic<int> helper_threads{0};      // threads the runtime owns besides workers (blocking pool)
+  std::vector<Worker*> spare_pool;          // retired spares waiting to be reused (their threads alive)
+  std::atomic<uint64_t> wake_epoch{0};      // bumped on every worker wake (deadlock check)
+  std::atomic<int64_t> live_fibers{0};      // spawned and not yet dead
+  std::atomic<int64_t> external_wakers{0};  // things outside the workers that may ready a fiber
+  std::atomic<int> helper_threads{0};       // threads the runtime owns besides workers (blocking pool)
   std::atomic<bool> stopping{false};
   std::atomic<NetPoll*> netpoll{nullptr};  // created by the first poll_open, freed with us
   std::atomic<uint64_t> next_fiber_id{1};
-  std::unique_ptr<Monitor> monitor;        // started by run_main with the workers
+  std::unique_ptr<Monitor> monitor;  // started by run_main with the workers
 
   Worker* worker_at(int i) const { return slots[std::size_t(i)].get(); }
   int slot_count() const { return nslots.load(std::memory_order_acquire); }
@@ -282,10 +283,10 @@ struct Scheduler {
   // readier never blocks, the monitor notices (monitor.h).
   void ready(Fiber* f, RunNext where);
   void inject(Fiber* f);
-  void wake_idle_worker();          // Go's wakep
+  void wake_idle_worker();  // Go's wakep
   void wake_worker_for_timer(int64_t when);
-  void stop();                      // from the main fiber's end
-  bool nothing_can_run();           // deadlock test; call with idle_mu held
+  void stop();             // from the main fiber's end
+  bool nothing_can_run();  // deadlock test; call with idle_mu held
   int64_t earliest_timer() const;
   // Spares (monitor.h): a new or pooled spare joins the schedule loop.
   void start_spare();
@@ -342,8 +343,7 @@ __attribute__((always_inline)) inline void preemption_point_inline() {
 // due timers, stopping). The clock is read only when a timer is pending.
 __attribute__((always_inline)) inline Fiber* Worker::next_for_direct_switch() {
   if (__builtin_expect(own.until_fairness_turn == 0, 0)) return nullptr;
-  if (int64_t when = timers.next_when(); __builtin_expect(when != kNever, 0) && when <= now_ns())
-    return nullptr;
+  if (int64_t when = timers.next_when(); __builtin_expect(when != kNever, 0) && when <= now_ns()) return nullptr;
   if (__builtin_expect(stopping.load(std::memory_order_relaxed), 0)) return nullptr;
   Fiber* f = local_queue().pop();
   if (f != nullptr) --own.until_fairness_turn;  // >= 1 here: tested above
@@ -419,10 +419,9 @@ Transfer finish_on_next(Transfer t) {
 
 // Switches the running fiber `self` out of worker w (the caller's current
 // worker, whose `current` the caller has read) with `req` (of kind K);
-// returns when it is resumed, with the worker that resumed it. If the worker's local queue has a fiber, control goes straight
-// to it (one context switch; the request is carried out on top of it,
-// boost's ontop_fcontext); otherwise to the schedule loop. Inline into its
-// callers: yield, park and a fiber's exit.
+// returns when it is resumed, with the worker that resumed it. If the worker's local queue has a fiber, control goes
+// straight to it (one context switch; the request is carried out on top of it, boost's ontop_fcontext); otherwise to
+// the schedule loop. Inline into its callers: yield, park and a fiber's exit.
 template <SwitchRequest::Kind K>
 __attribute__((always_inline)) inline Worker* switch_out(Worker* w, Fiber* self, SwitchRequest* req) {
   req->from = self;
@@ -434,7 +433,7 @@ __attribute__((always_inline)) inline Worker* switch_out(Worker* w, Fiber* self,
   if (next != nullptr) {
     next->set_state(FiberState::kRunnable, FiberState::kRunning);
     w->current.store(next, std::memory_order_release);  // see Worker::current
-    w->note_switch(2);  // still odd: a fiber runs
+    w->note_switch(2);                                  // still odd: a fiber runs
     annotate_switch_begin(&self->san, &next->san, suspended);
     if (next->started) {
       t = jump_ontop(next->ctx, req, &finish_on_next<K>);

@@ -31,8 +31,7 @@ GuardMode probe_guard_mode() {
   if (env && std::strcmp(env, "mprotect") == 0) return GuardMode::kMprotect;
   // Try the cheap guard on a scratch mapping; EINVAL means an older kernel.
   std::size_t page = page_size();
-  void* p = mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return GuardMode::kMprotect;
   bool ok = madvise(p, page, MADV_GUARD_INSTALL) == 0;
   munmap(p, 2 * page);
@@ -55,9 +54,7 @@ StackPool::~StackPool() {
   delete[] slabs_;
 }
 
-std::size_t StackPool::slab_count() const {
-  return std::size_t(nslabs_.load(std::memory_order_acquire));
-}
+std::size_t StackPool::slab_count() const { return std::size_t(nslabs_.load(std::memory_order_acquire)); }
 
 std::size_t StackPool::cold_count() const {
   std::lock_guard lock(mu_);
@@ -135,8 +132,8 @@ void StackPool::add_slab(std::size_t stack_size) {
   if (index >= kMaxSlabs) throw std::bad_alloc();
   std::size_t bytes = stack_size * kStacksPerSlab;
   count_syscalls(1);
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  void* p =
+      mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
   char* base = static_cast<char*>(p);
   if (!install_guards(base, stack_size)) {
@@ -211,8 +208,8 @@ __attribute__((no_sanitize("address", "thread"))) bool went_deep(const Stack& s)
   using Chunk = uint64_t __attribute__((vector_size(16)));
   auto* chunk = reinterpret_cast<const Chunk*>(deep_end(s) - page_size());
   for (std::size_t i = 0, n = page_size() / sizeof(Chunk); i < n; i += 8) {
-    Chunk any = chunk[i] | chunk[i + 1] | chunk[i + 2] | chunk[i + 3] | chunk[i + 4] | chunk[i + 5] |
-                chunk[i + 6] | chunk[i + 7];
+    Chunk any = chunk[i] | chunk[i + 1] | chunk[i + 2] | chunk[i + 3] | chunk[i + 4] | chunk[i + 5] | chunk[i + 6] |
+                chunk[i + 7];
     if ((any[0] | any[1]) != 0) return true;
   }
   return false;
@@ -306,8 +303,6 @@ void StackCache::shrink_when_idle() {
   pool_->release_batch(older);
 }
 
-void StackCache::flush() {
-  pool_->release_batch(cache_);
-}
+void StackCache::flush() { pool_->release_batch(cache_); }
 
 }  // namespace gort::detail

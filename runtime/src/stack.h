@@ -86,11 +86,11 @@
 namespace gort::detail {
 
 struct Stack {
-  char* base = nullptr;     // lowest address of the reservation (guard starts here)
-  std::size_t size = 0;     // whole reservation, guard included
-  std::size_t guard = 0;    // bytes of guard at base
-  int slab = -1;            // index of the slab it was carved from (trim groups by it)
-  bool dirty = false;       // may have committed pages below the retained top
+  char* base = nullptr;   // lowest address of the reservation (guard starts here)
+  std::size_t size = 0;   // whole reservation, guard included
+  std::size_t guard = 0;  // bytes of guard at base
+  int slab = -1;          // index of the slab it was carved from (trim groups by it)
+  bool dirty = false;     // may have committed pages below the retained top
 
   char* top() const { return base + size; }
   char* usable_bottom() const { return base + guard; }
@@ -122,7 +122,7 @@ class StackPool {
   // usable_size is rounded up to whole pages. Throws std::bad_alloc when the
   // kernel refuses the reservation.
   Stack allocate(std::size_t usable_size);
-  void release(Stack s);              // back to the shared pool
+  void release(Stack s);                           // back to the shared pool
   void release_batch(std::vector<Stack>& stacks);  // moves all of them in
   bool take_batch(std::size_t size, std::vector<Stack>& out, std::size_t max);
   // Gives back the deep pages of the dirty stacks among `stacks` (none of
@@ -141,19 +141,19 @@ class StackPool {
   // System calls the stack code has made (mmap, guards, populates,
   // trims, scavenges), for tests and benchmarks. relaxed: a statistic.
   int64_t syscalls() const { return syscalls_.load(std::memory_order_relaxed); }
-  std::size_t cold_count() const;     // stacks given back whole, in the pool
+  std::size_t cold_count() const;  // stacks given back whole, in the pool
 
  private:
   struct Slab {
     char* base;
-    std::size_t stack_size;   // whole reservation per stack, guard included
+    std::size_t stack_size;  // whole reservation per stack, guard included
     int count;
   };
   struct FreeList {
-    std::size_t stack_size;       // whole reservation, guard included
-    std::vector<Stack> warm;      // may hold committed top pages; taken first, from the back
-    std::vector<Stack> cold;      // nothing committed
-    std::size_t low_water = 0;    // fewest warm stacks since the last scavenge
+    std::size_t stack_size;     // whole reservation, guard included
+    std::vector<Stack> warm;    // may hold committed top pages; taken first, from the back
+    std::vector<Stack> cold;    // nothing committed
+    std::size_t low_water = 0;  // fewest warm stacks since the last scavenge
   };
   void add_slab(std::size_t stack_size);
   bool install_guards(char* base, std::size_t stack_size);
@@ -169,7 +169,7 @@ class StackPool {
   std::vector<FreeList> free_;  // by stack size; guarded by mu_
   // Every slab, for unmapping at shutdown (append-only).
   static constexpr int kMaxSlabs = 1 << 16;
-  Slab* slabs_;                          // kMaxSlabs entries
+  Slab* slabs_;  // kMaxSlabs entries
   std::atomic<int> nslabs_{0};
   std::atomic<int64_t> in_use_{0};
   std::atomic<int64_t> syscalls_{0};
@@ -185,7 +185,7 @@ class StackCache {
   ~StackCache() { flush(); }
   Stack get(std::size_t usable_size);
   void put(Stack s);
-  void trim();   // returns the deep pages of every dirty cached stack
+  void trim();  // returns the deep pages of every dirty cached stack
   // Going idle: trims, and keeps only the newest kIdleCacheKeep stacks; the
   // rest go to the pool, where the scavenger can reach them.
   void shrink_when_idle();
@@ -194,9 +194,8 @@ class StackCache {
  private:
   StackPool* pool_;
   std::vector<Stack> cache_;  // stacks of the default size only; others go to the pool
-  std::size_t default_size_;    // usable size of the stacks this cache keeps
+  std::size_t default_size_;  // usable size of the stacks this cache keeps
   int frees_since_trim_ = 0;
 };
-
 
 }  // namespace gort::detail

@@ -34,8 +34,7 @@ void Mutex::lock_slow() GORT_NO_THREAD_SAFETY_ANALYSIS {  // wait_lock_ is relea
     uint32_t s = state_.load(std::memory_order_relaxed);
     if (!(s & kLocked)) {
       // acquire: as in lock().
-      if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire,
-                                       std::memory_order_relaxed)) {
+      if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire, std::memory_order_relaxed)) {
         wait_lock_.unlock();
         return;
       }
@@ -43,9 +42,7 @@ void Mutex::lock_slow() GORT_NO_THREAD_SAFETY_ANALYSIS {  // wait_lock_ is relea
     }
     // Setting kWaiters (under wait_lock_) sends the holder's unlock to the
     // slow path, which takes wait_lock_ and so finds us queued.
-    if ((s & kWaiters) ||
-        state_.compare_exchange_weak(s, s | kWaiters, std::memory_order_relaxed))
-      break;
+    if ((s & kWaiters) || state_.compare_exchange_weak(s, s | kWaiters, std::memory_order_relaxed)) break;
   }
   waiters_.push_back(&w);
   detail::block(&w, wait_lock_);
@@ -142,8 +139,7 @@ void WaitGroup::wait() GORT_NO_THREAD_SAFETY_ANALYSIS {
   for (;;) {
     if ((s >> 32) == 0) return;
     // Register as a waiter in the same word as the counter.
-    if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire))
-      break;
+    if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) break;
   }
   Waiter w;
   detail::prepare_wait(&w);

@@ -54,12 +54,12 @@ namespace gort::detail {
 class TimerCore : public TimerNode {
  public:
   Spinlock lock;
-  std::atomic<int> refs{1};                         // the creator's + one per heap entry
-  bool active GORT_GUARDED_BY(lock) = false;        // armed; its firing is still to act
-  int64_t period GORT_GUARDED_BY(lock) = 0;         // tickers: ns between ticks; 0: once
-  std::shared_ptr<Chan<Clock::time_point>> chan;    // channel timers (fixed); null for function timers
-  std::function<void()> fn;                         // function timers (fixed)
-  TimerCore* prev = nullptr;                        // links on all_timers (under all_timers_mu)
+  std::atomic<int> refs{1};                       // the creator's + one per heap entry
+  bool active GORT_GUARDED_BY(lock) = false;      // armed; its firing is still to act
+  int64_t period GORT_GUARDED_BY(lock) = 0;       // tickers: ns between ticks; 0: once
+  std::shared_ptr<Chan<Clock::time_point>> chan;  // channel timers (fixed); null for function timers
+  std::function<void()> fn;                       // function timers (fixed)
+  TimerCore* prev = nullptr;                      // links on all_timers (under all_timers_mu)
   TimerCore* next = nullptr;
 };
 

@@ -22,18 +22,18 @@
 #include <cstdint>
 #include <vector>
 
-#include "platform.h"
 #include <gort/detail/spinlock.h>
+#include "platform.h"
 
 namespace gort::detail {
 
 class TimerHeap;
 
 struct TimerNode {
-  int64_t when = 0;                       // deadline, now_ns() clock
-  void (*fire)(TimerNode*) = nullptr;     // called once, no locks held
-  std::atomic<TimerHeap*> owner{nullptr}; // heap holding it, or null
-  uint32_t index = 0;                     // position in owner's heap (under its lock)
+  int64_t when = 0;                        // deadline, now_ns() clock
+  void (*fire)(TimerNode*) = nullptr;      // called once, no locks held
+  std::atomic<TimerHeap*> owner{nullptr};  // heap holding it, or null
+  uint32_t index = 0;                      // position in owner's heap (under its lock)
 };
 
 class TimerHeap {

@@ -39,8 +39,7 @@ __attribute__((noinline)) Fiber* current_fiber() {
 }
 
 Worker::Worker(Scheduler* s, int i, Kind k, std::size_t default_stack)
-    : sched(s), index(i), kind(k),
-      own(&s->stack_pool, default_stack, 0x9E3779B97F4A7C15ull * uint64_t(i + 1)) {}
+    : sched(s), index(i), kind(k), own(&s->stack_pool, default_stack, 0x9E3779B97F4A7C15ull * uint64_t(i + 1)) {}
 
 uint64_t Worker::next_random() {
   own.rng ^= own.rng << 13;
@@ -78,8 +77,8 @@ void Worker::stop_spinning() {
 void Worker::execute(Fiber* f) {
   f->set_state(FiberState::kRunnable, FiberState::kRunning);
   current.store(f, std::memory_order_release);  // see Worker::current
-  note_switch(1);  // odd: a fiber runs
-  --own.until_fairness_turn;  // >= 1: find_runnable resets it when it reaches 0
+  note_switch(1);                               // odd: a fiber runs
+  --own.until_fairness_turn;                    // >= 1: find_runnable resets it when it reaches 0
   annotate_switch_begin(&own.sched_san, &f->san, Suspended::kWillResume);
   Transfer t = jump(f->ctx, this);
   annotate_switch_end(&own.sched_san, &f->san);
@@ -113,8 +112,8 @@ void Worker::finish_exit(Fiber* from) {
 void Worker::finish_preempt(Fiber* from) {
   from->set_state(FiberState::kRunning, FiberState::kRunnable);
   preemptions.store(preemptions.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  bool outside_work = poll_network(PollWhen::kAlways, PolledWhere::kBehindInjector) ||
-                      sched->injector.size_approx() != 0;
+  bool outside_work =
+      poll_network(PollWhen::kAlways, PolledWhere::kBehindInjector) || sched->injector.size_approx() != 0;
   sched->injector.push(from);
   sched->wake_idle_worker();
   if (outside_work) own.until_fairness_turn = 0;
@@ -124,8 +123,8 @@ Fiber* Worker::take_from_injector() {
   if (sched->injector.size_approx() == 0) return nullptr;
   Fiber* batch[kInjectorBatch];
   // Take a fair share, not everything: other workers want some too.
-  std::size_t want = std::clamp<std::size_t>(
-      sched->injector.size_approx() / std::size_t(sched->active_workers()) + 1, 1, kInjectorBatch);
+  std::size_t want = std::clamp<std::size_t>(sched->injector.size_approx() / std::size_t(sched->active_workers()) + 1,
+                                             1, kInjectorBatch);
   std::size_t n = sched->injector.pop_batch(batch, want);
   if (n == 0) return nullptr;
   for (std::size_t i = 1; i < n; ++i) push_local(batch[i], RunNext::kNo);
@@ -322,8 +321,8 @@ void Worker::leave_idle_list(bool deadlock_suspect, uint64_t epoch) {
   if (!on_idle_list) return;
   if (deadlock_suspect && s->wake_epoch.load() == epoch && s->nothing_can_run()) {
     int64_t parked = s->live_fibers.load();
-    fatal("all fibers are asleep - deadlock! (%lld fiber%s parked, nothing can wake %s)",
-          (long long)parked, parked == 1 ? "" : "s", parked == 1 ? "it" : "them");
+    fatal("all fibers are asleep - deadlock! (%lld fiber%s parked, nothing can wake %s)", (long long)parked,
+          parked == 1 ? "" : "s", parked == 1 ? "it" : "them");
   }
   s->idle_list.erase(std::find(s->idle_list.begin(), s->idle_list.end(), this));
   on_idle_list = false;

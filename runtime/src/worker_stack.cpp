@@ -33,9 +33,9 @@ constexpr std::size_t kWorkerStackSize = 8u << 20;
 void loop(Transfer t);
 
 struct WorkerStack {
-  char* base = nullptr;   // guard page at base, usable above it
-  Context parked{};       // loop(), suspended between calls
-  SanitizerContext san;   // the big stack's sanitizer view
+  char* base = nullptr;  // guard page at base, usable above it
+  Context parked{};      // loop(), suspended between calls
+  SanitizerContext san;  // the big stack's sanitizer view
   ~WorkerStack() {
     if (base) {
       san.destroy();

@@ -159,8 +159,8 @@ void expect_recovered(const ServerProcess& server, int baseline_fds, long baseli
   EXPECT_TRUE(eventually(kReleaseBound, [&] { return (fds = server.tree_open_fds()) <= baseline_fds; }))
       << "descriptors: " << fds << " open, " << baseline_fds << " before the attack";
   long rss = server.tree_rss_kib();
-  EXPECT_LE(rss, baseline_rss + kRssGrowthKib) << "resident memory grew from " << baseline_rss << " KiB to " << rss
-                                               << " KiB";
+  EXPECT_LE(rss, baseline_rss + kRssGrowthKib)
+      << "resident memory grew from " << baseline_rss << " KiB to " << rss << " KiB";
 }
 
 }  // namespace abuse

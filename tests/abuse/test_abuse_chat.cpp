@@ -91,12 +91,15 @@ TEST_P(ChatAbuse, MegabyteLines) {
     EXPECT_EQ(attacker.send(line, 5000ms * kSlowdown), line.size());
     replies += attacker.receive(65536, 10ms);
   }
-  EXPECT_TRUE(eventually(kAnswerBound, [&] {
-    replies += attacker.receive(65536, 10ms);
-    for (std::size_t at; (at = replies.find("ERROR line too long\n")) != std::string::npos; ++refused)
-      replies.erase(0, at + 20);
-    return refused == 4;
-  })) << refused << " of 4 overlong lines refused";
+  EXPECT_TRUE(eventually(kAnswerBound,
+                         [&] {
+                           replies += attacker.receive(65536, 10ms);
+                           for (std::size_t at; (at = replies.find("ERROR line too long\n")) != std::string::npos;
+                                ++refused)
+                             replies.erase(0, at + 20);
+                           return refused == 4;
+                         }))
+      << refused << " of 4 overlong lines refused";
   expect_bystanders_served();
   attacker.close();
   expect_recovered_after();
@@ -178,7 +181,8 @@ void speak(Socket& s, int id, std::atomic<int>& heard) {
                                 kLinesPerSecond / 1000);
     std::string burst;
     for (; sent < std::min(due, kLinesEach); ++sent)
-      burst += "writer " + std::to_string(id) + " line " + std::to_string(sent) + " t=" + std::to_string(now_us()) + "\n";
+      burst +=
+          "writer " + std::to_string(id) + " line " + std::to_string(sent) + " t=" + std::to_string(now_us()) + "\n";
     if (!burst.empty()) s.send(burst);
     std::string more = s.receive(65536, 1ms);
     heard += static_cast<int>(std::count(more.begin(), more.end(), '\n'));

@@ -59,8 +59,8 @@ class Abuse : public ::testing::TestWithParam<common::ServerRow> {
     if (serves_alongside(held)) {
       EXPECT_TRUE(dumb_ping(port(), kAnswerBound)) << "a bystander was not answered during the attack";
     } else {
-      EXPECT_FALSE(dumb_ping(port(), kStarvedFor)) << "answered, though the table says it serves " << held
-                                                    << " connections no faster";
+      EXPECT_FALSE(dumb_ping(port(), kStarvedFor))
+          << "answered, though the table says it serves " << held << " connections no faster";
     }
   }
   // The checks once the attack is over.  A server may still be working

@@ -168,8 +168,8 @@ TEST_P(Limits, ABurstBeyondOneListenBacklogIsNotDropped) {
   eventually(kAnswerBound, [&] { return (up = established()) == n; });
   ASSERT_EQ(kill(server_->pid(), SIGCONT), 0);
   EXPECT_EQ(int(fds.size()), n) << "the test could not open its sockets";
-  EXPECT_EQ(up, n) << n - up << " of " << n << " connections were dropped from a full backlog ("
-                   << somaxconn << " per listener)";
+  EXPECT_EQ(up, n) << n - up << " of " << n << " connections were dropped from a full backlog (" << somaxconn
+                   << " per listener)";
   for (int fd : fds) close(fd);
   Socket bystander(server_->port());
   EXPECT_EQ(first_line(bystander, protocol()).rfind(served_reply(), 0), 0u) << "not served after the burst";

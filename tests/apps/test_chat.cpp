@@ -80,7 +80,7 @@ TEST_P(Chat, ADepartureDoesNotDisturbTheRoom) {
 TEST_P(Chat, ASlowClientIsDisconnectedNotWaitedFor) {
   auto talker = join(1), listener = join(2);
   auto sleeper = join(3, /*rcvbuf=*/4096);  // never reads
-  const int lines = 1000, burst = 50;  // 1 MB in all: far more than the sleeper's queue and buffers
+  const int lines = 1000, burst = 50;       // 1 MB in all: far more than the sleeper's queue and buffers
   std::string line(1000, 'z');
   std::atomic<int> received{0};
   std::thread reader([&] {
@@ -88,7 +88,7 @@ TEST_P(Chat, ASlowClientIsDisconnectedNotWaitedFor) {
       if (listener->read_line() != "[User 1]: " + line + "\n") break;
   });
   // The listener keeps up: the talker sends a burst, then waits for it.
-  for (int sent = 0; sent < lines && received == sent; ) {
+  for (int sent = 0; sent < lines && received == sent;) {
     for (int i = 0; i < burst; ++i, ++sent) ASSERT_TRUE(talker->send(line + "\n"));
     auto deadline = Clock::now() + 5s * kSlowdown;
     while (received < sent && Clock::now() < deadline) std::this_thread::sleep_for(1ms);

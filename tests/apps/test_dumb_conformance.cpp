@@ -92,7 +92,8 @@ TEST_P(Conformance, StreamToAReaderThatDoesNotReadStaysBounded) {
   long growth = server_->tree_rss_kib() - before;
   // Sanitizer shadow memory (per process, for prefork) inflates RSS; 1 GiB
   // would still stand out.
-  EXPECT_LT(growth, 64 * 1024 * kSlowdown) << "KiB: the server buffers the stream instead of writing it as the socket accepts it";
+  EXPECT_LT(growth, 64 * 1024 * kSlowdown)
+      << "KiB: the server buffers the stream instead of writing it as the socket accepts it";
 }
 
 TEST_P(Conformance, MalformedRequests) {
@@ -103,23 +104,23 @@ TEST_P(Conformance, MalformedRequests) {
       "WAIT x\nWAIT 1.5\nWAIT +1\nWAIT  1\nWAIT 1 \nWAIT 1 2\nBURN 0x10\n"
       "WAIT -1\nWAIT -0\nWAIT 60001\nBURN 10001\nSTREAM 1073741825\nWAIT 99999999999999999999\n"
       "PING\n",
-      {"UNKNOWN_COMMAND\n", "UNKNOWN_COMMAND\n", "UNKNOWN_COMMAND\n", "UNKNOWN_COMMAND\n", "UNKNOWN_COMMAND\n",
-       "UNKNOWN_COMMAND\n", "UNKNOWN_COMMAND\n",
-       "ERROR unexpected argument\n", "ERROR unexpected argument\n",
-       "ERROR missing argument\n", "ERROR missing argument\n", "ERROR missing argument\n", "ERROR missing argument\n",
-       "ERROR not a number\n", "ERROR not a number\n", "ERROR not a number\n", "ERROR not a number\n",
-       "ERROR not a number\n", "ERROR not a number\n", "ERROR not a number\n",
-       "ERROR out of range\n", "ERROR out of range\n", "ERROR out of range\n", "ERROR out of range\n",
-       "ERROR out of range\n", "ERROR out of range\n",
-       "PONG\n"});
+      {"UNKNOWN_COMMAND\n",        "UNKNOWN_COMMAND\n",           "UNKNOWN_COMMAND\n",
+       "UNKNOWN_COMMAND\n",        "UNKNOWN_COMMAND\n",           "UNKNOWN_COMMAND\n",
+       "UNKNOWN_COMMAND\n",        "ERROR unexpected argument\n", "ERROR unexpected argument\n",
+       "ERROR missing argument\n", "ERROR missing argument\n",    "ERROR missing argument\n",
+       "ERROR missing argument\n", "ERROR not a number\n",        "ERROR not a number\n",
+       "ERROR not a number\n",     "ERROR not a number\n",        "ERROR not a number\n",
+       "ERROR not a number\n",     "ERROR not a number\n",        "ERROR out of range\n",
+       "ERROR out of range\n",     "ERROR out of range\n",        "ERROR out of range\n",
+       "ERROR out of range\n",     "ERROR out of range\n",        "PONG\n"});
 }
 
 TEST_P(Conformance, LineLengthLimit) {
   std::string max(1024, 'A');
   std::string over(1025, 'A');
-  expect_replies(max + "\n" + max + "\r\n" + over + "\n" + std::string(5000, 'B') + "\nPING\n",
-                 {"UNKNOWN_COMMAND\n", "UNKNOWN_COMMAND\n", "ERROR line too long\n", "ERROR line too long\n",
-                  "PONG\n"});
+  expect_replies(
+      max + "\n" + max + "\r\n" + over + "\n" + std::string(5000, 'B') + "\nPING\n",
+      {"UNKNOWN_COMMAND\n", "UNKNOWN_COMMAND\n", "ERROR line too long\n", "ERROR line too long\n", "PONG\n"});
 }
 
 TEST_P(Conformance, HugeLineGetsOneErrorAndTheConnectionGoesOn) {

@@ -30,8 +30,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 
@@ -114,9 +114,7 @@ class Occupier {
  public:
   Occupier(std::uint16_t port, Scenario scenario) : client_(port, 5000ms, /*rcvbuf=*/16384) {
     switch (scenario) {
-      case Scenario::kWait:
-        client_.send("WAIT 5000\n");
-        break;
+      case Scenario::kWait: client_.send("WAIT 5000\n"); break;
       case Scenario::kStream:
         client_.send("STREAM 100000000\n");
         thread_ = std::thread([this] { every(100ms, [this] { return client_.drain(1024) == 1024; }); });

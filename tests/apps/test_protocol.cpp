@@ -55,8 +55,7 @@ std::string describe(const Action& a) {
 // Feeds `pieces` (each copied into its own short-lived string, so a view that
 // outlived its piece would be caught by ASan) and records every frame.
 // Also checks the framer's invariants after every call.
-std::vector<std::string> frames_of(const std::vector<std::string>& pieces,
-                                   std::size_t max_line = dumb::kMaxLine) {
+std::vector<std::string> frames_of(const std::vector<std::string>& pieces, std::size_t max_line = dumb::kMaxLine) {
   LineFramer framer(max_line);
   std::vector<std::string> out;
   for (const std::string& p : pieces) {
@@ -285,7 +284,7 @@ TEST(Framer, BasicLines) {
   EXPECT_EQ(frames_of({"PING\r\n"}), (std::vector<std::string>{"L:PING"}));
   EXPECT_EQ(frames_of({"\n"}), (std::vector<std::string>{"L:"}));
   EXPECT_EQ(frames_of({"\r\n"}), (std::vector<std::string>{"L:"}));
-  EXPECT_EQ(frames_of({"\r\r\n"}), (std::vector<std::string>{"L:\r"}));  // only one "\r" is removed
+  EXPECT_EQ(frames_of({"\r\r\n"}), (std::vector<std::string>{"L:\r"}));    // only one "\r" is removed
   EXPECT_EQ(frames_of({"A\rB\n"}), (std::vector<std::string>{"L:A\rB"}));  // a "\r" elsewhere stays
   EXPECT_EQ(frames_of({"\n\n"}), (std::vector<std::string>{"L:", "L:"}));
   EXPECT_EQ(frames_of({"PING"}), (std::vector<std::string>{}));  // no "\n" yet
@@ -398,23 +397,19 @@ TEST(SplitInvariance, SingleRequests) {
 }
 
 TEST(SplitInvariance, Pipelined) {
-  const std::string input =
-      "PING\nWAIT 5\r\nBURN 3\nSTREAM 2\nNOPE\n\nWAIT\nBURN 10001\nping\nPING\r\n";
-  expect_split_invariant(input,
-                         {"L:PING", "L:WAIT 5", "L:BURN 3", "L:STREAM 2", "L:NOPE", "L:", "L:WAIT",
-                          "L:BURN 10001", "L:ping", "L:PING"},
-                         {"R:PONG\n", "W:5", "R:RESULT 6\n", "S:2", "R:UNKNOWN_COMMAND\n",
-                          "R:UNKNOWN_COMMAND\n", "R:ERROR missing argument\n",
-                          "R:ERROR out of range\n", "R:UNKNOWN_COMMAND\n", "R:PONG\n"});
+  const std::string input = "PING\nWAIT 5\r\nBURN 3\nSTREAM 2\nNOPE\n\nWAIT\nBURN 10001\nping\nPING\r\n";
+  expect_split_invariant(
+      input,
+      {"L:PING", "L:WAIT 5", "L:BURN 3", "L:STREAM 2", "L:NOPE", "L:", "L:WAIT", "L:BURN 10001", "L:ping", "L:PING"},
+      {"R:PONG\n", "W:5", "R:RESULT 6\n", "S:2", "R:UNKNOWN_COMMAND\n", "R:UNKNOWN_COMMAND\n",
+       "R:ERROR missing argument\n", "R:ERROR out of range\n", "R:UNKNOWN_COMMAND\n", "R:PONG\n"});
 }
 
 TEST(SplitInvariance, OverlongThenGood) {
   const std::string too = "R:ERROR line too long\n";
   expect_split_invariant(rep(1025) + "\nPING\n", {"TOOLONG", "L:PING"}, {too, "R:PONG\n"});
-  expect_split_invariant(rep(1024) + "\nPING\n", {"L:" + rep(1024), "L:PING"},
-                         {"R:UNKNOWN_COMMAND\n", "R:PONG\n"});
-  expect_split_invariant(rep(1024) + "\r\nPING\n", {"L:" + rep(1024), "L:PING"},
-                         {"R:UNKNOWN_COMMAND\n", "R:PONG\n"});
+  expect_split_invariant(rep(1024) + "\nPING\n", {"L:" + rep(1024), "L:PING"}, {"R:UNKNOWN_COMMAND\n", "R:PONG\n"});
+  expect_split_invariant(rep(1024) + "\r\nPING\n", {"L:" + rep(1024), "L:PING"}, {"R:UNKNOWN_COMMAND\n", "R:PONG\n"});
   expect_split_invariant(rep(1025) + "\r\nPING\r\n", {"TOOLONG", "L:PING"}, {too, "R:PONG\n"});
   expect_split_invariant(rep(1024) + "\rX\nPING\n", {"TOOLONG", "L:PING"}, {too, "R:PONG\n"});
   expect_split_invariant("PING\n" + rep(3000, 'B') + "\nWAIT 1\n" + rep(1025) + "\n\nBURN 4\n",
@@ -423,8 +418,7 @@ TEST(SplitInvariance, OverlongThenGood) {
   // A valid request padded to exactly the limit ("WAIT " + 1019 digits).
   const std::string padded = "WAIT " + rep(1018, '0') + "7";
   ASSERT_EQ(padded.size(), 1024u);
-  expect_split_invariant(padded + "\r\n" + padded + "0\n", {"L:" + padded, "TOOLONG"},
-                         {"W:7", too});
+  expect_split_invariant(padded + "\r\n" + padded + "0\n", {"L:" + padded, "TOOLONG"}, {"W:7", too});
 }
 
 // ------------------------------------------------------------------- BURN ---
@@ -493,14 +487,14 @@ std::string drain_peek(std::uint64_t n, std::size_t max, std::size_t partial_div
 
 TEST(StreamCursor, ExactBytes) {
   const std::size_t C = dumb::kStreamChunk;
-  for (std::uint64_t n : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{2}, std::uint64_t{C - 1},
-                          std::uint64_t{C}, std::uint64_t{C + 1}, std::uint64_t{C + 5},
-                          std::uint64_t{3 * C + 7}, std::uint64_t{5'000'003}}) {
+  for (std::uint64_t n :
+       {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{2}, std::uint64_t{C - 1}, std::uint64_t{C},
+        std::uint64_t{C + 1}, std::uint64_t{C + 5}, std::uint64_t{3 * C + 7}, std::uint64_t{5'000'003}}) {
     SCOPED_TRACE("n = " + std::to_string(n));
     const std::string want = rep(n) + "DONE\n";
     EXPECT_EQ(StreamCursor(n).remaining(), n + 5);
-    for (std::size_t buf : {std::size_t{1}, std::size_t{4}, std::size_t{5}, std::size_t{6}, C - 1, C,
-                            C + 1, 2 * C + 3}) {
+    for (std::size_t buf :
+         {std::size_t{1}, std::size_t{4}, std::size_t{5}, std::size_t{6}, C - 1, C, C + 1, 2 * C + 3}) {
       if (buf < 64 && n > 3 * C + 7) continue;  // too slow, nothing new
       EXPECT_TRUE(drain_fill(n, buf) == want) << "fill, buffer " << buf;
     }
@@ -526,9 +520,8 @@ TEST(StreamCursor, MaxSizeIsExact) {
     ASSERT_GT(k, 0u);
     std::string_view v(buf.data(), k);
     // memcmp first: much faster than a byte loop in sanitizer builds.
-    const std::size_t first_not_a = std::memcmp(v.data(), all_a.data(), k) == 0
-                                        ? std::string_view::npos
-                                        : v.find_first_not_of('A');
+    const std::size_t first_not_a =
+        std::memcmp(v.data(), all_a.data(), k) == 0 ? std::string_view::npos : v.find_first_not_of('A');
     if (first_not_a == std::string_view::npos) {
       ASSERT_TRUE(tail.empty());
       as += k;
@@ -603,8 +596,7 @@ TEST(Session, ToAction) {
   EXPECT_EQ(describe(dumb::to_action(dumb::Burn{3}, scratch)), "R:RESULT 6\n");
   EXPECT_EQ(describe(dumb::to_action(dumb::Stream{9}, scratch)), "S:9");
   EXPECT_EQ(describe(dumb::to_action(dumb::Unknown{}, scratch)), "R:UNKNOWN_COMMAND\n");
-  EXPECT_EQ(describe(dumb::to_action(dumb::Error{dumb::kReasonNotANumber}, scratch)),
-            "R:ERROR not a number\n");
+  EXPECT_EQ(describe(dumb::to_action(dumb::Error{dumb::kReasonNotANumber}, scratch)), "R:ERROR not a number\n");
   EXPECT_EQ(describe(dumb::to_action(dumb::Error{"custom"}, scratch)), "R:ERROR custom\n");
 }
 

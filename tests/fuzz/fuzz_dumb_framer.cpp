@@ -44,8 +44,10 @@ std::string reference_parse(std::string_view line) {
   std::size_t space = line.find(' ');
   std::string_view word = line.substr(0, space);
   if (word == "PING") return space == std::string_view::npos ? "PING" : "ERROR unexpected argument";
-  std::uint64_t limit = word == "WAIT" ? dumb::kMaxWaitMs : word == "BURN" ? dumb::kMaxBurn
-                        : word == "STREAM" ? dumb::kMaxStream : 0;
+  std::uint64_t limit = word == "WAIT"     ? dumb::kMaxWaitMs
+                        : word == "BURN"   ? dumb::kMaxBurn
+                        : word == "STREAM" ? dumb::kMaxStream
+                                           : 0;
   if (limit == 0) return "UNKNOWN";
   std::string_view arg = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
   if (arg.empty()) return "ERROR missing argument";

@@ -22,7 +22,7 @@ RequestHead model(std::string_view bytes) {
   std::size_t end = bytes.find("\r\n\r\n");
   if (end == std::string_view::npos || end + 4 > kMaxRequestHead) {
     h.status = (end == std::string_view::npos && bytes.size() <= kMaxRequestHead) ? RequestHead::kIncomplete
-                                                                                   : RequestHead::kTooLarge;
+                                                                                  : RequestHead::kTooLarge;
     return h;
   }
   std::string line(bytes.substr(0, bytes.find("\r\n")));

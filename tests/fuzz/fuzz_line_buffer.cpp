@@ -27,7 +27,7 @@ void check(bool ok) {
 struct Model {
   std::vector<std::string> lines;  // the lines before a too-long one (or all)
   bool too_long = false;
-  std::size_t rest_at = 0;         // offset of the first byte not consumed
+  std::size_t rest_at = 0;  // offset of the first byte not consumed
 };
 
 Model reference(std::string_view input, std::size_t max_len) {

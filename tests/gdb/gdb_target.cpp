@@ -22,7 +22,8 @@ int main() {
   return gort::run([] {
     gort::Chan<int> never;
     gort::spawn(gort::SpawnOptions{0, "sleeper"}, [] { sleepy_function(); });
-    for (int i = 0; i < 3; ++i) gort::spawn(gort::SpawnOptions{0, "channel waiter"}, [&never] { waiting_on_channel(never); });
+    for (int i = 0; i < 3; ++i)
+      gort::spawn(gort::SpawnOptions{0, "channel waiter"}, [&never] { waiting_on_channel(never); });
     gort::sleep_for(50ms);  // they park
     std::printf("ready\n");
     std::fflush(stdout);

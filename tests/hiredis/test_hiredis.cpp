@@ -55,8 +55,8 @@ class RedisServer {
  public:
   RedisServer() : port_(free_port()) {
     std::string port = std::to_string(port_);
-    const char* argv[] = {GORT_REDIS_SERVER, "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--loglevel", "warning", nullptr};
+    const char* argv[] = {GORT_REDIS_SERVER, "--port", port.c_str(), "--bind",  "127.0.0.1", "--save", "",
+                          "--appendonly",    "no",     "--loglevel", "warning", nullptr};
     if (posix_spawn(&pid_, GORT_REDIS_SERVER, nullptr, nullptr, const_cast<char**>(argv), environ) != 0) pid_ = -1;
     for (int i = 0; i < 500 && pid_ > 0 && !accepts(port_); ++i) std::this_thread::sleep_for(10ms);
   }

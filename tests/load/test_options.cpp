@@ -31,10 +31,13 @@ TEST(Options, Defaults) {
 }
 
 TEST(Options, EveryFlag) {
-  ParseOutcome p = parse({"--host", "10.0.0.1", "--port=9000", "--connections", "5000", "--duration", "2.5s",
-                          "--rate", "20", "--cmd", "PING", "--cmd", "STREAM 10", "--timeout", "500ms",
-                          "--dial-concurrency", "50", "--progress", "--json", "--max-p99", "20ms",
-                          "--max-errors", "0.05", "--workers", "3", "--debug-addr", "127.0.0.1:6061"});
+  ParseOutcome p = parse({"--host",    "10.0.0.1",     "--port=9000",   "--connections",
+                          "5000",      "--duration",   "2.5s",          "--rate",
+                          "20",        "--cmd",        "PING",          "--cmd",
+                          "STREAM 10", "--timeout",    "500ms",         "--dial-concurrency",
+                          "50",        "--progress",   "--json",        "--max-p99",
+                          "20ms",      "--max-errors", "0.05",          "--workers",
+                          "3",         "--debug-addr", "127.0.0.1:6061"});
   ASSERT_EQ(p.kind, Kind::kRun) << p.error;
   const Options& o = p.options;
   EXPECT_EQ(o.host, "10.0.0.1");

@@ -48,10 +48,10 @@ TEST(Json, SteadyStateAndSendLagAreTheirOwn) {
   s.options = &o;
   s.elapsed_s = 10;
   s.totals.ok = 300;
-  s.latency = filled(50'000'000, 300);             // 50 ms over the whole run
-  s.latency_all_up = filled(1'000'000, 200);       // 1 ms once every connection was up
+  s.latency = filled(50'000'000, 300);        // 50 ms over the whole run
+  s.latency_all_up = filled(1'000'000, 200);  // 1 ms once every connection was up
   s.all_up_s = 1;
-  s.send_lag = filled(20'000, 300);                // 20 us late
+  s.send_lag = filled(20'000, 300);  // 20 us late
   std::string json = json_of(s);
   EXPECT_NEAR(number_in(json, "latency_ms", "p99"), 50.0, 1.0);
   EXPECT_NEAR(number_in(json, "latency_all_up_ms", "p99"), 1.0, 0.02);

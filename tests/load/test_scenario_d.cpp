@@ -43,7 +43,7 @@ constexpr int kConnections = 5000;
 constexpr int kSeconds = 10;
 #endif
 constexpr double kRequestsPerSecond = 10;  // per connection: every 100 ms
-constexpr double kCapacityShare = 1.0;      // of the measured closed-loop throughput
+constexpr double kCapacityShare = 1.0;     // of the measured closed-loop throughput
 #ifdef GORT_SANITIZER_BUILD
 constexpr int kMinConnections = 50;  // TSan makes BURN 300 ~40x slower: still worth a run for races
 #else
@@ -92,9 +92,10 @@ TEST(ScenarioD, ThousandsOfConnectionsBurnEvery100msWithoutAFailure) {
     GTEST_SKIP() << "this machine serves only " << capacity << " BURN 300/s now: ~" << connections
                  << " connections at 10/s, fewer than " << kMinConnections;
   if (connections < kConnections)
-    std::printf("[ scenario d ] REDUCED to %d connections (%.0f%% of that capacity); the full %d need a faster, "
-                "bigger or quieter machine\n",
-                connections, kCapacityShare * 100, kConnections);
+    std::printf(
+        "[ scenario d ] REDUCED to %d connections (%.0f%% of that capacity); the full %d need a faster, "
+        "bigger or quieter machine\n",
+        connections, kCapacityShare * 100, kConnections);
 
   std::atomic<bool> done{false};
   long peak_rss_kib = 0;
@@ -105,7 +106,7 @@ TEST(ScenarioD, ThousandsOfConnectionsBurnEvery100msWithoutAFailure) {
     }
   });
   std::string command = dumb_load(server.port(), "--rate 10 --connections " + std::to_string(connections) +
-                                                    " --duration " + std::to_string(kSeconds));
+                                                     " --duration " + std::to_string(kSeconds));
   std::string json = run_capture(command);
   done = true;
   sampler.join();

@@ -51,18 +51,20 @@ class EchoServer {
       if (!c) break;  // closed
       ++accepted_;
       fibers_.add(1);
-      go_spawn([this](gort::net::Conn conn) {
-        int now = ++open_;
-        for (int p = peak_.load(); now > p && !peak_.compare_exchange_weak(p, now);) {
-        }
-        char buf[4096];
-        for (;;) {
-          auto n = conn.read(buf, sizeof buf);
-          if (!n || !conn.write_all(buf, *n)) break;
-        }
-        --open_;
-        fibers_.done();
-      }, std::move(*c));
+      go_spawn(
+          [this](gort::net::Conn conn) {
+            int now = ++open_;
+            for (int p = peak_.load(); now > p && !peak_.compare_exchange_weak(p, now);) {
+            }
+            char buf[4096];
+            for (;;) {
+              auto n = conn.read(buf, sizeof buf);
+              if (!n || !conn.write_all(buf, *n)) break;
+            }
+            --open_;
+            fibers_.done();
+          },
+          std::move(*c));
     }
     fibers_.done();
   }
@@ -78,8 +80,9 @@ class EchoServer {
 // Runs net_echo_client in a separate process and waits (on a blocking
 // helper, so the workers keep serving) for its exit status.
 inline int run_echo_client(const std::string& address, int conns, int rounds, int size, int delay_ms = 0) {
-  std::vector<std::string> args{GORT_NET_ECHO_CLIENT, address, std::to_string(conns), std::to_string(rounds),
-                                std::to_string(size), std::to_string(delay_ms)};
+  std::vector<std::string> args{GORT_NET_ECHO_CLIENT,  address,
+                                std::to_string(conns), std::to_string(rounds),
+                                std::to_string(size),  std::to_string(delay_ms)};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

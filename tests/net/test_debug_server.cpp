@@ -26,8 +26,8 @@ TEST(RequestHeadParser, CompleteIncompleteBadAndTooLarge) {
   EXPECT_EQ(ok.path, "/metrics");
   EXPECT_EQ(parse_request_head("GET / HTTP/1.1\r\nHost: a\r\n").status, RequestHead::kIncomplete);
   EXPECT_EQ(parse_request_head("").status, RequestHead::kIncomplete);
-  for (const char* bad : {"GET /\r\n\r\n", "GET / HTTP/1.1 x\r\n\r\n", " / HTTP/1.1\r\n\r\n", "GET metrics HTTP/1.1\r\n\r\n",
-                          "GET /a\x01 HTTP/1.1\r\n\r\n", "GET / SPDY/3\r\n\r\n"})
+  for (const char* bad : {"GET /\r\n\r\n", "GET / HTTP/1.1 x\r\n\r\n", " / HTTP/1.1\r\n\r\n",
+                          "GET metrics HTTP/1.1\r\n\r\n", "GET /a\x01 HTTP/1.1\r\n\r\n", "GET / SPDY/3\r\n\r\n"})
     EXPECT_EQ(parse_request_head(bad).status, RequestHead::kBad) << bad;
   std::string big = "GET / HTTP/1.1\r\nX: " + std::string(gort::debug::kMaxRequestHead, 'a');
   EXPECT_EQ(parse_request_head(big).status, RequestHead::kTooLarge);
@@ -59,7 +59,9 @@ class DebugServerTest : public gort_test::WorkersTest {};
 TEST_P(DebugServerTest, AnswersEveryKindOfRequest) {
   run([] {
     gort::debug::DebugOptions options;
-    options.extra_metrics = [] { return std::string("# HELP app_things_total Things.\n# TYPE app_things_total counter\napp_things_total 7\n"); };
+    options.extra_metrics = [] {
+      return std::string("# HELP app_things_total Things.\n# TYPE app_things_total counter\napp_things_total 7\n");
+    };
     auto server = gort::debug::serve("127.0.0.1:0", options);
     ASSERT_TRUE(server) << server.error().message();
     std::string a = (*server)->address();
@@ -151,10 +153,12 @@ TEST(RealComponents, PrometheusScrapesTheEndpoint) {
     std::string dir = temp_dir();
     ASSERT_FALSE(dir.empty());
     std::ofstream(dir + "/prometheus.yml") << "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: gort\n"
-                                              "    static_configs:\n      - targets: ['" << (*server)->address() << "']\n";
+                                              "    static_configs:\n      - targets: ['"
+                                           << (*server)->address() << "']\n";
     std::string web = "127.0.0.1:" + std::to_string(free_port());
-    std::string command = std::string(prometheus) + " --config.file=" + dir + "/prometheus.yml --storage.tsdb.path=" +
-                          dir + "/data --web.listen-address=" + web + " > " + dir + "/log 2>&1 & echo $!";
+    std::string command = std::string(prometheus) + " --config.file=" + dir +
+                          "/prometheus.yml --storage.tsdb.path=" + dir + "/data --web.listen-address=" + web + " > " +
+                          dir + "/log 2>&1 & echo $!";
     pid_t pid = std::atoi(shell(command).c_str());
     ASSERT_GT(pid, 0);
     // Query the series back through the HTTP API until a scrape landed.
@@ -163,11 +167,16 @@ TEST(RealComponents, PrometheusScrapesTheEndpoint) {
     for (int i = 0; i < 600 && !found; ++i) {  // a minute at most: a scrape lands within seconds
       gort::sleep_for(100ms);
       answer = get(web, "/api/v1/query?query=gort_fibers");
-      found = answer.find("\"status\":\"success\"") != std::string::npos && answer.find("\"gort_fibers\"") != std::string::npos;
+      found = answer.find("\"status\":\"success\"") != std::string::npos &&
+              answer.find("\"gort_fibers\"") != std::string::npos;
     }
     kill(pid, SIGTERM);
-    gort::blocking([&] { waitpid(pid, nullptr, 0); return 0; });
-    EXPECT_TRUE(found) << "Prometheus never returned gort_fibers; last answer:\n" << answer << "\nits log:\n"
+    gort::blocking([&] {
+      waitpid(pid, nullptr, 0);
+      return 0;
+    });
+    EXPECT_TRUE(found) << "Prometheus never returned gort_fibers; last answer:\n"
+                       << answer << "\nits log:\n"
                        << shell("tail -20 " + dir + "/log");
     (void)shell("rm -rf " + dir);
     (*server)->close();
@@ -188,14 +197,18 @@ TEST(RealComponents, ChromiumDrawsThePage) {
       while (!stop.load()) {
         gort::WaitGroup wg;
         wg.add(20);
-        for (int i = 0; i < 20; ++i) go_spawn([&] { gort::sleep_for(5ms); wg.done(); });
+        for (int i = 0; i < 20; ++i)
+          go_spawn([&] {
+            gort::sleep_for(5ms);
+            wg.done();
+          });
         wg.wait();
       }
       load.done();
     });
     std::string dir = temp_dir();
-    std::string flags = " --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir=" + dir +
-                        " --virtual-time-budget=4000 ";
+    std::string flags =
+        " --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir=" + dir + " --virtual-time-budget=4000 ";
     std::string url = "http://" + (*server)->address() + "/";
     std::string dom = shell(std::string(chromium) + flags + "--dump-dom " + url);
     std::string shot = testing::TempDir() + "gort_debug_page.png";
@@ -207,14 +220,15 @@ TEST(RealComponents, ChromiumDrawsThePage) {
     // own template, which the dump also holds, has "${" in its id).
     for (std::size_t at = 0; (at = dom.find("<svg id=\"svg-", at)) != std::string::npos; at += 13) {
       std::size_t end = dom.find('>', at), points = dom.find("data-points=\"", at);
-      if (end == std::string::npos || points > end || dom.substr(at, end - at).find("${") != std::string::npos) continue;
+      if (end == std::string::npos || points > end || dom.substr(at, end - at).find("${") != std::string::npos)
+        continue;
       ++charts;
       drawn += std::atoi(dom.c_str() + points + 13) >= 2;
     }
     EXPECT_GE(charts, 7) << dom.substr(0, 2000);
     EXPECT_EQ(drawn, charts) << "charts with fewer than two samples; the page:\n" << dom.substr(0, 3000);
     EXPECT_NE(dom.find("live, "), std::string::npos) << "the page never heard from the program";
-    struct stat st{};
+    struct stat st {};
     EXPECT_EQ(stat(shot.c_str(), &st), 0) << "no screenshot at " << shot;
     std::printf("screenshot: %s\n", shot.c_str());
     (void)shell("rm -rf " + dir);

@@ -28,18 +28,27 @@ int emfile_scenario() {
   int result = 0;
   gort::run(config, [&] {
     auto ln = listen_tcp("127.0.0.1:0");
-    if (!ln) { result = 11; return; }
+    if (!ln) {
+      result = 11;
+      return;
+    }
     std::string address = ln->local_address()->to_string();
     // Fill the descriptor table.
     std::vector<int> filler;
     for (int fd; (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) filler.push_back(fd);
-    if (errno != EMFILE) { result = 12; return; }
+    if (errno != EMFILE) {
+      result = 12;
+      return;
+    }
     // Free one for the client socket, then connect: the kernel completes
     // the handshake, so accept4 has a connection to take and no fd for it.
     close(filler.back());
     filler.pop_back();
     auto client = dial_tcp(address, 5s);
-    if (!client) { result = 13; return; }
+    if (!client) {
+      result = 13;
+      return;
+    }
     std::atomic<bool> accepted{false};
     gort::WaitGroup wg;
     wg.add(1);
@@ -51,16 +60,34 @@ int emfile_scenario() {
     double cpu0 = cpu_seconds();
     gort::sleep_for(1500ms);
     double cpu = cpu_seconds() - cpu0;
-    if (accepted) { result = 14; return; }
-    if (ln->accept_backoffs() < 3) { result = 15; return; }   // 5+10+20+40+... ms
-    if (ln->accept_backoffs() > 20) { result = 16; return; }  // that would be spinning
-    if (cpu > 0.5) { result = 17; return; }                   // spinning burns ~1.5 s
+    if (accepted) {
+      result = 14;
+      return;
+    }
+    if (ln->accept_backoffs() < 3) {
+      result = 15;
+      return;
+    }  // 5+10+20+40+... ms
+    if (ln->accept_backoffs() > 20) {
+      result = 16;
+      return;
+    }  // that would be spinning
+    if (cpu > 0.5) {
+      result = 17;
+      return;
+    }  // spinning burns ~1.5 s
     // Free descriptors: accept resumes within its current backoff (<= 1 s).
     for (int fd : filler) close(fd);
     auto t0 = gort::Clock::now();
     wg.wait();
-    if (!accepted) { result = 18; return; }
-    if (gort::Clock::now() - t0 > 3s) { result = 19; return; }
+    if (!accepted) {
+      result = 18;
+      return;
+    }
+    if (gort::Clock::now() - t0 > 3s) {
+      result = 19;
+      return;
+    }
     (void)ln->close();
   });
   return result;

@@ -134,7 +134,11 @@ TEST_P(NetContext, CancelUnblocksAcceptAndTheListenerStaysUsable) {
     EXPECT_EQ(c.error(), Errc::kCanceled);
     EXPECT_NE(c.error().message().find("accept tcp 127.0.0.1:"), std::string::npos) << c.error().message();
     std::string address = ln->local_address()->to_string();
-    go_spawn([address] { auto d = dial_tcp(address, 5s); EXPECT_TRUE(d); gort::sleep_for(20ms); });
+    go_spawn([address] {
+      auto d = dial_tcp(address, 5s);
+      EXPECT_TRUE(d);
+      gort::sleep_for(20ms);
+    });
     auto [live, cancel_live] = gort::with_timeout(gort::background(), 10s);
     auto accepted = ln->accept(live);
     EXPECT_TRUE(accepted) << accepted.error().message();
@@ -197,7 +201,11 @@ TEST_P(NetContext, ListenOutsideAFiber) {
   ln->set_deadline(gort::Clock::now() + 1h);
   std::string address = ln->local_address()->to_string();
   run([&] {
-    go_spawn([address] { auto d = dial_tcp(address, 5s); EXPECT_TRUE(d); gort::sleep_for(20ms); });
+    go_spawn([address] {
+      auto d = dial_tcp(address, 5s);
+      EXPECT_TRUE(d);
+      gort::sleep_for(20ms);
+    });
     auto c = ln->accept();
     EXPECT_TRUE(c) << c.error().message();
     ASSERT_TRUE(ln->close());
@@ -206,10 +214,11 @@ TEST_P(NetContext, ListenOutsideAFiber) {
 
 TEST_P(NetContext, ValueOfAnErrorIsAFatalError) {
   int n = workers();
-  EXPECT_EXIT(gort::run(gort::Config{.workers = n}, [] {
-                auto c = dial_tcp("127.0.0.1:1", 5s);
-                (void)c.value();
-              }),
+  EXPECT_EXIT(gort::run(gort::Config{.workers = n},
+                        [] {
+                          auto c = dial_tcp("127.0.0.1:1", 5s);
+                          (void)c.value();
+                        }),
               ::testing::ExitedWithCode(2),
               "fatal error: gort::net::Result::value\\(\\) on an error: dial tcp 127.0.0.1:1: connection refused");
 }

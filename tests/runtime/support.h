@@ -7,8 +7,8 @@
 // spawned has finished and its stack is back in a cache.
 #pragma once
 
-#include <gtest/gtest.h>
 #include <gort/gort.h>
+#include <gtest/gtest.h>
 
 #include "export_test.h"
 
@@ -64,10 +64,8 @@ class WorkersTest : public ::testing::TestWithParam<int> {
 };
 
 #define GORT_WORKER_COUNTS ::testing::Values(1, 2, 4, 8)
-#define GORT_INSTANTIATE(suite)                                      \
-  INSTANTIATE_TEST_SUITE_P(Workers, suite, GORT_WORKER_COUNTS,       \
-                           [](const ::testing::TestParamInfo<int>& i) { \
-                             return "w" + std::to_string(i.param);   \
-                           })
+#define GORT_INSTANTIATE(suite)                                \
+  INSTANTIATE_TEST_SUITE_P(Workers, suite, GORT_WORKER_COUNTS, \
+                           [](const ::testing::TestParamInfo<int>& i) { return "w" + std::to_string(i.param); })
 
 }  // namespace gort_test

@@ -77,7 +77,8 @@ TEST_P(Blocking, CallsQueueBeyondTheBound) {
     std::atomic<int> running{0}, peak{0}, finished{0};
     gort::WaitGroup wg;
     wg.add(kCalls);
-    for (int i = 0; i < kCalls; ++i) go_spawn([&] {
+    for (int i = 0; i < kCalls; ++i)
+      go_spawn([&] {
         gort::blocking([&] {
           int now = ++running;
           int p = peak.load();
@@ -103,7 +104,8 @@ TEST_P(Blocking, ManyConcurrentCalls) {
     std::atomic<int64_t> sum{0};
     gort::WaitGroup wg;
     wg.add(kFibers);
-    for (int i = 0; i < kFibers; ++i) go_spawn([&, i] {
+    for (int i = 0; i < kFibers; ++i)
+      go_spawn([&, i] {
         sum += gort::blocking([i] {
           std::this_thread::sleep_for(100us);
           return int64_t(i);

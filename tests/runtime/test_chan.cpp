@@ -27,11 +27,13 @@ void producers_consumers(std::size_t capacity, int producers, int consumers, int
   gort::WaitGroup sent, received;
   sent.add(producers);
   received.add(consumers);
-  for (int p = 0; p < producers; ++p) go_spawn([&, ch] {
+  for (int p = 0; p < producers; ++p)
+    go_spawn([&, ch] {
       for (int i = 1; i <= per; ++i) ch->send(i);
       sent.done();
     });
-  for (int c = 0; c < consumers; ++c) go_spawn([&, ch] {
+  for (int c = 0; c < consumers; ++c)
+    go_spawn([&, ch] {
       int64_t local = 0, n = 0;
       for (int64_t v : *ch) {
         local += v;

@@ -16,56 +16,75 @@ GORT_INSTANTIATE(Fatal);
 
 TEST_P(Fatal, AllAsleepIsReportedAsDeadlock) {
   int n = workers();
-  EXPECT_EXIT(gort::run(gort::Config{.workers = n}, [] {
-                gort::WaitGroup wg;
-                wg.add(1);
-                wg.wait();  // nobody will ever call done()
-              }),
+  EXPECT_EXIT(gort::run(gort::Config{.workers = n},
+                        [] {
+                          gort::WaitGroup wg;
+                          wg.add(1);
+                          wg.wait();  // nobody will ever call done()
+                        }),
               ::testing::ExitedWithCode(2), "fatal error: all fibers are asleep - deadlock!");
 }
 
 TEST_P(Fatal, MutexCycleIsReportedAsDeadlock) {
   int n = workers();
-  EXPECT_EXIT(gort::run(gort::Config{.workers = n}, [] {
-                gort::Mutex a, b;
-                gort::WaitGroup locked, wg;
-                locked.add(2);
-                wg.add(2);
-                go_spawn([&] { a.lock(); locked.done(); locked.wait(); b.lock(); wg.done(); });
-                go_spawn([&] { b.lock(); locked.done(); locked.wait(); a.lock(); wg.done(); });
-                wg.wait();
-              }),
+  EXPECT_EXIT(gort::run(gort::Config{.workers = n},
+                        [] {
+                          gort::Mutex a, b;
+                          gort::WaitGroup locked, wg;
+                          locked.add(2);
+                          wg.add(2);
+                          go_spawn([&] {
+                            a.lock();
+                            locked.done();
+                            locked.wait();
+                            b.lock();
+                            wg.done();
+                          });
+                          go_spawn([&] {
+                            b.lock();
+                            locked.done();
+                            locked.wait();
+                            a.lock();
+                            wg.done();
+                          });
+                          wg.wait();
+                        }),
               ::testing::ExitedWithCode(2), "all fibers are asleep - deadlock!");
 }
 
 TEST_P(Fatal, UnhandledExceptionIsFatal) {
   int n = workers();
-  EXPECT_EXIT(gort::run(gort::Config{.workers = n}, [] {
-                gort::WaitGroup wg;
-                wg.add(1);
-                go_spawn([] { throw std::runtime_error("boom"); });
-                wg.wait();
-              }),
-              ::testing::ExitedWithCode(2), "fatal error: unhandled exception in fiber [0-9]+.*std::runtime_error: boom");
+  EXPECT_EXIT(gort::run(gort::Config{.workers = n},
+                        [] {
+                          gort::WaitGroup wg;
+                          wg.add(1);
+                          go_spawn([] { throw std::runtime_error("boom"); });
+                          wg.wait();
+                        }),
+              ::testing::ExitedWithCode(2),
+              "fatal error: unhandled exception in fiber [0-9]+.*std::runtime_error: boom");
 }
 
 TEST_P(Fatal, UnhandledNonStdExceptionNamesItsType) {
   int n = workers();
-  EXPECT_EXIT(gort::run(gort::Config{.workers = n}, [] {
-                gort::WaitGroup wg;
-                wg.add(1);
-                go_spawn([] { throw 42; });
-                wg.wait();
-              }),
-              ::testing::ExitedWithCode(2), "fatal error: unhandled exception in fiber [0-9]+: int \\(not a std::exception\\)");
+  EXPECT_EXIT(gort::run(gort::Config{.workers = n},
+                        [] {
+                          gort::WaitGroup wg;
+                          wg.add(1);
+                          go_spawn([] { throw 42; });
+                          wg.wait();
+                        }),
+              ::testing::ExitedWithCode(2),
+              "fatal error: unhandled exception in fiber [0-9]+: int \\(not a std::exception\\)");
 }
 
 TEST_P(Fatal, NegativeWaitGroupCounter) {
   int n = workers();
-  EXPECT_EXIT(gort::run(gort::Config{.workers = n}, [] {
-                gort::WaitGroup wg;
-                wg.done();
-              }),
+  EXPECT_EXIT(gort::run(gort::Config{.workers = n},
+                        [] {
+                          gort::WaitGroup wg;
+                          wg.done();
+                        }),
               ::testing::ExitedWithCode(2), "negative WaitGroup counter");
 }
 

@@ -63,27 +63,30 @@ TEST_P(NilChan, CloseOfNilThrows) {
 
 TEST_P(NilChan, ReceiveBlocksForeverAndIsADeadlock) {
   int n = workers();
-  EXPECT_EXIT(gort::run(gort::Config{.workers = n}, [] {
-                std::shared_ptr<gort::Chan<int>> nil;
-                gort::recv(nil);
-              }),
+  EXPECT_EXIT(gort::run(gort::Config{.workers = n},
+                        [] {
+                          std::shared_ptr<gort::Chan<int>> nil;
+                          gort::recv(nil);
+                        }),
               ::testing::ExitedWithCode(2), "fatal error: all fibers are asleep - deadlock!");
 }
 
 TEST_P(NilChan, SendBlocksForeverAndIsADeadlock) {
   int n = workers();
-  EXPECT_EXIT(gort::run(gort::Config{.workers = n}, [] {
-                std::shared_ptr<gort::Chan<int>> nil;
-                gort::send(nil, 1);
-              }),
+  EXPECT_EXIT(gort::run(gort::Config{.workers = n},
+                        [] {
+                          std::shared_ptr<gort::Chan<int>> nil;
+                          gort::send(nil, 1);
+                        }),
               ::testing::ExitedWithCode(2), "fatal error: all fibers are asleep - deadlock!");
 }
 
 TEST_P(NilChan, SelectOverOnlyNilChannelsIsADeadlock) {
   int n = workers();
-  EXPECT_EXIT(gort::run(gort::Config{.workers = n}, [] {
-                std::shared_ptr<gort::Chan<int>> nil;
-                gort::select(gort::on_recv(nil), gort::on_send(nil, 2));
-              }),
+  EXPECT_EXIT(gort::run(gort::Config{.workers = n},
+                        [] {
+                          std::shared_ptr<gort::Chan<int>> nil;
+                          gort::select(gort::on_recv(nil), gort::on_send(nil, 2));
+                        }),
               ::testing::ExitedWithCode(2), "fatal error: all fibers are asleep - deadlock!");
 }

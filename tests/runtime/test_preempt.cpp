@@ -166,12 +166,13 @@ GORT_INSTANTIATE(PreemptFatal);
 
 TEST_P(PreemptFatal, DeadlockAfterAnEpisodeIsStillReported) {
   int n = workers();
-  EXPECT_EXIT(gort::run(gort::Config{.workers = n}, [n] {
-                ticks_while(n, [] { usleep(100'000); });
-                gort::WaitGroup never;
-                never.add(1);
-                never.wait();
-              }),
+  EXPECT_EXIT(gort::run(gort::Config{.workers = n},
+                        [n] {
+                          ticks_while(n, [] { usleep(100'000); });
+                          gort::WaitGroup never;
+                          never.add(1);
+                          never.wait();
+                        }),
               ::testing::ExitedWithCode(2), "fatal error: all fibers are asleep - deadlock!");
 }
 
@@ -217,16 +218,13 @@ TEST_P(PreemptFatal, TheReportComesOncePerEpisode) {
         });
         std::exit(3);
       },
-      ::testing::ExitedWithCode(3),
-      "^[^\n]*\"twice\" has held[^\n]*\n[^\n]*\"twice\" has held[^\n]*\n$");
+      ::testing::ExitedWithCode(3), "^[^\n]*\"twice\" has held[^\n]*\n[^\n]*\"twice\" has held[^\n]*\n$");
 }
 
 TEST_P(PreemptFatal, MaxThreadsBoundsTheSpares) {
   int n = workers();
   setenv("GORT_MAX_THREADS", std::to_string(n).c_str(), 1);
-  EXPECT_EXIT(gort::run(gort::Config{.workers = n}, [n] {
-                ticks_while(n, [] { usleep(300'000); });
-              }),
+  EXPECT_EXIT(gort::run(gort::Config{.workers = n}, [n] { ticks_while(n, [] { usleep(300'000); }); }),
               ::testing::ExitedWithCode(2), "GORT_MAX_THREADS=[0-9]+ allows no spare worker more");
 }
 

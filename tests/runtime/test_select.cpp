@@ -22,8 +22,7 @@ TEST_P(Select, DefaultWhenNothingReady) {
   run([] {
     gort::Chan<int> a, b(1);
     bool ran_default = false;
-    int chosen = gort::select(gort::on_recv(a), gort::on_default([&] { ran_default = true; }),
-                              gort::on_recv(b));
+    int chosen = gort::select(gort::on_recv(a), gort::on_default([&] { ran_default = true; }), gort::on_recv(b));
     EXPECT_EQ(chosen, 1);
     EXPECT_TRUE(ran_default);
     EXPECT_EQ(gort::select(gort::on_default()), 0);
@@ -121,8 +120,7 @@ TEST_P(Select, SameChannelTwice) {
     go_spawn([&] {
       for (int i = 0; i < kN; ++i) ch.send(i);
     });
-    for (int i = 0; i < kN; ++i)
-      hits[std::size_t(gort::select(gort::on_recv(ch), gort::on_recv(ch)))]++;
+    for (int i = 0; i < kN; ++i) hits[std::size_t(gort::select(gort::on_recv(ch), gort::on_recv(ch)))]++;
     EXPECT_EQ(hits[0] + hits[1], kN);
     // Send and receive on one channel in one select, against a partner doing the same.
     gort::Chan<int> both;
@@ -170,7 +168,8 @@ TEST_P(Select, StressCountsConserved) {
     gort::WaitGroup senders, receivers;
     senders.add(kSenders);
     receivers.add(kReceivers);
-    for (int s = 0; s < kSenders; ++s) go_spawn([&, s] {
+    for (int s = 0; s < kSenders; ++s)
+      go_spawn([&, s] {
         for (int i = 1; i <= kPer; ++i) {
           int64_t v = int64_t(s) * kPer + i;
           gort::select(gort::on_send(c0, v), gort::on_send(c1, v), gort::on_send(c2, int(v)));
@@ -178,7 +177,8 @@ TEST_P(Select, StressCountsConserved) {
         }
         senders.done();
       });
-    for (int r = 0; r < kReceivers; ++r) go_spawn([&] {
+    for (int r = 0; r < kReceivers; ++r)
+      go_spawn([&] {
         int open = 3;
         std::array<bool, 3> closed{};
         while (open > 0) {
@@ -199,9 +199,12 @@ TEST_P(Select, StressCountsConserved) {
                        gort::on_default([&] { gort::yield(); }));
           if (open < 3 && open > 0) {
             // Drain the remaining open ones with plain receives.
-            if (!closed[0]) for (auto v = c0->recv(); v; v = c0->recv()) recv_sum += *v, recv_count++;
-            if (!closed[1]) for (auto v = c1->recv(); v; v = c1->recv()) recv_sum += *v, recv_count++;
-            if (!closed[2]) for (auto v = c2->recv(); v; v = c2->recv()) recv_sum += *v, recv_count++;
+            if (!closed[0])
+              for (auto v = c0->recv(); v; v = c0->recv()) recv_sum += *v, recv_count++;
+            if (!closed[1])
+              for (auto v = c1->recv(); v; v = c1->recv()) recv_sum += *v, recv_count++;
+            if (!closed[2])
+              for (auto v = c2->recv(); v; v = c2->recv()) recv_sum += *v, recv_count++;
             open = 0;
           }
         }

@@ -27,9 +27,19 @@ TEST_P(Spawn, ArgumentsAreMovedIntoTheFiber) {
     std::atomic<int> got{0};
     wg.add(2);
     auto p = std::make_unique<int>(41);
-    go_spawn([&](std::unique_ptr<int> q, int x) { got += *q + x; wg.done(); }, std::move(p), 1);
+    go_spawn(
+        [&](std::unique_ptr<int> q, int x) {
+          got += *q + x;
+          wg.done();
+        },
+        std::move(p), 1);
     std::string s = "copied";
-    go_spawn([&](std::string t) { EXPECT_EQ(t, "copied"); wg.done(); }, s);
+    go_spawn(
+        [&](std::string t) {
+          EXPECT_EQ(t, "copied");
+          wg.done();
+        },
+        s);
     wg.wait();
     EXPECT_EQ(p, nullptr);
     EXPECT_EQ(s, "copied");
@@ -45,7 +55,11 @@ TEST_P(Spawn, ManyFibersSpawnedFromFibersAllRun) {
     wg.add(kParents * kChildren);
     for (int p = 0; p < kParents; ++p) {
       go_spawn([&, p] {
-        for (int c = 0; c < kChildren; ++c) go_spawn([&, v = p * kChildren + c] { sum += v; wg.done(); });
+        for (int c = 0; c < kChildren; ++c)
+          go_spawn([&, v = p * kChildren + c] {
+            sum += v;
+            wg.done();
+          });
       });
     }
     wg.wait();
@@ -63,7 +77,8 @@ TEST_P(Spawn, FiberIdsAreUniqueAndZeroOutsideFibers) {
     std::set<uint64_t> ids;
     gort::WaitGroup wg;
     wg.add(100);
-    for (int i = 0; i < 100; ++i) go_spawn([&] {
+    for (int i = 0; i < 100; ++i)
+      go_spawn([&] {
         {
           std::lock_guard lock(mu);
           ids.insert(gort::fiber_id());
@@ -113,7 +128,11 @@ TEST_P(Spawn, SpawnFromAnotherThreadWhileRunning) {
     constexpr int kFibers = 200;
     wg.add(kFibers);
     std::thread t([&] {
-      for (int i = 0; i < kFibers; ++i) go_spawn([&] { ran++; wg.done(); });
+      for (int i = 0; i < kFibers; ++i)
+        go_spawn([&] {
+          ran++;
+          wg.done();
+        });
     });
     wg.wait();  // parks the main fiber; the thread's fibers arrive via the injector
     t.join();
@@ -157,7 +176,11 @@ TEST_P(Spawn, LocalQueueOverflowGoesToInjector) {
     std::atomic<int> ran{0};
     gort::WaitGroup wg;
     wg.add(kFibers);
-    for (int i = 0; i < kFibers; ++i) go_spawn([&] { ran++; wg.done(); });
+    for (int i = 0; i < kFibers; ++i)
+      go_spawn([&] {
+        ran++;
+        wg.done();
+      });
     wg.wait();
     EXPECT_EQ(ran, kFibers);
   });
@@ -170,7 +193,8 @@ TEST_P(Spawn, StressSpawnYieldJoin) {
       gort::WaitGroup wg;
       std::atomic<int> done{0};
       wg.add(kPerWave);
-      for (int i = 0; i < kPerWave; ++i) go_spawn([&] {
+      for (int i = 0; i < kPerWave; ++i)
+        go_spawn([&] {
           for (int y = 0; y < 3; ++y) gort::yield();
           done++;
           wg.done();
@@ -186,17 +210,14 @@ TEST(SpawnErrors, OutsideRuntimeThrows) {
 }
 
 TEST(SpawnErrors, NestedRunThrows) {
-  gort::run(gort::Config{.workers = 1}, [] {
-    EXPECT_THROW(gort::run([] {}), std::logic_error);
-  });
+  gort::run(gort::Config{.workers = 1}, [] { EXPECT_THROW(gort::run([] {}), std::logic_error); });
 }
 
 TEST(SpawnErrors, BadConfigThrows) {
   EXPECT_THROW(gort::run(gort::Config{.workers = -1}, [] {}), std::invalid_argument);
   EXPECT_THROW(gort::run(gort::Config{.workers = 1, .stack_size = 1024}, [] {}), std::invalid_argument);
   gort::run(gort::Config{.workers = 1}, [] {
-    EXPECT_THROW(gort::spawn(gort::SpawnOptions{.stack_size = std::size_t(4) << 30}, [] {}),
-                 std::invalid_argument);
+    EXPECT_THROW(gort::spawn(gort::SpawnOptions{.stack_size = std::size_t(4) << 30}, [] {}), std::invalid_argument);
   });
 }
 

@@ -96,15 +96,16 @@ TEST_P(Stacks, OverflowIsAFatalErrorNamingTheFiber) {
 #endif
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   int n = workers();
-  EXPECT_EXIT(gort::run(gort::Config{.workers = n}, [] {
-                gort::WaitGroup wg;
-                wg.add(1);
-                gort::spawn(gort::SpawnOptions{.stack_size = 64 * 1024, .name = "deep"}, [&] {
-                  recurse(1 << 20);
-                  wg.done();
-                });
-                wg.wait();
-              }),
+  EXPECT_EXIT(gort::run(gort::Config{.workers = n},
+                        [] {
+                          gort::WaitGroup wg;
+                          wg.add(1);
+                          gort::spawn(gort::SpawnOptions{.stack_size = 64 * 1024, .name = "deep"}, [&] {
+                            recurse(1 << 20);
+                            wg.done();
+                          });
+                          wg.wait();
+                        }),
               ::testing::ExitedWithCode(2),
               "fatal error: stack overflow in fiber [0-9]+ \"deep\" \\(stack reservation 64 KiB");
 }
@@ -299,7 +300,8 @@ TEST(ManyFibers, MemoryGoesBackAfterAPeak) {
       parked.add(kFibers);
       release.add(1);
       finished.add(kFibers);
-      for (int i = 0; i < kFibers; ++i) go_spawn([&] {
+      for (int i = 0; i < kFibers; ++i)
+        go_spawn([&] {
           parked.done();
           release.wait();
           finished.done();
@@ -320,8 +322,8 @@ TEST(ManyFibers, MemoryGoesBackAfterAPeak) {
     } while (!settled() && std::chrono::steady_clock::now() < deadline);
   });
   unsetenv("GORT_SCAVENGE_MS");
-  std::printf("RSS before %ld KiB, at the peak %ld KiB, after %ld KiB; %zu stacks given back whole\n",
-              before, peak, after, cold);
+  std::printf("RSS before %ld KiB, at the peak %ld KiB, after %ld KiB; %zu stacks given back whole\n", before, peak,
+              after, cold);
   if (kRssFollowsStacks) {
     EXPECT_LE(after - before, (peak - before) / 4);
   }
@@ -339,7 +341,8 @@ TEST(ManyFibers, HundredThousandParked) {
     parked.add(kFibers);
     release.add(1);
     finished.add(kFibers);
-    for (int i = 0; i < kFibers; ++i) go_spawn([&] {
+    for (int i = 0; i < kFibers; ++i)
+      go_spawn([&] {
         parked.done();
         release.wait();
         finished.done();
@@ -351,9 +354,10 @@ TEST(ManyFibers, HundredThousandParked) {
     int maps = count_mappings();
     long rss = status_kib("VmRSS"), pte = status_kib("VmPTE");
     double per_fiber_kib = double(rss - rss_before) / kFibers;
-    std::printf("%d parked fibers: %d mappings (+%d), RSS +%.2f KiB/fiber, page tables %ld KiB (%.2f KiB/fiber), guards: %s\n",
-                kFibers, maps, maps - maps_before, per_fiber_kib, pte, double(pte) / kFibers,
-                st.guard_install ? "MADV_GUARD_INSTALL" : "mprotect");
+    std::printf(
+        "%d parked fibers: %d mappings (+%d), RSS +%.2f KiB/fiber, page tables %ld KiB (%.2f KiB/fiber), guards: %s\n",
+        kFibers, maps, maps - maps_before, per_fiber_kib, pte, double(pte) / kFibers,
+        st.guard_install ? "MADV_GUARD_INSTALL" : "mprotect");
     EXPECT_LT(maps, 65530);
     if (st.guard_install && !gort_test::kThreadSanitizer) {
       EXPECT_LT(maps - maps_before, kFibers / 32);

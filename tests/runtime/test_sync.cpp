@@ -20,7 +20,8 @@ TEST_P(Sync, MutexStressCounter) {
     long counter = 0;  // guarded by mu; a lost update would show in the total
     gort::WaitGroup wg;
     wg.add(kFibers);
-    for (int f = 0; f < kFibers; ++f) go_spawn([&, f] {
+    for (int f = 0; f < kFibers; ++f)
+      go_spawn([&, f] {
         for (int i = 0; i < kIters; ++i) {
           std::lock_guard lock(mu);
           long seen = counter;
@@ -62,7 +63,8 @@ TEST_P(Sync, MutexSharedWithPlainThreads) {
     constexpr int kIters = 5000 / kScale;
     gort::WaitGroup wg;
     wg.add(8);
-    for (int f = 0; f < 8; ++f) go_spawn([&] {
+    for (int f = 0; f < 8; ++f)
+      go_spawn([&] {
         for (int i = 0; i < kIters; ++i) {
           std::lock_guard lock(mu);
           ++counter;
@@ -91,7 +93,8 @@ TEST_P(Sync, CondVarProducerConsumer) {
     int consumers_left = kConsumers;
     gort::WaitGroup wg;
     wg.add(kProducers + kConsumers);
-    for (int p = 0; p < kProducers; ++p) go_spawn([&, p] {
+    for (int p = 0; p < kProducers; ++p)
+      go_spawn([&, p] {
         for (int i = 0; i < kItems; ++i) {
           std::unique_lock lock(mu);
           not_full.wait(lock, [&] { return queue.size() < 8; });
@@ -101,7 +104,8 @@ TEST_P(Sync, CondVarProducerConsumer) {
         }
         wg.done();
       });
-    for (int c = 0; c < kConsumers; ++c) go_spawn([&] {
+    for (int c = 0; c < kConsumers; ++c)
+      go_spawn([&] {
         for (int i = 0; i < kItems; ++i) {
           std::unique_lock lock(mu);
           not_empty.wait(lock, [&] { return !queue.empty(); });
@@ -134,7 +138,8 @@ TEST_P(Sync, CondVarNotifyAllWakesEveryone) {
     gort::WaitGroup waiting, wg;
     waiting.add(kWaiters);
     wg.add(kWaiters);
-    for (int i = 0; i < kWaiters; ++i) go_spawn([&] {
+    for (int i = 0; i < kWaiters; ++i)
+      go_spawn([&] {
         {
           std::unique_lock lock(mu);
           waiting.done();
@@ -162,13 +167,15 @@ TEST_P(Sync, WaitGroupManyWaitersAndReuse) {
       constexpr int kWorkers = 20, kWaiters = 10;
       wg.add(kWorkers);
       all_woke.add(kWaiters);
-      for (int i = 0; i < kWaiters; ++i) go_spawn([&] {
+      for (int i = 0; i < kWaiters; ++i)
+        go_spawn([&] {
           wg.wait();
           EXPECT_EQ(workers_done, kWorkers);  // wait returns only after every done
           waiters_woke++;
           all_woke.done();
         });
-      for (int i = 0; i < kWorkers; ++i) go_spawn([&] {
+      for (int i = 0; i < kWorkers; ++i)
+        go_spawn([&] {
           gort::yield();
           workers_done++;
           wg.done();
@@ -184,7 +191,8 @@ TEST_P(Sync, WaitGroupWaitedOnByAPlainThread) {
     auto wg = std::make_unique<gort::WaitGroup>();
     std::atomic<int> done{0};
     wg->add(10);
-    for (int i = 0; i < 10; ++i) go_spawn([&] {
+    for (int i = 0; i < 10; ++i)
+      go_spawn([&] {
         gort::sleep_for(1ms);
         done++;
         wg->done();

@@ -59,7 +59,7 @@ TEST_P(TimerTicker, ResetMovesTheFiringAndDropsTheOldValue) {
     EXPECT_GE(Clock::now() - start, 40ms);
     EXPECT_FALSE(t.reset(1ms));  // had fired
     gort::sleep_for(30ms);
-    EXPECT_FALSE(t.reset(1h));   // fired again, value unread: discarded by reset
+    EXPECT_FALSE(t.reset(1h));  // fired again, value unread: discarded by reset
     EXPECT_FALSE(t.chan()->try_recv().has_value());
   });
 }
@@ -170,7 +170,9 @@ TEST_P(TimerTicker, AfterFuncStoppedNeverRuns) {
 TEST_P(TimerTicker, AfterFuncOutlivesItsHandle) {
   run([] {
     auto done = gort::make_chan<int>(1);
-    { gort::after_func(5ms, [done] { done->send(1); }); }  // handle dropped at once
+    {
+      gort::after_func(5ms, [done] { done->send(1); });
+    }  // handle dropped at once
     EXPECT_EQ(done->recv(), 1);
   });
 }

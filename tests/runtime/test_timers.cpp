@@ -44,7 +44,8 @@ TEST_P(Timers, SleepersHoldNoThread) {
     std::atomic<int> early{0};
     wg.add(kSleepers);
     auto start = Clock::now();
-    for (int i = 0; i < kSleepers; ++i) go_spawn([&] {
+    for (int i = 0; i < kSleepers; ++i)
+      go_spawn([&] {
         auto t0 = Clock::now();
         gort::sleep_for(200ms);
         if (Clock::now() - t0 < 200ms) early++;
@@ -85,7 +86,8 @@ TEST_P(Timers, StressRandomSleepsNeverWakeEarly) {
     gort::WaitGroup wg;
     std::atomic<int> early{0}, completed{0};
     wg.add(kFibers);
-    for (int f = 0; f < kFibers; ++f) go_spawn([&, f] {
+    for (int f = 0; f < kFibers; ++f)
+      go_spawn([&, f] {
         std::mt19937 rng(f);
         for (int i = 0; i < kSleeps; ++i) {
           auto d = std::chrono::microseconds(rng() % 3000);
@@ -131,9 +133,8 @@ TEST(TimerHeap, OrdersByDeadlineAndRemoves) {
   }
   for (int i = 0; i < 100; i += 3) EXPECT_TRUE(TimerHeap::remove(&nodes[i]));
   EXPECT_FALSE(TimerHeap::remove(&nodes[0])) << "removed twice";
-  EXPECT_EQ(heap.run_expired(499), int(std::count_if(nodes.begin(), nodes.end(), [&](Node& n) {
-              return n.id % 3 != 0 && n.when <= 499;
-            })));
+  EXPECT_EQ(heap.run_expired(499),
+            int(std::count_if(nodes.begin(), nodes.end(), [&](Node& n) { return n.id % 3 != 0 && n.when <= 499; })));
   heap.run_expired(1000);
   EXPECT_EQ(heap.next_when(), gort::detail::kNever);
   EXPECT_EQ(fired.size(), 66u);

@@ -65,8 +65,7 @@ TEST_P(WorkerStack, FiberStackStaysShallow) {
 
 TEST_P(WorkerStack, ExceptionsAndVoidAndNesting) {
   run([] {
-    EXPECT_THROW(gort::on_worker_stack([]() -> int { throw std::runtime_error("deep"); }),
-                 std::runtime_error);
+    EXPECT_THROW(gort::on_worker_stack([]() -> int { throw std::runtime_error("deep"); }), std::runtime_error);
     int calls = 0;
     gort::on_worker_stack([&] {
       ++calls;

@@ -57,9 +57,9 @@ using gort::net::Result;
 struct Value {
   enum Type { kString, kArray, kInteger, kNil, kStatus, kError };
   Type type = kNil;
-  long long integer = 0;       // kInteger
-  std::string str;             // kString, kStatus, kError
-  std::vector<Value> elements; // kArray
+  long long integer = 0;        // kInteger
+  std::string str;              // kString, kStatus, kError
+  std::vector<Value> elements;  // kArray
 };
 
 class Connection {

@@ -3,8 +3,8 @@
 #pragma once
 
 #include <gort/net/address.h>
-#include <gort/net/result.h>
 #include <gort/net/debug.h>
 #include <gort/net/poll_fd.h>
+#include <gort/net/result.h>
 #include <gort/net/server.h>
 #include <gort/net/tcp.h>

@@ -39,20 +39,26 @@ template <class R>
 struct BlockingResult {
   std::optional<R> value;
   template <class F>
-  void compute(F& f) { value.emplace(std::invoke(f)); }
+  void compute(F& f) {
+    value.emplace(std::invoke(f));
+  }
   R take() { return std::move(*value); }
 };
 template <class R>
 struct BlockingResult<R&> {
   R* value = nullptr;
   template <class F>
-  void compute(F& f) { value = &std::invoke(f); }
+  void compute(F& f) {
+    value = &std::invoke(f);
+  }
   R& take() { return *value; }
 };
 template <>
 struct BlockingResult<void> {
   template <class F>
-  void compute(F& f) { std::invoke(f); }
+  void compute(F& f) {
+    std::invoke(f);
+  }
   void take() {}
 };
 
@@ -65,8 +71,7 @@ void set_blocking_threads(int n);
 int blocking_threads();  // the bound for the running runtime (or the next one)
 
 template <class F>
-  requires std::is_invocable_v<F&>
-std::invoke_result_t<F&> blocking(F&& f) {
+requires std::is_invocable_v<F&> std::invoke_result_t<F&> blocking(F&& f) {
   using R = std::invoke_result_t<F&>;
   static_assert(!std::is_rvalue_reference_v<R>, "gort::blocking: f must not return an rvalue reference");
   if (!in_fiber()) return std::invoke(f);

@@ -49,11 +49,11 @@ namespace detail {
 
 // How the type-erased core moves one element. Every function is noexcept.
 struct ElemOps {
-  std::size_t size;                                  // sizeof(T)
-  std::size_t align;                                 // alignof(T)
-  void (*construct)(void* dst, void* src);           // new (dst) T(std::move(*src))
-  void (*emplace_optional)(void* dst, void* src);    // optional<T>(*dst).emplace(std::move(*src))
-  void (*destroy)(void* p);                          // p->~T()
+  std::size_t size;                                // sizeof(T)
+  std::size_t align;                               // alignof(T)
+  void (*construct)(void* dst, void* src);         // new (dst) T(std::move(*src))
+  void (*emplace_optional)(void* dst, void* src);  // optional<T>(*dst).emplace(std::move(*src))
+  void (*destroy)(void* p);                        // p->~T()
 };
 
 template <class T>
@@ -102,12 +102,12 @@ class ChanCore {
   ChanCore& operator=(const ChanCore&) = delete;
   ~ChanCore();  // fatal if waited on; destroys buffered values
 
-  void send(void* value);           // moves from *value; throws ChanClosed
-  bool try_send(void* value);       // moves only when it returns true; throws ChanClosed
-  void recv(void* out);             // out: std::optional<T>*, left empty when closed and drained
-  void try_recv(void* out);         // likewise, never blocks: empty also when nothing is ready
-  void close();                     // throws ChanClosed if already closed
-  std::size_t size();               // values buffered now
+  void send(void* value);      // moves from *value; throws ChanClosed
+  bool try_send(void* value);  // moves only when it returns true; throws ChanClosed
+  void recv(void* out);        // out: std::optional<T>*, left empty when closed and drained
+  void try_recv(void* out);    // likewise, never blocks: empty also when nothing is ready
+  void close();                // throws ChanClosed if already closed
+  std::size_t size();          // values buffered now
   std::size_t capacity() const { return capacity_; }
   bool closed();
 
@@ -122,14 +122,14 @@ class ChanCore {
   void* slot(std::size_t i) const { return buffer_ + i * ops_->size; }
 
   Spinlock lock_;
-  const ElemOps* const ops_;        // T's moves
-  const std::size_t capacity_;      // ring slots; 0 = unbuffered
-  unsigned char* const buffer_;     // capacity_ slots of T, null when unbuffered
+  const ElemOps* const ops_;                      // T's moves
+  const std::size_t capacity_;                    // ring slots; 0 = unbuffered
+  unsigned char* const buffer_;                   // capacity_ slots of T, null when unbuffered
   std::size_t head_ GORT_GUARDED_BY(lock_) = 0;   // slot of the oldest buffered value (Go's recvx)
   std::size_t count_ GORT_GUARDED_BY(lock_) = 0;  // buffered values (Go's qcount)
   bool closed_ GORT_GUARDED_BY(lock_) = false;
-  WaitQueue recvq_ GORT_GUARDED_BY(lock_);        // parked receivers; non-empty only while count_ == 0
-  WaitQueue sendq_ GORT_GUARDED_BY(lock_);        // parked senders; non-empty only while count_ == capacity_
+  WaitQueue recvq_ GORT_GUARDED_BY(lock_);  // parked receivers; non-empty only while count_ == 0
+  WaitQueue sendq_ GORT_GUARDED_BY(lock_);  // parked senders; non-empty only while count_ == capacity_
 };
 
 }  // namespace detail
@@ -152,9 +152,7 @@ class Chan {
   void send(T value) { core_.send(&value); }
   // Never blocks. On false, `value` is untouched (not moved from).
   bool try_send(T&& value) { return core_.try_send(&value); }
-  bool try_send(const T& value)
-    requires std::is_copy_constructible_v<T>
-  {
+  bool try_send(const T& value) requires std::is_copy_constructible_v<T> {
     T copy(value);
     return core_.try_send(&copy);
   }
@@ -221,7 +219,7 @@ std::shared_ptr<Chan<T>> make_chan(std::size_t capacity = 0) {
 // never ready, see select.h). Closing a nil channel is a bug: it throws
 // std::invalid_argument (Go panics).
 template <class T, class U>
-  requires std::is_constructible_v<T, U&&>
+requires std::is_constructible_v<T, U&&>
 void send(const std::shared_ptr<Chan<T>>& ch, U&& value) {
   if (ch == nullptr) detail::block_forever();
   ch->send(T(std::forward<U>(value)));

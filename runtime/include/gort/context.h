@@ -162,11 +162,11 @@ namespace detail {
 struct CancelHook {
   void (*run)(void* arg) = nullptr;
   void* arg = nullptr;
-  ContextNode* owner = nullptr;             // the node it is registered on (null: not added)
-  CancelHook* prev = nullptr;               // links on owner's hook list (under owner's lock)
+  ContextNode* owner = nullptr;  // the node it is registered on (null: not added)
+  CancelHook* prev = nullptr;    // links on owner's hook list (under owner's lock)
   CancelHook* next = nullptr;
-  bool queued = false;                      // on the list (under owner's lock)
-  std::atomic<uint32_t> finished{0};        // 1 once run has returned (after a cancel took it)
+  bool queued = false;                // on the list (under owner's lock)
+  std::atomic<uint32_t> finished{0};  // 1 once run has returned (after a cancel took it)
 };
 bool add_cancel_hook(const gort::Context& ctx, CancelHook* hook);
 bool remove_cancel_hook(CancelHook* hook);

@@ -18,33 +18,33 @@
 namespace gort {
 
 struct WorkerMetrics {
-  int index = 0;                   // slot: [0, workers) are workers, the rest spares
+  int index = 0;  // slot: [0, workers) are workers, the rest spares
   bool spare = false;
-  bool idle = false;               // parked, waiting for work
-  uint64_t switches = 0;           // fibers switched into here
-  uint64_t preemptions = 0;        // yields forced here because a time slice ran out
-  uint32_t run_queue = 0;          // fibers waiting in its local queue
-  uint64_t timers_pending = 0;     // timers in its heap
+  bool idle = false;            // parked, waiting for work
+  uint64_t switches = 0;        // fibers switched into here
+  uint64_t preemptions = 0;     // yields forced here because a time slice ran out
+  uint32_t run_queue = 0;       // fibers waiting in its local queue
+  uint64_t timers_pending = 0;  // timers in its heap
 };
 
 struct Metrics {
-  int64_t fibers = 0;              // live: spawned and not yet returned
-  uint64_t fibers_spawned = 0;     // since gort::run began
-  uint64_t switches = 0;           // context switches into fibers, all workers
+  int64_t fibers = 0;           // live: spawned and not yet returned
+  uint64_t fibers_spawned = 0;  // since gort::run began
+  uint64_t switches = 0;        // context switches into fibers, all workers
   uint64_t preemptions = 0;
-  uint64_t stuck_episodes = 0;     // a fiber held its worker without a runtime call (monitor)
-  int workers = 0;                 // GORT_PROCS
+  uint64_t stuck_episodes = 0;  // a fiber held its worker without a runtime call (monitor)
+  int workers = 0;              // GORT_PROCS
   int workers_idle = 0;
-  int workers_spinning = 0;        // looking for work
-  int spare_workers = 0;           // running fibers now, standing in for stuck workers
-  int spare_threads = 0;           // alive (running or pooled)
-  uint64_t injector = 0;           // fibers waiting in the global queue
-  uint64_t timers_pending = 0;     // all workers' heaps
-  int64_t netpoll_waiting = 0;     // fibers parked on a descriptor
-  uint64_t netpoll_polls = 0;      // polls of the network, blocking or not
+  int workers_spinning = 0;     // looking for work
+  int spare_workers = 0;        // running fibers now, standing in for stuck workers
+  int spare_threads = 0;        // alive (running or pooled)
+  uint64_t injector = 0;        // fibers waiting in the global queue
+  uint64_t timers_pending = 0;  // all workers' heaps
+  int64_t netpoll_waiting = 0;  // fibers parked on a descriptor
+  uint64_t netpoll_polls = 0;   // polls of the network, blocking or not
   int64_t stacks_in_use = 0;
-  uint64_t stack_slabs = 0;        // slabs mapped
-  int blocking_threads = 0;        // the blocking pool's helper threads
+  uint64_t stack_slabs = 0;  // slabs mapped
+  int blocking_threads = 0;  // the blocking pool's helper threads
   std::vector<WorkerMetrics> per_worker;
 };
 

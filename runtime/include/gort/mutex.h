@@ -28,20 +28,17 @@ class GORT_CAPABILITY("mutex") Mutex {
     detail::preemption_point();
     uint32_t expected = 0;
     // acquire: pairs with unlock's release; the previous holder's writes are visible.
-    if (!state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,
-                                        std::memory_order_relaxed))
+    if (!state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire, std::memory_order_relaxed))
       lock_slow();
   }
   bool try_lock() GORT_TRY_ACQUIRE(true) {
     uint32_t expected = 0;
-    return state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,
-                                          std::memory_order_relaxed);
+    return state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire, std::memory_order_relaxed);
   }
   void unlock() GORT_RELEASE() {
     uint32_t expected = kLocked;
     // release: pairs with lock's acquire.
-    if (!state_.compare_exchange_strong(expected, 0, std::memory_order_release,
-                                        std::memory_order_relaxed))
+    if (!state_.compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed))
       unlock_slow();
   }
 
@@ -51,8 +48,8 @@ class GORT_CAPABILITY("mutex") Mutex {
   void lock_slow();
   void unlock_slow();
 
-  std::atomic<uint32_t> state_{0};         // kLocked | kWaiters
-  detail::Spinlock wait_lock_;             // guards waiters_ and the kWaiters bit
+  std::atomic<uint32_t> state_{0};  // kLocked | kWaiters
+  detail::Spinlock wait_lock_;      // guards waiters_ and the kWaiters bit
   detail::WaitQueue waiters_;
 };
 

@@ -30,16 +30,15 @@ struct Config {
 };
 
 struct SpawnOptions {
-  std::size_t stack_size = 0;   // this fiber's stack reservation; 0: the runtime's default
-  const char* name = nullptr;   // shown in fatal errors (static storage)
+  std::size_t stack_size = 0;  // this fiber's stack reservation; 0: the runtime's default
+  const char* name = nullptr;  // shown in fatal errors (static storage)
 };
 
 namespace detail {
 struct Fiber;
 // Reserves a fiber and room for its task on the new stack; the caller
 // constructs the task there and commits (or aborts if construction threw).
-Fiber* spawn_prepare(const SpawnOptions& opts, std::size_t task_size, std::size_t task_align,
-                     void** task_storage);
+Fiber* spawn_prepare(const SpawnOptions& opts, std::size_t task_size, std::size_t task_align, void** task_storage);
 void spawn_commit(Fiber* f, void (*run)(void*), void (*drop)(void*));
 void spawn_abort(Fiber* f);
 int run_main(const Config& config, void (*body)(void*), void* arg);
@@ -61,7 +60,7 @@ struct Task {
 // the runtime runs; throws std::logic_error when no runtime is running and
 // std::bad_alloc when no stack can be reserved.
 template <class F, class... Args>
-  requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>
+requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>
 void spawn(const SpawnOptions& opts, F&& fn, Args&&... args) {
   using T = detail::Task<F, Args...>;
   void* storage = nullptr;
@@ -76,10 +75,8 @@ void spawn(const SpawnOptions& opts, F&& fn, Args&&... args) {
 }
 
 template <class F, class... Args>
-  requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>
-void spawn(F&& fn, Args&&... args) {
-  spawn(SpawnOptions{}, std::forward<F>(fn), std::forward<Args>(args)...);
-}
+requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>
+void spawn(F&& fn, Args&&... args) { spawn(SpawnOptions{}, std::forward<F>(fn), std::forward<Args>(args)...); }
 
 // Boots the runtime, runs main_fn as the main fiber, returns its result (0
 // for void) once it returns. Throws std::logic_error if a runtime is already
@@ -110,23 +107,23 @@ int run(F&& main_fn) {
 // Outside a fiber it yields the thread.
 void yield();
 
-bool in_fiber();             // is the caller a gort fiber?
-uint64_t fiber_id();         // the running fiber's id, 0 outside fibers
-int worker_count();          // workers of the running runtime, 0 if none
+bool in_fiber();      // is the caller a gort fiber?
+uint64_t fiber_id();  // the running fiber's id, 0 outside fibers
+int worker_count();   // workers of the running runtime, 0 if none
 // The workers gort::run starts when Config::workers is 0: GORT_PROCS if
 // set, else the CPUs in the affinity mask (Go's GOMAXPROCS default).
 int default_workers();
 
 // Introspection, for tests and diagnostics.
 struct Stats {
-  int64_t live_fibers = 0;       // spawned, not yet returned
-  int64_t stacks_in_use = 0;     // stacks held by live fibers
-  std::size_t stack_slabs = 0;   // stack slabs mapped
-  bool guard_install = false;    // guards are MADV_GUARD_INSTALL (else mprotect)
-  uint64_t preemptions = 0;      // yields forced at a runtime call because a time slice ran out
-  uint64_t stuck_episodes = 0;   // times a fiber held its worker without a runtime call (monitor)
-  int spare_workers = 0;         // spares running fibers now, standing in for stuck workers
-  int spare_threads = 0;         // spare threads alive (running or pooled)
+  int64_t live_fibers = 0;      // spawned, not yet returned
+  int64_t stacks_in_use = 0;    // stacks held by live fibers
+  std::size_t stack_slabs = 0;  // stack slabs mapped
+  bool guard_install = false;   // guards are MADV_GUARD_INSTALL (else mprotect)
+  uint64_t preemptions = 0;     // yields forced at a runtime call because a time slice ran out
+  uint64_t stuck_episodes = 0;  // times a fiber held its worker without a runtime call (monitor)
+  int spare_workers = 0;        // spares running fibers now, standing in for stuck workers
+  int spare_threads = 0;        // spare threads alive (running or pooled)
 };
 Stats stats();
 
@@ -134,7 +131,5 @@ Stats stats();
 
 // The Go-flavoured spelling: go_spawn(f, args...).
 template <class F, class... Args>
-  requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>
-void go_spawn(F&& fn, Args&&... args) {
-  gort::spawn(std::forward<F>(fn), std::forward<Args>(args)...);
-}
+requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>
+void go_spawn(F&& fn, Args&&... args) { gort::spawn(std::forward<F>(fn), std::forward<Args>(args)...); }

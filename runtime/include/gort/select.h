@@ -133,13 +133,12 @@ detail::RecvCase<T, F> on_recv(const std::shared_ptr<Chan<T>>& ch, F handler = {
 }
 
 template <class T, class U, class F = detail::NoHandler>
-  requires std::is_constructible_v<T, U&&>
-detail::SendCase<T, F> on_send(Chan<T>& ch, U&& value, F handler = {}) {
+requires std::is_constructible_v<T, U&&> detail::SendCase<T, F> on_send(Chan<T>& ch, U&& value, F handler = {}) {
   return {&ch, T(std::forward<U>(value)), std::move(handler)};
 }
 template <class T, class U, class F = detail::NoHandler>
-  requires std::is_constructible_v<T, U&&>
-detail::SendCase<T, F> on_send(const std::shared_ptr<Chan<T>>& ch, U&& value, F handler = {}) {
+requires std::is_constructible_v<T, U&&> detail::SendCase<T, F> on_send(const std::shared_ptr<Chan<T>>& ch, U&& value,
+                                                                        F handler = {}) {
   return {ch.get(), T(std::forward<U>(value)), std::move(handler)};
 }
 

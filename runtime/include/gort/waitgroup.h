@@ -32,7 +32,7 @@ class WaitGroup {
   std::atomic<uint64_t> state_{0};  // high 32 bits: counter; low 32: waiters
   detail::Spinlock lock_;           // guards waiters_ and released_
   detail::WaitQueue waiters_;
-  uint32_t released_ = 0;           // wake-ups granted but not yet consumed
+  uint32_t released_ = 0;  // wake-ups granted but not yet consumed
 };
 
 }  // namespace gort

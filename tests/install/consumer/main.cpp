@@ -13,8 +13,17 @@ int main() {
     gort::WaitGroup wg;
     std::atomic<int> sum{0};
     wg.add(2);
-    go_spawn([&] { gort::sleep_for(10ms); sum += 1; wg.done(); });
-    go_spawn([&](int x) { sum += x; wg.done(); }, 42);
+    go_spawn([&] {
+      gort::sleep_for(10ms);
+      sum += 1;
+      wg.done();
+    });
+    go_spawn(
+        [&](int x) {
+          sum += x;
+          wg.done();
+        },
+        42);
     wg.wait();
 
     // A Ticker under a Context's deadline.

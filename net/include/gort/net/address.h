@@ -24,7 +24,7 @@
 namespace gort::net {
 
 struct HostPort {
-  std::string host;   // without brackets; empty when the string had none
+  std::string host;  // without brackets; empty when the string had none
   uint16_t port = 0;
 };
 
@@ -42,8 +42,8 @@ class Address {
 
   int family() const { return storage_.ss_family; }  // AF_INET, AF_INET6, AF_UNSPEC if empty
   uint16_t port() const;
-  std::string host() const;        // "127.0.0.1", "::1"
-  std::string to_string() const;   // "127.0.0.1:80", "[::1]:80"
+  std::string host() const;       // "127.0.0.1", "::1"
+  std::string to_string() const;  // "127.0.0.1:80", "[::1]:80"
   const sockaddr* sockaddr_ptr() const { return reinterpret_cast<const sockaddr*>(&storage_); }
   socklen_t length() const { return length_; }
 

@@ -48,7 +48,7 @@ class Error {
   static Error from_errno(int e);
 
   Errc code() const { return code_; }
-  int sys_errno() const { return sys_errno_; }           // 0 unless the kernel reported it
+  int sys_errno() const { return sys_errno_; }                   // 0 unless the kernel reported it
   const char* detail() const { return detail_ ? detail_ : ""; }  // what was wrong, for kInvalidAddress etc.
   // The operation and address, e.g. "dial tcp 127.0.0.1:1"; "" if none.
   const char* op() const { return op_ ? op_->c_str() : ""; }
@@ -63,8 +63,8 @@ class Error {
  private:
   Errc code_;
   int sys_errno_;
-  const char* detail_;                    // static string or null
-  std::shared_ptr<const std::string> op_; // "dial tcp host:port" or null; built only on error paths
+  const char* detail_;                     // static string or null
+  std::shared_ptr<const std::string> op_;  // "dial tcp host:port" or null; built only on error paths
 };
 
 const char* to_string(Errc c);
@@ -72,7 +72,7 @@ const char* to_string(Errc c);
 namespace detail {
 [[noreturn]] void bad_result_access(const Error& e);
 [[noreturn]] void bad_error_access();
-}
+}  // namespace detail
 
 // A value of type T or an Error (std::expected, for C++20).
 template <class T>
@@ -85,9 +85,18 @@ class [[nodiscard]] Result {
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
   // Accessing the value of an error is a bug: a fatal error with its message.
-  T& value() & { check(); return std::get<0>(v_); }
-  const T& value() const& { check(); return std::get<0>(v_); }
-  T&& value() && { check(); return std::get<0>(std::move(v_)); }
+  T& value() & {
+    check();
+    return std::get<0>(v_);
+  }
+  const T& value() const& {
+    check();
+    return std::get<0>(v_);
+  }
+  T&& value() && {
+    check();
+    return std::get<0>(std::move(v_));
+  }
   T& operator*() & { return value(); }
   T&& operator*() && { return std::move(*this).value(); }
   T* operator->() { return &value(); }

@@ -103,14 +103,14 @@ class Conn {
   Result<void> close();
   bool is_open() const;
 
-  void set_deadline(Deadline t);                // read and write
+  void set_deadline(Deadline t);  // read and write
   void set_read_deadline(Deadline t);
   void set_write_deadline(Deadline t);
 
   Result<Address> local_address() const;
   Result<Address> remote_address() const;
-  Result<void> set_no_delay(bool on);           // on by default
-  int native_handle() const;                    // -1 when closed
+  Result<void> set_no_delay(bool on);  // on by default
+  int native_handle() const;           // -1 when closed
 
  private:
   // read_line's body: read_chunk(area, room) reads more input.
@@ -119,7 +119,7 @@ class Conn {
   Error op_error(const Error& e, const char* op) const;  // names op and both addresses
 
   std::unique_ptr<detail::NetFd> fd_;
-  std::unique_ptr<detail::LineBuffer> lines_;   // created by the first read_line
+  std::unique_ptr<detail::LineBuffer> lines_;  // created by the first read_line
 };
 
 struct ListenOptions {
@@ -143,14 +143,14 @@ class Listener {
   Result<Conn> accept(const Context& ctx);
   Result<void> close();
   bool is_open() const;
-  void set_deadline(Deadline t);           // for accept
+  void set_deadline(Deadline t);  // for accept
   Result<Address> local_address() const;
-  uint64_t accept_backoffs() const;        // times accept slept for lack of descriptors
+  uint64_t accept_backoffs() const;  // times accept slept for lack of descriptors
   int native_handle() const;
 
  private:
   Result<Conn> accept_with(const Context* ctx);
-  Error op_error(const Error& e) const;    // "accept tcp <local address>: ..."
+  Error op_error(const Error& e) const;  // "accept tcp <local address>: ..."
 
   std::unique_ptr<detail::NetFd> fd_;
   uint64_t backoffs_ = 0;

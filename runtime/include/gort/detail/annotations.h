@@ -20,4 +20,3 @@
 #define GORT_TRY_ACQUIRE(...)
 #define GORT_NO_THREAD_SAFETY_ANALYSIS
 #endif
-

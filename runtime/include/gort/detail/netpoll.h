@@ -29,10 +29,10 @@ struct PollDesc;
 enum class PollMode : uint8_t { kRead = 1, kWrite = 2, kBoth = 3 };
 
 enum class PollStatus : uint8_t {
-  kReady,        // try the syscall (again)
-  kClosing,      // poll_evict was called: the descriptor is being closed
-  kTimeout,      // the mode's deadline has passed
-  kNotInFiber,   // called outside a fiber of the running runtime
+  kReady,       // try the syscall (again)
+  kClosing,     // poll_evict was called: the descriptor is being closed
+  kTimeout,     // the mode's deadline has passed
+  kNotInFiber,  // called outside a fiber of the running runtime
 };
 
 // Registers fd (nonblocking) with the running runtime's poller, creating the

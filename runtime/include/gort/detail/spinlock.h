@@ -1,4 +1,5 @@
-// spinlock.h (public only because Mutex and friends embed one): the lock that guards the runtime's wait queues and timer heaps.
+// spinlock.h (public only because Mutex and friends embed one): the lock that guards the runtime's wait queues and
+// timer heaps.
 //
 // Critical sections under it are a handful of pointer updates and never
 // park, so spinning beats a futex round trip. On this shared 2-core machine a
@@ -43,8 +44,7 @@ class GORT_CAPABILITY("mutex") Spinlock {
     }
   }
   bool try_lock() GORT_TRY_ACQUIRE(true) {
-    return !locked_.load(std::memory_order_relaxed) &&
-           !locked_.exchange(true, std::memory_order_acquire);
+    return !locked_.load(std::memory_order_relaxed) && !locked_.exchange(true, std::memory_order_acquire);
   }
   // release: pairs with the acquire in lock(). This store is the last access a
   // releaser makes to the lock; structures may be freed by the next holder.
@@ -66,6 +66,5 @@ class GORT_SCOPED_CAPABILITY SpinGuard {
  private:
   Spinlock& lock_;
 };
-
 
 }  // namespace gort::detail

@@ -39,15 +39,15 @@ struct Fiber;
 struct Worker;
 
 struct Waiter {
-  Fiber* fiber = nullptr;               // null: a kernel thread is blocked on `signaled`
-  Worker* worker = nullptr;             // fibers: the worker running it from prepare_wait to block
-  std::atomic<uint32_t> signaled{0};    // thread waiters: futex word, 1 = woken
-  Waiter* next = nullptr;               // links in the WaitQueue it is on
+  Fiber* fiber = nullptr;             // null: a kernel thread is blocked on `signaled`
+  Worker* worker = nullptr;           // fibers: the worker running it from prepare_wait to block
+  std::atomic<uint32_t> signaled{0};  // thread waiters: futex word, 1 = woken
+  Waiter* next = nullptr;             // links in the WaitQueue it is on
   Waiter* prev = nullptr;
-  void* data = nullptr;                 // owner-defined (channels pass the value here)
-  uint64_t tag = 0;                     // owner-defined (which select case, etc.)
-  bool queued = false;                  // on a WaitQueue (guarded by that queue's lock)
-  std::atomic<uint32_t>* claim = nullptr; // select: shared word, winner stores tag + 1; null otherwise
+  void* data = nullptr;                    // owner-defined (channels pass the value here)
+  uint64_t tag = 0;                        // owner-defined (which select case, etc.)
+  bool queued = false;                     // on a WaitQueue (guarded by that queue's lock)
+  std::atomic<uint32_t>* claim = nullptr;  // select: shared word, winner stores tag + 1; null otherwise
 };
 
 // Takes the right to complete w's operation. Call with w's queue lock held,
