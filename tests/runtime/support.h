@@ -12,10 +12,32 @@
 
 #include "export_test.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <vector>
 
 namespace gort_test {
+
+// Pages of [from, to) that hold memory of their own: present and mapped
+// only here (/proc/self/pagemap bits 63 and 56). A page that maps the
+// kernel's shared zero page (a stack's sentinel page) costs nothing and is
+// not counted.
+inline int resident_pages(char* from, char* to) {
+  std::size_t page = gort::detail::page_size();
+  std::size_t first = reinterpret_cast<uintptr_t>(from) / page, n = std::size_t(to - from) / page;
+  std::vector<uint64_t> entries(n);
+  int fd = open("/proc/self/pagemap", O_RDONLY);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(pread(fd, entries.data(), n * 8, off_t(first * 8)), ssize_t(n * 8));
+  close(fd);
+  int count = 0;
+  for (uint64_t e : entries) count += (e >> 63 & 1) && (e >> 56 & 1);
+  return count;
+}
 
 // Sanitizer builds run stress loops at a fraction of their size.
 #if defined(GORT_SANITIZER_BUILD)

@@ -48,22 +48,6 @@ __attribute__((noinline)) int recurse(int n) {
   return recurse(n - 1) + frame[0];
 }
 
-// Pages of [from, to) that hold memory of their own: present and mapped
-// only here (/proc/self/pagemap bits 63 and 56). A page that maps the
-// kernel's shared zero page (a stack's sentinel page) costs nothing and is
-// not counted.
-int resident_pages(char* from, char* to) {
-  std::size_t page = d::page_size();
-  std::size_t first = reinterpret_cast<uintptr_t>(from) / page, n = std::size_t(to - from) / page;
-  std::vector<uint64_t> entries(n);
-  int fd = open("/proc/self/pagemap", O_RDONLY);
-  EXPECT_GE(fd, 0);
-  EXPECT_EQ(pread(fd, entries.data(), n * 8, off_t(first * 8)), ssize_t(n * 8));
-  close(fd);
-  int count = 0;
-  for (uint64_t e : entries) count += (e >> 63 & 1) && (e >> 56 & 1);
-  return count;
-}
 }  // namespace
 
 class Stacks : public WorkersTest {};
@@ -144,12 +128,12 @@ TEST(StackPool, TrimReturnsDeepPagesAndKeepsTheTop) {
   d::StackCache cache(&pool, d::kDefaultStackSize);
   d::Stack s = cache.get(d::kDefaultStackSize);
   std::memset(s.usable_bottom(), 1, s.usable());  // as if a deep recursion ran
-  EXPECT_EQ(resident_pages(s.usable_bottom(), s.top()), int(s.usable() / d::page_size()));
+  EXPECT_EQ(gort_test::resident_pages(s.usable_bottom(), s.top()), int(s.usable() / d::page_size()));
   cache.put(s);
   cache.trim();
   // Everything but the retained top is gone; the top is still there.
-  EXPECT_EQ(resident_pages(s.usable_bottom(), s.top() - d::kRetainedBytes), 0);
-  EXPECT_EQ(resident_pages(s.top() - d::kRetainedBytes, s.top()), int(d::kRetainedBytes / d::page_size()));
+  EXPECT_EQ(gort_test::resident_pages(s.usable_bottom(), s.top() - d::kRetainedBytes), 0);
+  EXPECT_EQ(gort_test::resident_pages(s.top() - d::kRetainedBytes, s.top()), int(d::kRetainedBytes / d::page_size()));
   cache.flush();
 }
 
@@ -158,8 +142,8 @@ TEST(StackPool, TrimReturnsDeepPagesAndKeepsTheTop) {
 TEST(StackPool, UnusedStackCostsAtMostItsTopPage) {
   d::StackPool pool;
   d::Stack s = pool.allocate(1 << 20);
-  EXPECT_EQ(resident_pages(s.usable_bottom(), s.top() - d::page_size()), 0);
-  EXPECT_LE(resident_pages(s.top() - d::page_size(), s.top()), 1);
+  EXPECT_EQ(gort_test::resident_pages(s.usable_bottom(), s.top() - d::page_size()), 0);
+  EXPECT_LE(gort_test::resident_pages(s.top() - d::page_size(), s.top()), 1);
   pool.release(s);
 }
 
@@ -202,8 +186,8 @@ TEST(StackPool, DeepPagesGoBackAfterABatchWithoutACallPerStack) {
   for (d::Stack& s : stacks) cache.put(s);  // the last put completes the batch: it trims
   int64_t calls = pool.syscalls() - before;
   for (d::Stack& s : stacks) {
-    EXPECT_EQ(resident_pages(s.usable_bottom(), s.top() - d::kRetainedBytes), 0);
-    EXPECT_EQ(resident_pages(s.top() - d::kRetainedBytes, s.top()), int(d::kRetainedBytes / d::page_size()));
+    EXPECT_EQ(gort_test::resident_pages(s.usable_bottom(), s.top() - d::kRetainedBytes), 0);
+    EXPECT_EQ(gort_test::resident_pages(s.top() - d::kRetainedBytes, s.top()), int(d::kRetainedBytes / d::page_size()));
   }
   // One batched advice for the deep ones; where the kernel cannot batch,
   // one call per deep stack. Shallow stacks cost nothing.
@@ -222,12 +206,12 @@ TEST(ManyFibers, DeepRecursionIsGivenBackWhenTheWorkerGoesIdle) {
     go_spawn([&] {
       stack = d::current_fiber()->stack;
       recurse(kScale > 1 ? 200 : 400);  // ~100 KiB (sanitizers: larger frames, fewer of them)
-      EXPECT_GT(resident_pages(stack.usable_bottom(), stack.top() - d::kRetainedBytes), 0);
+      EXPECT_GT(gort_test::resident_pages(stack.usable_bottom(), stack.top() - d::kRetainedBytes), 0);
       wg.done();
     });
     wg.wait();
     gort::sleep_for(20ms);  // the worker goes idle: its cache trims
-    EXPECT_EQ(resident_pages(stack.usable_bottom(), stack.top() - d::kRetainedBytes), 0);
+    EXPECT_EQ(gort_test::resident_pages(stack.usable_bottom(), stack.top() - d::kRetainedBytes), 0);
   });
 }
 
@@ -249,7 +233,7 @@ TEST(StackPool, SingleCallFallbackKeepsThePromises) {
         std::memset(s.top() - 128 * 1024, 1, 128 * 1024);  // a deep recursion
         cache.put(s);
         cache.trim();
-        if (resident_pages(s.usable_bottom(), s.top() - d::kRetainedBytes) != 0) std::_Exit(4);
+        if (gort_test::resident_pages(s.usable_bottom(), s.top() - d::kRetainedBytes) != 0) std::_Exit(4);
         *reinterpret_cast<volatile char*>(s.usable_bottom() - 1) = 1;  // the guard
         std::_Exit(5);
       },

@@ -24,15 +24,6 @@ __attribute__((noinline)) uint64_t deep(uint32_t n) {
   return deep(n - 1) + n + uint64_t(frame[0] - char(n));
 }
 
-int resident_pages(const d::Stack& s) {
-  std::size_t page = d::page_size();
-  std::vector<unsigned char> vec(s.usable() / page);
-  EXPECT_EQ(mincore(s.usable_bottom(), s.usable(), vec.data()), 0);
-  int n = 0;
-  for (unsigned char v : vec) n += v & 1;
-  return n;
-}
-
 }  // namespace
 
 class WorkerStack : public WorkersTest {};
@@ -55,10 +46,10 @@ TEST_P(WorkerStack, DeepRecursionFromASmallFiber) {
 
 TEST_P(WorkerStack, FiberStackStaysShallow) {
   run([] {
-    int before = resident_pages(d::current_fiber()->stack);
+    int before = gort_test::resident_pages(d::current_fiber()->stack.usable_bottom(), d::current_fiber()->stack.top());
     uint64_t r = gort::on_worker_stack([] { return deep(2000); });
     EXPECT_EQ(r, 2001000u);
-    int after = resident_pages(d::current_fiber()->stack);
+    int after = gort_test::resident_pages(d::current_fiber()->stack.usable_bottom(), d::current_fiber()->stack.top());
     EXPECT_LE(after - before, 1) << "the recursion ran on the fiber's stack";
   });
 }
