@@ -98,7 +98,7 @@ int TimerHeap::run_expired(int64_t now) {
 }
 
 std::size_t TimerHeap::pending() {
-  std::lock_guard<Spinlock> guard(lock_);
+  SpinGuard guard(lock_);
   return heap_.size();
 }
 
