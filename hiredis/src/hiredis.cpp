@@ -254,6 +254,16 @@ Result<void> check_connected(State& s) {
   return Error(Errc::kRefused).with_op(s.where + ": " + s.error);
 }
 
+// connected() and last_error() of both classes.
+bool is_connected(State& s) {
+  std::lock_guard<gort::Mutex> lock(s.mu);
+  return !s.ended;
+}
+std::string error_of(State& s) {
+  std::lock_guard<gort::Mutex> lock(s.mu);
+  return s.error;
+}
+
 void free_and_wait(State& s) {
   {
     std::lock_guard<gort::Mutex> lock(s.mu);
@@ -323,15 +333,8 @@ Result<Value> Connection::command_argv(const std::vector<std::string>& args) {
       &packed);
 }
 
-bool Connection::connected() const {
-  std::lock_guard<gort::Mutex> lock(state_->mu);
-  return !state_->ended;
-}
-
-std::string Connection::last_error() const {
-  std::lock_guard<gort::Mutex> lock(state_->mu);
-  return state_->error;
-}
+bool Connection::connected() const { return is_connected(*state_); }
+std::string Connection::last_error() const { return error_of(*state_); }
 
 // ---- Subscriber ----
 
@@ -372,14 +375,7 @@ Result<void> Subscriber::change(const char* verb, const std::string& channel) {
 
 gort::Chan<Message>& Subscriber::messages() { return *state_->messages; }
 
-bool Subscriber::connected() const {
-  std::lock_guard<gort::Mutex> lock(state_->mu);
-  return !state_->ended;
-}
-
-std::string Subscriber::last_error() const {
-  std::lock_guard<gort::Mutex> lock(state_->mu);
-  return state_->error;
-}
+bool Subscriber::connected() const { return is_connected(*state_); }
+std::string Subscriber::last_error() const { return error_of(*state_); }
 
 }  // namespace gort::hiredis

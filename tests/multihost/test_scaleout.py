@@ -236,6 +236,19 @@ def chat_checks(hosts, build, check, stderr_dir):
         finally:
             hearer.stop()
 
+    def chats_within(ns, line):
+        """A user on ns hears `line` said by another user on ns."""
+        hearer = ChatUser(hosts, ns, listen_s=10)
+        speaker = None
+        try:
+            hearer.wait_for(r"Welcome")
+            speaker = ChatUser(hosts, ns, say=[line], listen_s=2)
+            return bool(hearer.wait_for(re.escape("]: " + line)))
+        finally:
+            hearer.stop()
+            if speaker:
+                speaker.stop()
+
     check(crosses("hello from h2"), "a line said on h2 reaches a user on h3 through Redis")
     users = [ChatUser(hosts, ns, listen_s=5) for ns in (h2, h3, h2, h3)]
     numbers = [u.wait_for(r"Welcome chat user no\. (\d+)") for u in users]
@@ -246,12 +259,7 @@ def chat_checks(hosts, build, check, stderr_dir):
 
     redis.kill()
     redis.wait()
-    a = ChatUser(hosts, h2, listen_s=10)
-    a.wait_for(r"Welcome")
-    b = ChatUser(hosts, h2, say=["local while redis is down"], listen_s=2)
-    check(bool(a.wait_for(re.escape("]: local while redis is down"))), "with Redis down, users of one node still chat")
-    a.stop()
-    b.stop()
+    check(chats_within(h2, "local while redis is down"), "with Redis down, users of one node still chat")
     deadline, said = time.monotonic() + 15, ""
     while time.monotonic() < deadline and "lost redis" not in said:
         logs[h2].seek(0)
@@ -264,12 +272,7 @@ def chat_checks(hosts, build, check, stderr_dir):
 
     nodes[h3].send_signal(signal.SIGTERM)
     nodes[h3].wait(timeout=30)
-    a = ChatUser(hosts, h2, listen_s=10)
-    a.wait_for(r"Welcome")
-    b = ChatUser(hosts, h2, say=["h3 is gone"], listen_s=2)
-    check(bool(a.wait_for(re.escape("]: h3 is gone"))), "with h3 stopped, users of h2 still chat")
-    a.stop()
-    b.stop()
+    check(chats_within(h2, "h3 is gone"), "with h3 stopped, users of h2 still chat")
     for f in logs.values():
         f.close()
 

@@ -22,6 +22,26 @@ namespace d = gort::detail;
 
 namespace {
 
+// Spawns n fibers that all park, runs at_peak while every one of them is
+// parked, then releases them and waits until all have returned.
+template <class F>
+void with_parked_fibers(int n, F at_peak) {
+  gort::WaitGroup parked, release, finished;
+  parked.add(n);
+  release.add(1);
+  finished.add(n);
+  for (int i = 0; i < n; ++i)
+    go_spawn([&] {
+      parked.done();
+      release.wait();
+      finished.done();
+    });
+  parked.wait();
+  at_peak();
+  release.done();
+  finished.wait();
+}
+
 int count_mappings() {
   std::ifstream maps("/proc/self/maps");
   std::string line;
@@ -279,22 +299,7 @@ TEST(ManyFibers, MemoryGoesBackAfterAPeak) {
   std::size_t cold = 0;
   gort::run(gort::Config{.workers = 2}, [&] {
     before = status_kib("VmRSS");
-    {
-      gort::WaitGroup parked, release, finished;
-      parked.add(kFibers);
-      release.add(1);
-      finished.add(kFibers);
-      for (int i = 0; i < kFibers; ++i)
-        go_spawn([&] {
-          parked.done();
-          release.wait();
-          finished.done();
-        });
-      parked.wait();
-      peak = status_kib("VmRSS");
-      release.done();
-      finished.wait();
-    }
+    with_parked_fibers(kFibers, [&] { peak = status_kib("VmRSS"); });
     auto settled = [&] {
       return cold > std::size_t(kFibers / 2) && (!kRssFollowsStacks || after - before <= (peak - before) / 4);
     };
@@ -321,35 +326,25 @@ TEST(ManyFibers, HundredThousandParked) {
   int maps_before = count_mappings();
   long rss_before = status_kib("VmRSS");
   gort::run(gort::Config{.workers = 2}, [&] {
-    gort::WaitGroup parked, release, finished;
-    parked.add(kFibers);
-    release.add(1);
-    finished.add(kFibers);
-    for (int i = 0; i < kFibers; ++i)
-      go_spawn([&] {
-        parked.done();
-        release.wait();
-        finished.done();
-      });
-    parked.wait();
-    gort::sleep_for(10ms);  // let the last ones reach release.wait()
-    gort::Stats st = gort::stats();
-    EXPECT_EQ(st.live_fibers, kFibers + 1);
-    int maps = count_mappings();
-    long rss = status_kib("VmRSS"), pte = status_kib("VmPTE");
-    double per_fiber_kib = double(rss - rss_before) / kFibers;
-    std::printf(
-        "%d parked fibers: %d mappings (+%d), RSS +%.2f KiB/fiber, page tables %ld KiB (%.2f KiB/fiber), guards: %s\n",
-        kFibers, maps, maps - maps_before, per_fiber_kib, pte, double(pte) / kFibers,
-        st.guard_install ? "MADV_GUARD_INSTALL" : "mprotect");
-    EXPECT_LT(maps, 65530);
-    if (st.guard_install && !gort_test::kThreadSanitizer) {
-      EXPECT_LT(maps - maps_before, kFibers / 32);
-    }
+    with_parked_fibers(kFibers, [&] {
+      gort::sleep_for(10ms);  // let the last ones reach their wait
+      gort::Stats st = gort::stats();
+      EXPECT_EQ(st.live_fibers, kFibers + 1);
+      int maps = count_mappings();
+      long rss = status_kib("VmRSS"), pte = status_kib("VmPTE");
+      double per_fiber_kib = double(rss - rss_before) / kFibers;
+      std::printf(
+          "%d parked fibers: %d mappings (+%d), RSS +%.2f KiB/fiber, page tables %ld KiB (%.2f KiB/fiber), guards: "
+          "%s\n",
+          kFibers, maps, maps - maps_before, per_fiber_kib, pte, double(pte) / kFibers,
+          st.guard_install ? "MADV_GUARD_INSTALL" : "mprotect");
+      EXPECT_LT(maps, 65530);
+      if (st.guard_install && !gort_test::kThreadSanitizer) {
+        EXPECT_LT(maps - maps_before, kFibers / 32);
+      }
 #if !defined(GORT_SANITIZER_BUILD)
-    EXPECT_LE(per_fiber_kib, 6.0);
+      EXPECT_LE(per_fiber_kib, 6.0);
 #endif
-    release.done();
-    finished.wait();
+    });
   });
 }
