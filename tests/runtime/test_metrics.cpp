@@ -1,5 +1,7 @@
 // gort::metrics() and gort::debug::prometheus_text(): the figures follow
 // what the runtime does, and the page passes `promtool check metrics`.
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 
@@ -67,7 +69,8 @@ TEST_P(MetricsTest, ThePrometheusPagePassesPromtool) {
     std::string page = gort::debug::prometheus_text();
     EXPECT_NE(page.find("# TYPE gort_fibers gauge\ngort_fibers 1\n"), std::string::npos) << page;
     EXPECT_NE(page.find("gort_worker_run_queue_fibers{worker=\"0\",kind=\"worker\"}"), std::string::npos) << page;
-    std::string path = testing::TempDir() + "gort_metrics.prom";
+    // One file per process: ctest runs the worker counts (and other builds) at once.
+    std::string path = testing::TempDir() + "gort_metrics." + std::to_string(getpid()) + ".prom";
     std::FILE* f = std::fopen(path.c_str(), "w");
     ASSERT_NE(f, nullptr);
     std::fwrite(page.data(), 1, page.size(), f);
