@@ -127,6 +127,10 @@ bool await_line(Socket& s, std::string_view needle, Clock::time_point deadline) 
 }
 }  // namespace
 
+bool await_welcome(Socket& client, milliseconds bound) {
+  return await_line(client, "Welcome", Clock::now() + bound);
+}
+
 std::optional<milliseconds> chat_relay(std::uint16_t port, milliseconds bound,
                                        const std::function<void()>& once_connected) {
   auto start = Clock::now();

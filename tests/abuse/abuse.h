@@ -102,6 +102,12 @@ std::optional<milliseconds> dumb_ping(std::uint16_t port, milliseconds bound);
 std::optional<milliseconds> chat_relay(std::uint16_t port, milliseconds bound,
                                        const std::function<void()>& once_connected = {});
 
+// A chat client's welcome: the room has taken it in, and from here it is
+// sent every line said (the listeners accept in any order, so a client
+// connected first may join after one connected later). False if the
+// welcome did not come within `bound`.
+bool await_welcome(Socket& client, milliseconds bound);
+
 // The server's descriptor count once it has settled (a pre-forking server
 // starts its workers after it listens): two equal readings in a row.
 int settled_open_fds(const ServerProcess& server);

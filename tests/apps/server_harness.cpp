@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -70,6 +71,19 @@ std::optional<int> wait_exit(pid_t pid, milliseconds bound) {
     if (r < 0 || Clock::now() > deadline) return std::nullopt;
     std::this_thread::sleep_for(2ms);
   }
+}
+
+// A server that does not stop is a bug to find later from the test's log:
+// its threads' stacks and, where the build allows (gort.py), its fibers go
+// to stderr before the destructor kills it. Best effort: without gdb the
+// test just fails as it would have.
+void print_threads_and_fibers(pid_t pid) {
+  std::string command = "timeout 120 gdb -p " + std::to_string(pid) +
+                        " -batch -nx -ex 'set pagination off' -ex 'thread apply all bt 30'"
+                        " -ex 'source " GORT_GDB_SCRIPT "' -ex 'gort fibers' -ex 'gort bt all 10' 1>&2 2>/dev/null";
+  std::fprintf(stderr, "--- server %d did not stop: its threads and fibers ---\n", static_cast<int>(pid));
+  std::fflush(stderr);
+  if (std::system(command.c_str()) != 0) std::fprintf(stderr, "(gdb could not read the server)\n");
 }
 
 long rss_kib(pid_t pid) {
@@ -154,9 +168,14 @@ std::optional<int> ServerProcess::stop(milliseconds bound) {
   if (pid_ <= 0) return exit_status_;
   kill(pid_, SIGTERM);
   exit_status_ = wait_exit(pid_, bound);
-  if (exit_status_) pid_ = -1;  // reaped
+  if (exit_status_) {
+    pid_ = -1;  // reaped
+  } else if (alive()) {
+    harness::print_threads_and_fibers(pid_);
+  }
   return exit_status_;
 }
+
 
 long ServerProcess::tree_rss_kib() const {
   long total = rss_kib(pid_);
@@ -168,6 +187,10 @@ int ServerProcess::tree_open_fds() const {
   int total = open_fds(pid_);
   for (pid_t child : children(pid_)) total += open_fds(child);
   return total;
+}
+
+void ServerProcess::print_threads_and_fibers() const {
+  if (alive()) harness::print_threads_and_fibers(pid_);
 }
 
 bool ServerProcess::alive() const {

@@ -70,6 +70,9 @@ class ServerProcess {
   int tree_open_fds() const;
   // True while the server process has not exited (it is not reaped here).
   bool alive() const;
+  // Prints the server's threads and fibers to stderr (gdb, best effort):
+  // for a test that sees the server stall, before it fails.
+  void print_threads_and_fibers() const;
 
  private:
   pid_t pid_ = -1;

@@ -44,8 +44,10 @@ TEST_P(Sync, MutexTryLockAndUniqueLock) {
     gort::WaitGroup wg;
     wg.add(1);
     go_spawn([&] {
-      std::unique_lock lock(mu);  // parks until the main fiber unlocks
-      got = true;
+      {
+        std::unique_lock lock(mu);  // parks until the main fiber unlocks
+        got = true;
+      }  // unlocked before done(): once wait() returns, `mu` is gone
       wg.done();
     });
     gort::sleep_for(20ms);

@@ -3,6 +3,7 @@
 #   (gdb) source tools/gdb/gort.py
 #   (gdb) gort fibers              every live fiber: id, state, name
 #   (gdb) gort bt ID               the backtrace of a fiber that is not running
+#   (gdb) gort bt all [DEPTH]      the backtraces of every fiber that is not running
 #
 # Works on a live process stopped by gdb (gdb -p PID) and needs the
 # program's debug information. How it finds the fibers: every fiber's
@@ -106,25 +107,40 @@ REGISTERS = ("rsp", "rip", "rbp", "rbx", "r12", "r13", "r14", "r15")
 
 
 class GortBacktrace(gdb.Command):
-    """Backtrace of the fiber with id ID (not a running one)."""
+    """Backtrace of the fiber with id ID (not a running one), or of every such fiber (all [DEPTH])."""
 
     def __init__(self):
         super().__init__("gort bt", gdb.COMMAND_USER)
 
     def invoke(self, arg, from_tty):
+        words = arg.split()
+        if words and words[0] == "all":
+            depth = words[1] if len(words) > 1 else ""
+            for f in fibers():
+                if STATES.get(int(_atomic(f["state"])), "?") != "running" and int(f["ctx"]) != 0:
+                    self.show(f, depth)
+            return
         try:
-            wanted = int(arg)
+            wanted = int(words[0]) if words else None
         except ValueError:
-            raise gdb.GdbError("usage: gort bt FIBER-ID")
+            wanted = None
+        if wanted is None:
+            raise gdb.GdbError("usage: gort bt FIBER-ID | gort bt all [DEPTH]")
         fiber = next((f for f in fibers() if int(f["id"]) == wanted), None)
         if fiber is None:
             raise gdb.GdbError("no live fiber %d (gort fibers lists them)" % wanted)
         state = STATES.get(int(_atomic(fiber["state"])), "?")
         if state == "running":
             raise gdb.GdbError("fiber %d is running: its registers are its worker thread's (thread apply all bt)" % wanted)
-        ctx = int(fiber["ctx"])
-        if ctx == 0:
+        if int(fiber["ctx"]) == 0:
             raise gdb.GdbError("fiber %d has not started yet: no frames" % wanted)
+        self.show(fiber, "")
+
+    @staticmethod
+    def show(fiber, depth):
+        wanted = int(fiber["id"])
+        state = STATES.get(int(_atomic(fiber["state"])), "?")
+        ctx = int(fiber["ctx"])
         word = lambda off: int(gdb.parse_and_eval("*(unsigned long *) %d" % (ctx + off)))
         saved = {r: int(gdb.parse_and_eval("$" + r)) for r in REGISTERS}
         load = {"r12": word(0x08), "r13": word(0x10), "r14": word(0x18), "r15": word(0x20), "rbx": word(0x28),
@@ -133,7 +149,7 @@ class GortBacktrace(gdb.Command):
         try:
             for r, v in load.items():
                 gdb.execute("set $%s = %d" % (r, v))
-            gdb.execute("backtrace")
+            gdb.execute("backtrace " + depth)
         finally:
             for r, v in saved.items():
                 gdb.execute("set $%s = %d" % (r, v))
