@@ -14,6 +14,7 @@
 namespace gort::net::detail {
 
 using gort::detail::PollStatus;
+using gort::detail::WaitReason;
 
 namespace {
 
@@ -135,10 +136,10 @@ Error NetFd::wait_error(PollStatus st) const {
   return Error(Errc::kSystem);
 }
 
-Result<void> NetFd::wait(PollMode mode) {
+Result<void> NetFd::wait(PollMode mode, gort::detail::WaitReason why) {
   gort::detail::PollDesc* p = pd();
   if (p == nullptr) return Errc::kNotInFiber;  // never attached: no runtime to wait in
-  PollStatus st = gort::detail::poll_wait(p, mode);
+  PollStatus st = gort::detail::poll_wait(p, mode, why);
   if (st != PollStatus::kReady) return wait_error(st);
   return {};
 }
@@ -260,7 +261,7 @@ Result<std::size_t> NetFd::read(const gort::Context& ctx, void* buf, std::size_t
 __attribute__((always_inline)) inline Result<std::size_t> NetFd::read_in(Op& op, void* buf, std::size_t n) {
   if (!op.entered()) return Errc::kClosed;
   if (read_drained_ && n > 0 && op.pd() != nullptr && !gort::detail::poll_read_closed(op.pd())) {
-    if (auto r = wait(PollMode::kRead); !r) return r.error();
+    if (auto r = wait(PollMode::kRead, WaitReason::kIoRead); !r) return r.error();
   } else if (PollStatus st = op.start(); st != PollStatus::kReady) {
     return wait_error(st);
   }
@@ -279,7 +280,7 @@ __attribute__((always_inline)) inline Result<std::size_t> NetFd::read_in(Op& op,
     if (got == 0) return Errc::kEof;
     if (errno == EINTR) continue;
     if (errno != EAGAIN) return Error::from_errno(errno);
-    if (auto r = wait(PollMode::kRead); !r) return r.error();
+    if (auto r = wait(PollMode::kRead, WaitReason::kIoRead); !r) return r.error();
   }
 }
 
@@ -307,7 +308,7 @@ __attribute__((always_inline)) inline Result<std::size_t> NetFd::write_in(Op& op
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN) return Error::from_errno(errno);
-    if (auto r = wait(PollMode::kWrite); !r) return r.error();
+    if (auto r = wait(PollMode::kWrite, WaitReason::kIoWrite); !r) return r.error();
   }
 }
 
@@ -335,7 +336,7 @@ Result<int> NetFd::accept_in(Op& op, sockaddr_storage* peer, socklen_t* len) {
     // ECONNABORTED: a connection went away while queued; take the next.
     if (errno == EINTR || errno == ECONNABORTED) continue;
     if (errno != EAGAIN) return Error::from_errno(errno);
-    if (auto r = wait(PollMode::kRead); !r) return r.error();
+    if (auto r = wait(PollMode::kRead, WaitReason::kAccept); !r) return r.error();
   }
 }
 
@@ -356,7 +357,7 @@ Result<void> NetFd::finish_connect_in(Op& op) {
   // already-connected socket reports (Go's connect waits the same way).
   if (!op.entered()) return Errc::kClosed;
   for (;;) {
-    if (auto r = wait(PollMode::kWrite); !r) return r.error();
+    if (auto r = wait(PollMode::kWrite, WaitReason::kConnect); !r) return r.error();
     int err = 0;
     socklen_t len = sizeof err;
     if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return Error::from_errno(errno);
@@ -400,7 +401,7 @@ Result<void> NetFd::wait_ready_in(Op& op) {
   } while (rc < 0 && errno == EINTR);
   if (rc < 0) return Error::from_errno(errno);
   if (rc > 0) return {};  // ready, or an error or hang-up the owner's next call reports
-  return wait(op.mode());
+  return wait(op.mode(), op.mode() == PollMode::kRead ? WaitReason::kIoRead : WaitReason::kIoWrite);
 }
 
 Result<void> NetFd::close_borrowed() {

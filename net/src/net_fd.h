@@ -114,7 +114,9 @@ class NetFd {
   }
   gort::detail::PollDesc* attach_slow();
   Error wait_error(gort::detail::PollStatus st) const;
-  Result<void> wait(PollMode mode);
+  // Parks until the direction is ready; `why` is what the fiber dump shows
+  // (with the descriptor) meanwhile.
+  Result<void> wait(PollMode mode, gort::detail::WaitReason why);
   // The operations' bodies, run inside an Op (and maybe an Interrupt).
   Result<std::size_t> read_in(Op& op, void* buf, std::size_t n);
   Result<std::size_t> write_in(Op& op, const void* buf, std::size_t n);

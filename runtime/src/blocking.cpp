@@ -165,6 +165,7 @@ void run_blocking(void (*job)(void*), void* arg) {
   // check's load in nothing_can_run().
   s->external_wakers.fetch_add(1);
   park(
+      WaitReason::kBlockingCall,
       [](void* p) {
         auto* c = static_cast<BlockingCall*>(p);
         c->pool->submit(c);

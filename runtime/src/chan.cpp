@@ -173,7 +173,7 @@ void ChanCore::send(void* value) {
   prepare_wait(&w);
   w.data = value;
   sendq_.push_back(&w);
-  block(&w, lock_);
+  block(&w, lock_, WaitReason::kChanSend);
   // A receiver moved the value out, or close() woke us.
   if (w.closed) throw_send_closed();
 }
@@ -202,7 +202,7 @@ void ChanCore::recv(void* out) {
   prepare_wait(&w);
   w.data = out;
   recvq_.push_back(&w);
-  block(&w, lock_);
+  block(&w, lock_, WaitReason::kChanReceive);
   // A sender filled *out, or close() left it empty.
 }
 
@@ -308,9 +308,11 @@ int wait_as_thread(std::atomic<uint32_t>* claim, ChanWaiter* waiters) {
 
 }  // namespace
 
-void block_forever() {
+void block_forever(WaitReason why) {
   if (current_fiber() != nullptr) {
-    park([](void*) { return true; }, nullptr);  // nothing holds a wake right
+    // Nothing holds a wake right: the fiber stays parked for good.
+    bool (*publish_nothing)(void*) = [](void*) { return true; };
+    park(why, publish_nothing, nullptr);
   }
   for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
 }
@@ -319,7 +321,7 @@ int select_cases(SelectCase* cases, int n, bool block, uint16_t* order,
                  ChanWaiter* waiters) GORT_NO_THREAD_SAFETY_ANALYSIS {
   if (n == 0) {
     if (!block) return -1;
-    block_forever();  // Go's `select {}`
+    block_forever(WaitReason::kSelectNoCases);  // Go's `select {}`
   }
   // 1. pollorder: an inside-out Fisher-Yates shuffle; lockorder: by address.
   uint16_t* pollorder = order;
@@ -365,6 +367,7 @@ int select_cases(SelectCase* cases, int n, bool block, uint16_t* order,
   int winner;
   if (waiters[0].fiber != nullptr) {
     park(
+        WaitReason::kSelect,
         [](void* l) {
           unlock_all(static_cast<SelectLocks*>(l));
           return true;

@@ -32,7 +32,10 @@
 #include <atomic>
 #include <cstdint>
 
+#include <gort/detail/wait_reason.h>
+
 #include "context.h"
+#include "platform.h"
 #include "stack.h"
 
 namespace gort::detail {
@@ -46,6 +49,15 @@ struct Fiber {
   Context ctx = nullptr;  // saved registers while not running
   Stack stack;            // the reservation this block lives in
   std::atomic<FiberState> state{FiberState::kRunnable};
+  // Why and since when the fiber is parked: written by the fiber itself on
+  // its way out (note_wait), read by the fiber dump from any thread. All
+  // relaxed: they order nothing, and a reader that races a park or a
+  // wake-up sees the previous wait's values with the new state, or the new
+  // ones with the old state (debug.cpp says why that is harmless).
+  std::atomic<WaitReason> wait_reason{WaitReason::kNone};
+  std::atomic<int32_t> wait_fd{-1};     // the descriptor, for waits_on_fd() reasons
+  std::atomic<uint64_t> wait_since{0};  // cpu_ticks() when the wait began
+
   uint64_t id = 0;                     // unique, for messages (never reused)
   const char* name = nullptr;          // optional, static string from SpawnOptions
   void* task = nullptr;                // callable + arguments, on this stack
@@ -54,6 +66,14 @@ struct Fiber {
   bool started = false;                // has run at least once (its task is live)
   void* entry_request = nullptr;       // first switch-in came directly from this fiber's SwitchRequest
   SanitizerContext san;                // ASan/TSan view of this stack
+
+  // Records why the fiber is about to park: two relaxed stores and a read
+  // of the cycle counter, on the fiber's own thread (park.cpp). The
+  // descriptor of an I/O wait is stored by the poller before (netpoll.cpp).
+  __attribute__((always_inline)) void note_wait(WaitReason why) {
+    wait_reason.store(why, std::memory_order_relaxed);
+    wait_since.store(cpu_ticks(), std::memory_order_relaxed);
+  }
 
   // Changes state, checking the transition (always on: a wrong transition is a
   // lost or doubled wake-up in the making).
@@ -93,5 +113,13 @@ struct Fiber {
   }
   [[noreturn]] void bad_transition(FiberState actual, FiberState from, FiberState to);
 };
+
+// Where the control block of the fiber running on `stack` lives: at the
+// top of the stack, aligned down (spawn_prepare puts it there; the fiber
+// dump and tools/gdb/gort.py look for it there).
+inline char* fiber_block_at(char* stack_top) {
+  return reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(stack_top) - sizeof(Fiber)) &
+                                 ~(uintptr_t(alignof(Fiber)) - 1));
+}
 
 }  // namespace gort::detail

@@ -94,7 +94,7 @@ bool commit(void* arg) {
 
 // Go's netpollblock: true if I/O readiness was consumed, false if the wait
 // ended for another reason (the caller re-checks closing and deadlines).
-bool block(PollDesc* pd, PollMode mode) {
+bool block(PollDesc* pd, PollMode mode, WaitReason why) {
   auto& slot = slot_of(pd, mode);
   for (;;) {
     uintptr_t expected = kPdReady;
@@ -112,7 +112,8 @@ bool block(PollDesc* pd, PollMode mode) {
     np->add_waiter();              // counted before anyone can take us: never negative
     Worker* w = current_worker();  // read afresh: a wait that loops may have moved workers
     Commit c{&slot, w->current.load(std::memory_order_relaxed), np};
-    park_on(w, &commit, &c);
+    c.self->wait_fd.store(pd->fd, std::memory_order_relaxed);  // for the fiber dump (fiber.h)
+    park_on(w, why, &commit, &c);
   }
   uintptr_t old = slot.exchange(kPdNil, std::memory_order_seq_cst);
   GORT_CHECK(old <= kPdWait);
@@ -341,13 +342,13 @@ PollStatus poll_prepare(PollDesc* pd, PollMode mode) {
 
 bool poll_read_closed(PollDesc* pd) { return pd->read_closed.load(std::memory_order_acquire); }
 
-PollStatus poll_wait(PollDesc* pd, PollMode mode) {
+PollStatus poll_wait(PollDesc* pd, PollMode mode, WaitReason why) {
   Worker* w = current_worker();
   if (w == nullptr || w->current.load(std::memory_order_relaxed) == nullptr || w->sched != pd->sched)
     return PollStatus::kNotInFiber;
   PollStatus st = check_error(pd, mode);
   if (st != PollStatus::kReady) return st;
-  while (!block(pd, mode)) {
+  while (!block(pd, mode, why)) {
     // Woken by a deadline or evict, or the park was cancelled by one. A
     // deadline that was moved later meanwhile is not an error: wait again.
     st = check_error(pd, mode);

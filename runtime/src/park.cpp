@@ -24,11 +24,11 @@ void prepare_wait(Waiter* w) {
   w->signaled.store(0, std::memory_order_relaxed);
 }
 
-void block(Waiter* w, Spinlock& lock) GORT_NO_THREAD_SAFETY_ANALYSIS {
+void block(Waiter* w, Spinlock& lock, WaitReason why) GORT_NO_THREAD_SAFETY_ANALYSIS {
   if (w->fiber != nullptr) {
     // The lock is released by the worker after the switch (park.h). The
     // fiber has not switched since prepare_wait: w->worker is still its worker.
-    park_releasing(w->worker, lock);
+    park_releasing(w->worker, lock, why);
     return;
   }
   // A plain thread: the futex word closes the window between unlock and sleep.
@@ -49,18 +49,22 @@ __attribute__((always_inline)) inline void check_may_park(Worker* w) {
 
 }  // namespace
 
-void park_on(Worker* w, bool (*unlock)(void*), void* arg) {
+void park_on(Worker* w, WaitReason why, bool (*unlock)(void*), void* arg) {
   check_may_park(w);
+  Fiber* self = w->current.load(std::memory_order_relaxed);
+  self->note_wait(why);
   SwitchRequest req{SwitchRequest::kPark, unlock, arg};
-  switch_out<SwitchRequest::kPark>(w, w->current.load(std::memory_order_relaxed), &req);
+  switch_out<SwitchRequest::kPark>(w, self, &req);
 }
 
-void park(bool (*unlock)(void*), void* arg) { park_on(current_worker(), unlock, arg); }
+void park(WaitReason why, bool (*unlock)(void*), void* arg) { park_on(current_worker(), why, unlock, arg); }
 
-void park_releasing(Worker* w, Spinlock& lock) GORT_NO_THREAD_SAFETY_ANALYSIS {
+void park_releasing(Worker* w, Spinlock& lock, WaitReason why) GORT_NO_THREAD_SAFETY_ANALYSIS {
   check_may_park(w);
+  Fiber* self = w->current.load(std::memory_order_relaxed);
+  self->note_wait(why);
   SwitchRequest req{SwitchRequest::kParkReleasing, nullptr, &lock};
-  switch_out<SwitchRequest::kParkReleasing>(w, w->current.load(std::memory_order_relaxed), &req);
+  switch_out<SwitchRequest::kParkReleasing>(w, self, &req);
 }
 
 void ready(Fiber* f) {
@@ -117,6 +121,7 @@ void sleep_until_ns(int64_t deadline) {
   // the sleeping fiber's stack.
   t.fire = [](TimerNode* n) { ready(static_cast<SleepTimer*>(n)->fiber); };
   park(
+      WaitReason::kSleep,
       [](void* arg) {
         auto* timer = static_cast<SleepTimer*>(arg);
         int64_t when = timer->when;

@@ -13,6 +13,12 @@
 // wake-up between "decide to sleep" and "sleep" cannot be lost: the decision
 // and the publication happen under the waker's lock, and the lock is only
 // released by unlock(). This is Go's gopark(unlockf)/goready.
+//
+// Every park names why (WaitReason, <gort/detail/wait_reason.h>), as
+// gopark takes a waitReason: the fiber stores it, with the cycle counter,
+// in its control block before it switches out (Fiber::note_wait). A
+// parameter rather than a separate call before the park, so that no
+// parking site can forget it; no default, for the same reason.
 #pragma once
 
 #include <gort/detail/spinlock.h>
@@ -23,13 +29,13 @@ namespace gort::detail {
 
 struct Worker;
 
-void park(bool (*unlock)(void* arg), void* arg);
+void park(WaitReason why, bool (*unlock)(void* arg), void* arg);
 // The same, for a caller that already holds its worker (read since its last
 // suspension): saves the thread-local read.
-void park_on(Worker* w, bool (*unlock)(void* arg), void* arg);
-// park_on(w, unlock, &lock) where the unlock step releases `lock` (never
+void park_on(Worker* w, WaitReason why, bool (*unlock)(void* arg), void* arg);
+// park_on(w, why, unlock, &lock) where the unlock step releases `lock` (never
 // cancels): block()'s case, without an indirect call after the switch.
-void park_releasing(Worker* w, Spinlock& lock) GORT_RELEASE(lock);
+void park_releasing(Worker* w, Spinlock& lock, WaitReason why) GORT_RELEASE(lock);
 void ready(Fiber* f);
 
 }  // namespace gort::detail

@@ -26,6 +26,27 @@ inline int64_t now_ns() {
 }
 inline constexpr int64_t kNever = INT64_MAX;
 
+// The CPU's cycle counter, for the time a fiber's wait began (fiber.h):
+// one instruction (rdtsc; on AArch64 the virtual counter), where now_ns()
+// is a vDSO call that reads the same counter and then scales it under a
+// sequence lock. The park path stores the raw count; whoever wants
+// nanoseconds converts when it reads (ticks_to_ns, debug.cpp), which is
+// rare. Linux uses the counter as its clock source only when it is
+// invariant (constant rate, in step across CPUs), which is what the
+// conversion needs; where it is not, elapsed times in the dump are
+// approximate, and nothing else depends on them.
+inline uint64_t cpu_ticks() {
+#if defined(__x86_64__) || defined(__i386__)
+  return __builtin_ia32_rdtsc();
+#elif defined(__aarch64__)
+  uint64_t v;
+  asm volatile("mrs %0, cntvct_el0" : "=r"(v));
+  return v;
+#else
+  return uint64_t(now_ns());
+#endif
+}
+
 // futex on a 32-bit word. wait() returns when woken, on timeout (deadline_ns is
 // CLOCK_MONOTONIC, kNever for none), on a spurious wake-up, or at once if the
 // word no longer holds `expected`: callers always re-check their condition.

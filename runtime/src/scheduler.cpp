@@ -325,7 +325,7 @@ Fiber* spawn_prepare(const SpawnOptions& opts, std::size_t task_size, std::size_
   auto align_down = [](char* p, std::size_t a) {
     return reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(p) & ~(uintptr_t(a) - 1));
   };
-  char* fp = align_down(st.top() - sizeof(Fiber), alignof(Fiber));
+  char* fp = fiber_block_at(st.top());
   char* tp = align_down(fp - task_size, std::max<std::size_t>(task_align, 16));
   char* sp = align_down(tp, 64);
   if (sp - st.usable_bottom() < 4096) {
@@ -348,6 +348,9 @@ void spawn_abort(Fiber* f) {
   Scheduler* s = current_scheduler();
   Stack st = f->stack;
   f->san.destroy();
+  // Never queued, so never seen by anyone but the fiber dump (debug.cpp),
+  // which skips a dead block: without this it would list a fiber that never ran.
+  f->state.store(FiberState::kDead, std::memory_order_relaxed);
   f->~Fiber();
   Worker* w = current_worker();
   if (w != nullptr && w->sched == s) {

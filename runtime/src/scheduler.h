@@ -71,6 +71,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -266,6 +267,11 @@ struct Scheduler {
   std::atomic<bool> stopping{false};
   std::atomic<NetPoll*> netpoll{nullptr};  // created by the first poll_open, freed with us
   std::atomic<uint64_t> next_fiber_id{1};
+  // The cycle counter and the clock read together at start-up: the fiber
+  // dump turns a wait's start (Fiber::wait_since, in cycles) into elapsed
+  // time by the rate between this pair and a pair it reads itself.
+  const uint64_t start_ticks = cpu_ticks();
+  const int64_t start_ns = now_ns();
   std::unique_ptr<Monitor> monitor;  // started by run_main with the workers
 
   Worker* worker_at(int i) const { return slots[std::size_t(i)].get(); }
@@ -308,6 +314,11 @@ struct TeardownCounts {
   int64_t stacks_in_use;
 };
 TeardownCounts last_teardown();
+
+// The fiber dump of <gort/debug.h>, appended to `out`, listing at most
+// max_fibers fibers and a count of the rest (debug.cpp). Any thread, while
+// s runs; it allocates, so not from a signal handler.
+void append_fiber_dump(Scheduler* s, std::string& out, std::size_t max_fibers);
 
 // ---- time slices (monitor.h) ----
 

@@ -142,6 +142,16 @@ class StackPool {
   // trims, scavenges), for tests and benchmarks. relaxed: a statistic.
   int64_t syscalls() const { return syscalls_.load(std::memory_order_relaxed); }
   std::size_t cold_count() const;  // stacks given back whole, in the pool
+  // Slab i (< slab_count()) as [base, base + stack_size * count), for the
+  // fiber dump's walk over every stack (debug.cpp). Any thread: a slab's
+  // entry is written before slab_count() publishes it and never again, and
+  // its memory stays mapped until the pool is destroyed.
+  struct SlabSpan {
+    char* base;
+    std::size_t stack_size;  // whole reservation per stack, guard included
+    int count;
+  };
+  SlabSpan slab(std::size_t i) const { return SlabSpan{slabs_[i].base, slabs_[i].stack_size, slabs_[i].count}; }
 
  private:
   struct Slab {

@@ -45,7 +45,7 @@ void Mutex::lock_slow() GORT_NO_THREAD_SAFETY_ANALYSIS {  // wait_lock_ is relea
     if ((s & kWaiters) || state_.compare_exchange_weak(s, s | kWaiters, std::memory_order_relaxed)) break;
   }
   waiters_.push_back(&w);
-  detail::block(&w, wait_lock_);
+  detail::block(&w, wait_lock_, detail::WaitReason::kMutex);
   // unlock_slow handed the lock to us: kLocked was never cleared.
 }
 
@@ -83,7 +83,7 @@ void CondVar::wait(std::unique_lock<Mutex>& lk) GORT_NO_THREAD_SAFETY_ANALYSIS {
   waiters_.push_back(&w);
   // Unlock the user's mutex only once queued: a notify from here on finds us.
   lk.unlock();
-  detail::block(&w, lock_);
+  detail::block(&w, lock_, detail::WaitReason::kCondVar);
   lk.lock();
 }
 
@@ -150,7 +150,7 @@ void WaitGroup::wait() GORT_NO_THREAD_SAFETY_ANALYSIS {
     return;
   }
   waiters_.push_back(&w);
-  detail::block(&w, lock_);
+  detail::block(&w, lock_, detail::WaitReason::kWaitGroup);
 }
 
 }  // namespace gort

@@ -82,8 +82,9 @@ struct SelectCase {
 };
 
 // Parks the caller for good (a fiber: it counts as asleep for the deadlock
-// report; a plain thread sleeps). What a nil channel's send or receive does.
-[[noreturn]] void block_forever();
+// report; a plain thread sleeps). What a nil channel's send or receive does,
+// and a select with no case; `why` says which.
+[[noreturn]] void block_forever(WaitReason why);
 
 // Runs a select over n cases (runtime/src/chan.cpp): returns the index of
 // the case that completed, or -1 if none was ready and !block. `order` has
@@ -221,12 +222,12 @@ std::shared_ptr<Chan<T>> make_chan(std::size_t capacity = 0) {
 template <class T, class U>
 requires std::is_constructible_v<T, U&&>
 void send(const std::shared_ptr<Chan<T>>& ch, U&& value) {
-  if (ch == nullptr) detail::block_forever();
+  if (ch == nullptr) detail::block_forever(detail::WaitReason::kChanSendNil);
   ch->send(T(std::forward<U>(value)));
 }
 template <class T>
 std::optional<T> recv(const std::shared_ptr<Chan<T>>& ch) {
-  if (ch == nullptr) detail::block_forever();
+  if (ch == nullptr) detail::block_forever(detail::WaitReason::kChanReceiveNil);
   return ch->recv();
 }
 template <class T>

@@ -5,6 +5,7 @@
 #include <gort/chan.h>
 #include <gort/condvar.h>
 #include <gort/context.h>
+#include <gort/debug.h>
 #include <gort/metrics.h>
 #include <gort/mutex.h>
 #include <gort/runtime.h>

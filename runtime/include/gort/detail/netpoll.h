@@ -10,7 +10,7 @@
 //   loop per operation:
 //     poll_prepare(pd, mode)           closed? deadline passed? clear stale readiness
 //     syscall; on EAGAIN:
-//       poll_wait(pd, mode)            park until ready, deadline or evict
+//       poll_wait(pd, mode, why)       park until ready, deadline or evict
 //   poll_set_deadline(pd, ns, modes)   any time, from any fiber
 //   poll_evict(pd)                     close begins: wakes both waiters (kClosing)
 //   poll_close(pd)                     no operation in flight: deregister, free pd
@@ -21,6 +21,8 @@
 #pragma once
 
 #include <cstdint>
+
+#include <gort/detail/wait_reason.h>
 
 namespace gort::detail {
 
@@ -43,7 +45,9 @@ PollDesc* poll_open(int fd, int* error);
 // fiber is inside poll_wait on it. Call before close(fd).
 void poll_close(PollDesc* pd);
 PollStatus poll_prepare(PollDesc* pd, PollMode mode);
-PollStatus poll_wait(PollDesc* pd, PollMode mode);
+// `why` is the wait reason the fiber dump shows with the descriptor
+// (kIoRead, kIoWrite, kAccept, kConnect).
+PollStatus poll_wait(PollDesc* pd, PollMode mode, WaitReason why);
 // True once the poller has seen the peer shut its write side (EPOLLRDHUP),
 // a hang-up or an error on pd: from then on a read never blocks. Sticky.
 // Lets a reader that saw a short read skip the recv that would return

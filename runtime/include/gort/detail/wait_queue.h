@@ -7,7 +7,7 @@
 // guards it with its own Spinlock.
 //
 // Protocol, used by every primitive (Mutex, CondVar, WaitGroup, channels):
-//   waiter: lock; check the condition; enqueue itself; block(w, lock)
+//   waiter: lock; check the condition; enqueue itself; block(w, lock, why)
 //           -- block releases the lock only after the fiber has switched out
 //              (park's unlock step), so no waker can see a still-running
 //              fiber;
@@ -32,6 +32,7 @@
 #include <cstdint>
 
 #include <gort/detail/spinlock.h>
+#include <gort/detail/wait_reason.h>
 
 namespace gort::detail {
 
@@ -161,7 +162,8 @@ inline Waiter* WaitQueue::pop_front() {
 void prepare_wait(Waiter* w);
 // Blocks until wake(w). `lock` is held on entry (w already enqueued under it)
 // and released by the time anything else can observe the caller as blocked.
-void block(Waiter* w, Spinlock& lock) GORT_RELEASE(lock);
+// `why` is what the fiber dump shows meanwhile (a thread waiter ignores it).
+void block(Waiter* w, Spinlock& lock, WaitReason why) GORT_RELEASE(lock);
 // Resumes w's owner. At most once per block(); callable from any thread.
 void wake(Waiter* w);
 

@@ -1,0 +1,237 @@
+// debug.cpp: the fiber dump (<gort/debug.h>) and the names of wait reasons.
+//
+// Design
+//  * The runtime keeps no list of its fibers (spawn and exit would pay for
+//    one). Every fiber's control block sits at the top of its stack, and
+//    every stack lies in a slab of the StackPool, so the dump walks the
+//    slabs and reads each stack's top, as tools/gdb/gort.py does from
+//    outside. A block whose id is 0 (a stack never used, or given back whole
+//    by the scavenger, which zeroes it) or whose state is kDead (its fiber
+//    returned, or spawn_abort gave it up) is not a fiber.
+//  * The workers keep running: the dump does not stop the world. Each
+//    block is copied field by field (read_block), and then formatted from
+//    the copy.
+//
+// What a concurrent reader may see, and why it is safe
+//  * The memory is always there: a slab, once published by slab_count()
+//    (release/acquire on StackPool::nslabs_), stays mapped until the
+//    StackPool is destroyed, when gort::run returns; the top page of a stack
+//    is never a guard. A scavenged stack's top page is given back to the
+//    kernel (MADV_DONTNEED) and reads as zeros: id 0, skipped. So no read
+//    can fault, as long as gort::run does not return meanwhile (debug.h).
+//  * A block may change while it is copied: a fiber parks, is woken,
+//    starts, returns, or its stack is handed to a new fiber (spawn_prepare
+//    constructs the block again with plain stores). Every field is an
+//    aligned word or byte read with one relaxed atomic load, so each value
+//    read is one that was stored, never a torn mix; but the fields may come
+//    from different moments: the new state with the previous wait's
+//    reason, a new id with the old name (names are static strings, so the
+//    pointer is always readable). At worst one line describes a fiber as it
+//    was a moment before or after, or a fiber that just returned is listed
+//    or one just spawned missing: what any dump of a running program
+//    shows. Go avoids this by stopping the world for its traceback; the
+//    dump costs the running fibers nothing instead.
+//  * The copy is made in a function the sanitizers do not instrument:
+//    spawn_prepare's re-construction of a block uses plain stores, which a
+//    concurrent load is formally a data race with (ThreadSanitizer would
+//    report it); the loads are atomic at the machine level, which is what
+//    the argument above needs.
+//  * Elapsed wait times come from the cycle counter (platform.h:
+//    cpu_ticks): the park path stores a raw count, and the dump scales it
+//    by the rate measured between the scheduler's start-up pair (ticks, ns)
+//    and a pair it reads now. The wait began after start-up, so its length
+//    is at most that interval and the rate's error scales it down.
+//
+// Rejected
+//  * A registry of live fibers (a list, or a counter per wait reason):
+//    a locked or atomic write on every spawn, exit or park, for a dump
+//    made once in a long while.
+//  * Reading a clock on every park: a vDSO call on the park path, where
+//    the cycle counter is one instruction.
+#include <gort/debug.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <vector>
+
+#include "scheduler.h"
+
+namespace gort::detail {
+
+const char* wait_reason_name(WaitReason r) {
+  switch (r) {
+    case WaitReason::kNone: return "unknown";
+    case WaitReason::kChanSend: return "chan send";
+    case WaitReason::kChanReceive: return "chan receive";
+    case WaitReason::kChanSendNil: return "chan send (nil chan)";
+    case WaitReason::kChanReceiveNil: return "chan receive (nil chan)";
+    case WaitReason::kSelect: return "select";
+    case WaitReason::kSelectNoCases: return "select (no cases)";
+    case WaitReason::kSleep: return "sleep";
+    case WaitReason::kMutex: return "mutex";
+    case WaitReason::kCondVar: return "condvar";
+    case WaitReason::kWaitGroup: return "waitgroup";
+    case WaitReason::kIoRead: return "I/O read";
+    case WaitReason::kIoWrite: return "I/O write";
+    case WaitReason::kAccept: return "accept";
+    case WaitReason::kConnect: return "connect";
+    case WaitReason::kBlockingCall: return "blocking call";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// One fiber as read by the dump.
+struct FiberView {
+  uint64_t id;
+  const char* name;
+  FiberState state;
+  WaitReason why;
+  int32_t fd;
+  uint64_t since;  // cpu_ticks()
+};
+
+template <class T>
+__attribute__((always_inline)) inline T load_relaxed(const void* p) {
+  return __atomic_load_n(static_cast<const T*>(p), __ATOMIC_RELAXED);
+}
+
+// Copies the block at `block`; false if it is not a live fiber. Each field
+// is one relaxed load (see "What a concurrent reader may see" above); the
+// std::atomic fields are read through their value's address (std::atomic<T>
+// holds exactly a T), the plain ones as if they were atomic.
+__attribute__((no_sanitize("address", "thread"))) bool read_block(const char* block, FiberView* out) {
+  const auto* f = reinterpret_cast<const Fiber*>(block);
+  out->id = load_relaxed<uint64_t>(&f->id);
+  if (out->id == 0) return false;
+  out->state = load_relaxed<FiberState>(&f->state);
+  if (out->state == FiberState::kDead || uint8_t(out->state) > uint8_t(FiberState::kDead)) return false;
+  out->name = load_relaxed<const char*>(&f->name);
+  out->why = load_relaxed<WaitReason>(&f->wait_reason);
+  out->fd = load_relaxed<int32_t>(&f->wait_fd);
+  out->since = load_relaxed<uint64_t>(&f->wait_since);
+  return true;
+}
+
+std::vector<FiberView> live_fibers_of(Scheduler* s) {
+  std::vector<FiberView> out;
+  StackPool& pool = s->stack_pool;
+  for (std::size_t i = 0, n = pool.slab_count(); i < n; ++i) {
+    StackPool::SlabSpan slab = pool.slab(i);
+    for (int k = 0; k < slab.count; ++k) {
+      FiberView v;
+      if (read_block(fiber_block_at(slab.base + slab.stack_size * std::size_t(k + 1)), &v)) out.push_back(v);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const FiberView& a, const FiberView& b) { return a.id < b.id; });
+  return out;
+}
+
+class Text {
+ public:
+  explicit Text(std::string& out) : out_(out) {}
+  template <class... A>
+  void append(const char* fmt, A... a) {
+    char buf[256];
+    int n = std::snprintf(buf, sizeof buf, fmt, a...);
+    if (n > 0) out_.append(buf, std::min(std::size_t(n), sizeof buf - 1));
+  }
+
+ private:
+  std::string& out_;
+};
+
+// Elapsed time since `since` (cycles), for the dump: see the header comment.
+class TickClock {
+ public:
+  explicit TickClock(const Scheduler* s) : now_ticks_(cpu_ticks()) {
+    int64_t ns = now_ns() - s->start_ns;
+    uint64_t ticks = now_ticks_ - s->start_ticks;
+    ns_per_tick_ = ticks > 0 && ns > 0 ? double(ns) / double(ticks) : 0.0;
+  }
+  int64_t elapsed_ns(uint64_t since) const {
+    if (since == 0 || since >= now_ticks_) return 0;  // another CPU's counter may run slightly ahead
+    return int64_t(double(now_ticks_ - since) * ns_per_tick_);
+  }
+
+ private:
+  uint64_t now_ticks_;
+  double ns_per_tick_;
+};
+
+void append_duration(Text& t, int64_t ns) {
+  int64_t ms = ns / 1'000'000;
+  if (ms < 10'000) {
+    t.append("%" PRId64 " ms", ms);
+  } else if (ms < 600'000) {
+    t.append("%" PRId64 " s", ms / 1000);
+  } else {
+    t.append("%" PRId64 " min", ms / 60'000);
+  }
+}
+
+void append_workers(Text& t, Scheduler* s) {
+  for (int i = 0, n = s->slot_count(); i < n; ++i) {
+    Worker* w = s->worker_at(i);
+    t.append("worker %d%s: ", i, w->kind == Worker::Kind::kSpare ? " (spare)" : "");
+    // acquire: pairs with the owner's release store of `current`, so the
+    // fiber's id, written before it was first queued, is visible.
+    if (Fiber* f = w->current.load(std::memory_order_acquire)) {
+      t.append("running fiber %" PRIu64 "\n", load_relaxed<uint64_t>(&f->id));
+    } else if (w->parked_until.load(std::memory_order_relaxed) != -1) {
+      t.append("idle\n");
+    } else {
+      t.append("no fiber\n");  // in its schedule loop, or a spare waiting in the pool
+    }
+  }
+}
+
+void append_fiber(Text& t, const FiberView& v, const TickClock& clock) {
+  t.append("fiber %" PRIu64, v.id);
+  if (v.name != nullptr) t.append(" \"%s\"", v.name);
+  switch (v.state) {
+    case FiberState::kRunnable: t.append(" [runnable]\n"); return;
+    case FiberState::kRunning: t.append(" [running]\n"); return;
+    case FiberState::kParked: break;
+    case FiberState::kDead: return;  // not listed (read_block)
+  }
+  t.append(" [%s", wait_reason_name(v.why));
+  if (waits_on_fd(v.why)) t.append(" fd %d", int(v.fd));
+  t.append(", ");
+  append_duration(t, clock.elapsed_ns(v.since));
+  t.append("]\n");
+}
+
+}  // namespace
+
+void append_fiber_dump(Scheduler* s, std::string& out, std::size_t max_fibers) {
+  Text t(out);
+  TickClock clock(s);
+  std::vector<FiberView> fibers = live_fibers_of(s);
+  t.append("gort: %d workers, %d spares, %zu fibers\n", s->nworkers, s->slot_count() - s->nworkers, fibers.size());
+  append_workers(t, s);
+  std::size_t shown = std::min(fibers.size(), max_fibers);
+  for (std::size_t i = 0; i < shown; ++i) append_fiber(t, fibers[i], clock);
+  if (shown < fibers.size()) t.append("... and %zu more fibers\n", fibers.size() - shown);
+}
+
+}  // namespace gort::detail
+
+namespace gort::debug {
+
+std::string fibers_text() {
+  std::string out;
+  detail::Scheduler* s = detail::current_scheduler();
+  if (s == nullptr) return "gort: no runtime is running\n";
+  detail::append_fiber_dump(s, out, SIZE_MAX);
+  return out;
+}
+
+void write_fibers(std::FILE* out) {
+  std::string text = fibers_text();
+  std::fwrite(text.data(), 1, text.size(), out);
+  std::fflush(out);
+}
+
+}  // namespace gort::debug
