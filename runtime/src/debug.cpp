@@ -42,6 +42,25 @@
 //    and a pair it reads now. The wait began after start-up, so its length
 //    is at most that interval and the rate's error scales it down.
 //
+// SIGQUIT (Go's): the dump on stderr, then exit status 2
+//  * run_main installs the handler only if the program has not installed
+//    one of its own (the disposition is SIG_DFL when the runtime starts),
+//    and not at all under GORT_TRACEBACK=none; it puts the old disposition
+//    back when the runtime stops.
+//  * The handler only sets an atomic flag (g_quit_requested, lock-free, so
+//    async-signal-safe). The dump allocates and writes through stdio,
+//    neither of which a signal handler may do (the signal may arrive inside
+//    malloc or inside a stdio call holding its lock), so the monitor
+//    thread makes it: the monitor wakes at least every kDeepSleepNs
+//    (monitor.h) whatever the workers do, and looks at the flag each time.
+//    No futex wake from the handler: the monitor's wake word belongs to a
+//    Monitor that run_main may be destroying as the signal arrives, and the
+//    flag is static.
+//  * Rejected: dumping inside the handler with only write(2) and no
+//    allocation (the text is built in a std::string); a self-pipe read by
+//    a thread of its own (one more thread per runtime, which the deadlock
+//    check would have to count, for a latency nobody notices).
+//
 // Rejected
 //  * A registry of live fibers (a list, or a counter per wait reason):
 //    a locked or atomic write on every spawn, exit or park, for a dump
@@ -50,8 +69,13 @@
 //    the cycle counter is one instruction.
 #include <gort/debug.h>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cinttypes>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "scheduler.h"
@@ -214,6 +238,50 @@ void append_fiber_dump(Scheduler* s, std::string& out, std::size_t max_fibers) {
   std::size_t shown = std::min(fibers.size(), max_fibers);
   for (std::size_t i = 0; i < shown; ++i) append_fiber(t, fibers[i], clock);
   if (shown < fibers.size()) t.append("... and %zu more fibers\n", fibers.size() - shown);
+}
+
+// ---- SIGQUIT ----
+
+namespace {
+
+std::atomic<bool> g_quit_requested{false};
+struct sigaction g_previous_quit;  // the disposition run_main replaced (when g_quit_installed)
+bool g_quit_installed = false;     // run_main's thread only
+
+// relaxed: the monitor needs only the flag; nothing else is handed over.
+void on_sigquit(int) { g_quit_requested.store(true, std::memory_order_relaxed); }
+
+}  // namespace
+
+void install_quit_handler() {
+  const char* traceback = std::getenv("GORT_TRACEBACK");
+  if (traceback != nullptr && std::strcmp(traceback, "none") == 0) return;
+  struct sigaction current;
+  if (sigaction(SIGQUIT, nullptr, &current) != 0) return;
+  bool program_has_one = (current.sa_flags & SA_SIGINFO) != 0 || current.sa_handler != SIG_DFL;
+  if (program_has_one) return;
+  struct sigaction ours {};
+  ours.sa_handler = on_sigquit;
+  sigemptyset(&ours.sa_mask);
+  ours.sa_flags = SA_RESTART;
+  g_quit_requested.store(false, std::memory_order_relaxed);
+  g_quit_installed = sigaction(SIGQUIT, &ours, &g_previous_quit) == 0;
+}
+
+void remove_quit_handler() {
+  if (!g_quit_installed) return;
+  sigaction(SIGQUIT, &g_previous_quit, nullptr);
+  g_quit_installed = false;
+}
+
+void dump_if_quit_requested(Scheduler* s) {
+  if (__builtin_expect(!g_quit_requested.load(std::memory_order_relaxed), 1)) return;
+  std::string text = "SIGQUIT: quit\n\n";
+  append_fiber_dump(s, text, SIZE_MAX);
+  std::fflush(nullptr);
+  std::fwrite(text.data(), 1, text.size(), stderr);
+  std::fflush(stderr);
+  _exit(2);
 }
 
 }  // namespace gort::detail

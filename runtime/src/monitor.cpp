@@ -68,6 +68,7 @@ void Monitor::run() {
   int64_t delay = kMinDelayNs;
   int quiet = 0;
   while (!sched_->stopping.load(std::memory_order_acquire)) {
+    dump_if_quit_requested(sched_);  // SIGQUIT: the handler only sets a flag (debug.cpp)
     scavenge_if_due(now_ns());
     if (sched_->nidle.load() == sched_->active_workers() && sched_->nspares_active.load() == 0) {
       join_exited_spares();

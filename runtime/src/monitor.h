@@ -48,6 +48,10 @@
 //    delays). When every active worker is idle nothing can hold a worker,
 //    and it sleeps kDeepSleepNs at a time until one is busy: workers never
 //    wake it, so going idle and busy costs them nothing.
+//  * SIGQUIT. Every round, and every deep-sleep wake-up, looks at the flag
+//    the SIGQUIT handler sets and, if set, prints the fiber dump and exits 2
+//    (debug.cpp): the monitor is the thread that is sure to wake within
+//    kDeepSleepNs whatever the fibers do, and it may allocate and use stdio.
 //
 // Why no work is lost or run twice: the monitor never takes a fiber from a
 // worker. A stuck worker's run queue is taken only through the thieves'

@@ -33,18 +33,32 @@ void futex_wake(std::atomic<uint32_t>* word, int count) {
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, count, nullptr, nullptr, 0);
 }
 
-void fatal(const char* fmt, ...) {
+namespace {
+
+[[noreturn]] void vfatal(const char* detail, const char* fmt, va_list ap) {
   std::fflush(nullptr);
   char buf[1024];
-  va_list ap;
-  va_start(ap, fmt);
   int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
   if (n < 0) n = 0;
   if (n > int(sizeof buf) - 1) n = sizeof buf - 1;
   std::fprintf(stderr, "fatal error: %.*s\n", n, buf);
+  if (detail != nullptr) std::fprintf(stderr, "\n%s", detail);
   std::fflush(stderr);
   _exit(2);
+}
+
+}  // namespace
+
+void fatal(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vfatal(nullptr, fmt, ap);
+}
+
+void fatal_with(const char* detail, const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vfatal(detail, fmt, ap);
 }
 
 std::size_t page_size() {

@@ -65,6 +65,8 @@ inline void futex_wait_until_set(std::atomic<uint32_t>* word, int64_t deadline_n
 // Prints "fatal error: <msg>" to stderr and exits with status 2, like Go's
 // runtime.throw. Never returns. Not for signal handlers (it flushes stdio).
 [[noreturn]] void fatal(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+// The same, followed by a blank line and `detail` (a fiber dump, say).
+[[noreturn]] void fatal_with(const char* detail, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
 // Always-on invariant check: the runtime's internal consistency is not
 // something to trade for speed in release builds.

@@ -438,11 +438,13 @@ int run_main(const Config& config, void (*body)(void*), void* arg) {
     Worker* w = sched.worker_at(i);
     w->thread = std::thread([w] { w->loop(); });
   }
+  install_quit_handler();
   sched.monitor->start();
   sched.worker_at(0)->loop();
   for (int i = 1; i < n; ++i) sched.worker_at(i)->thread.join();
   sched.monitor->stop_and_join();  // then every spare
-  stop_runtime_services();         // blocking pool, pending runtime timers (services.h)
+  remove_quit_handler();
+  stop_runtime_services();  // blocking pool, pending runtime timers (services.h)
   for (int i = 0, slots = sched.slot_count(); i < slots; ++i) sched.worker_at(i)->own.stacks.flush();
   g_last_teardown = TeardownCounts{sched.live_fibers.load(), sched.stack_pool.in_use()};
   g_sched.store(nullptr, std::memory_order_release);

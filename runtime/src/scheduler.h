@@ -319,6 +319,13 @@ TeardownCounts last_teardown();
 // max_fibers fibers and a count of the rest (debug.cpp). Any thread, while
 // s runs; it allocates, so not from a signal handler.
 void append_fiber_dump(Scheduler* s, std::string& out, std::size_t max_fibers);
+// SIGQUIT prints the dump and exits 2 (debug.cpp): run_main installs the
+// handler at start-up (unless the program has its own, or
+// GORT_TRACEBACK=none) and removes it at the end; the monitor calls
+// dump_if_quit_requested on every round, where the dump is made.
+void install_quit_handler();
+void remove_quit_handler();
+void dump_if_quit_requested(Scheduler* s);
 
 // ---- time slices (monitor.h) ----
 

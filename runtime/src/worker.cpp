@@ -312,6 +312,22 @@ void Worker::sleep_until_woken(int64_t deadline, ReadyBatch& io) {
   parked_until.store(-1, std::memory_order_seq_cst);
 }
 
+namespace {
+
+// Go's "all goroutines are asleep" with the dump of what each one waits
+// on (debug.cpp), bounded: a server with 100 000 parked fibers would
+// otherwise bury the message. Nothing runs, so the dump is exact.
+[[noreturn]] void report_deadlock(Scheduler* s) {
+  constexpr std::size_t kFibersListed = 50;
+  int64_t parked = s->live_fibers.load();
+  std::string dump;
+  append_fiber_dump(s, dump, kFibersListed);
+  fatal_with(dump.c_str(), "all fibers are asleep - deadlock! (%lld fiber%s parked, nothing can wake %s)",
+             (long long)parked, parked == 1 ? "" : "s", parked == 1 ? "it" : "them");
+}
+
+}  // namespace
+
 // Off the idle list after the sleep: either a waker took us off already
 // (and set `spinning`), or we timed out (a timer is due, the deadlock grace
 // ended) or the poller readied fibers, and we take ourselves off.
@@ -319,11 +335,7 @@ void Worker::leave_idle_list(bool deadlock_suspect, uint64_t epoch) {
   Scheduler* s = sched;
   std::lock_guard lock(s->idle_mu);
   if (!on_idle_list) return;
-  if (deadlock_suspect && s->wake_epoch.load() == epoch && s->nothing_can_run()) {
-    int64_t parked = s->live_fibers.load();
-    fatal("all fibers are asleep - deadlock! (%lld fiber%s parked, nothing can wake %s)", (long long)parked,
-          parked == 1 ? "" : "s", parked == 1 ? "it" : "them");
-  }
+  if (deadlock_suspect && s->wake_epoch.load() == epoch && s->nothing_can_run()) report_deadlock(s);
   s->idle_list.erase(std::find(s->idle_list.begin(), s->idle_list.end(), this));
   on_idle_list = false;
   s->nidle.fetch_sub(1);  // seq_cst: part of the readier/parker protocol

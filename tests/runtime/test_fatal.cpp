@@ -1,5 +1,9 @@
 // Fatal errors: deadlock, unhandled exceptions, misuse. Each runs in a child
 // process (gtest death tests) and must exit with status 2 and Go's wording.
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <stdexcept>
 #include <thread>
 
@@ -23,6 +27,26 @@ TEST_P(Fatal, AllAsleepIsReportedAsDeadlock) {
                           wg.wait();  // nobody will ever call done()
                         }),
               ::testing::ExitedWithCode(2), "fatal error: all fibers are asleep - deadlock!");
+}
+
+// The report lists the parked fibers with what each waits on, at most 50
+// of them and a count of the rest.
+TEST_P(Fatal, DeadlockReportListsTheFibers) {
+  int n = workers();
+  EXPECT_EXIT(gort::run(gort::Config{.workers = n},
+                        [] {
+                          gort::Chan<int> never;
+                          gort::spawn(gort::SpawnOptions{.name = "stuck-receiver"}, [&] { (void)never.recv(); });
+                          gort::WaitGroup wg;
+                          wg.add(1);
+                          for (int i = 0; i < 59; ++i) gort::spawn([&] { wg.wait(); });
+                          wg.wait();
+                        }),
+              ::testing::ExitedWithCode(2),
+              "all fibers are asleep - deadlock!.*\n\ngort: [0-9]+ workers, [0-9]+ spares, 61 fibers\n"
+              ".*fiber 1 \"main\" \\[waitgroup, [0-9]+ ms\\]"
+              ".*fiber [0-9]+ \"stuck-receiver\" \\[chan receive, [0-9]+ ms\\]"
+              ".*\\.\\.\\. and 11 more fibers\n");
 }
 
 TEST_P(Fatal, MutexCycleIsReportedAsDeadlock) {
@@ -122,4 +146,51 @@ TEST(FatalConfig, MalformedEnvironmentIsFatal) {
         gort::run([] {});
       },
       ::testing::ExitedWithCode(2), "GORT_PROCS=\"two\": expected a positive integer");
+}
+
+// SIGQUIT prints every fiber and exits 2, as Go does; the program keeps
+// the default when GORT_TRACEBACK=none, and its own handler if it has one.
+TEST_P(Fatal, SigquitPrintsTheFibersAndExits) {
+  int n = workers();
+  EXPECT_EXIT(gort::run(gort::Config{.workers = n},
+                        [] {
+                          gort::Chan<int> never;
+                          gort::spawn(gort::SpawnOptions{.name = "quiet-one"}, [&] { (void)never.recv(); });
+                          gort::sleep_for(10ms);  // it parks meanwhile
+                          kill(getpid(), SIGQUIT);
+                          gort::sleep_for(30s);
+                        }),
+              ::testing::ExitedWithCode(2),
+              "SIGQUIT: quit\n\ngort: [0-9]+ workers.*fiber 1 \"main\" \\[sleep, [0-9]+ ms\\]"
+              ".*fiber [0-9]+ \"quiet-one\" \\[chan receive, [0-9]+ ms\\]");
+}
+
+// Sends itself SIGQUIT from the main fiber, then waits for what follows.
+void quit_myself(int workers) {
+  gort::run(gort::Config{.workers = workers}, [] {
+    kill(getpid(), SIGQUIT);
+    gort::sleep_for(30s);
+  });
+}
+
+TEST_P(Fatal, SigquitKeepsTheDefaultUnderTracebackNone) {
+  int n = workers();
+  rlimit no_core{};
+  EXPECT_EXIT(
+      {
+        setrlimit(RLIMIT_CORE, &no_core);
+        setenv("GORT_TRACEBACK", "none", 1);
+        quit_myself(n);
+      },
+      ::testing::KilledBySignal(SIGQUIT), "");
+}
+
+TEST_P(Fatal, SigquitLeavesTheProgramsOwnHandler) {
+  int n = workers();
+  EXPECT_EXIT(
+      {
+        signal(SIGQUIT, [](int) { _exit(7); });
+        quit_myself(n);
+      },
+      ::testing::ExitedWithCode(7), "");
 }
