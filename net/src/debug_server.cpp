@@ -65,8 +65,9 @@ void serve_one(DebugServer::State& s, Conn c) {
     if (s.options.extra_metrics) page += s.options.extra_metrics();
     return respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", page, head_only);
   }
+  if (head.path == "/debug/fibers") return respond(c, 200, "OK", text, fibers_text(), head_only);
   if (head.path == "/") return respond(c, 200, "OK", "text/html; charset=utf-8", detail::kDebugPage, head_only);
-  respond(c, 404, "Not Found", text, "not found: try / or /metrics\n", head_only);
+  respond(c, 404, "Not Found", text, "not found: try /, /metrics or /debug/fibers\n", head_only);
 }
 
 }  // namespace
@@ -79,7 +80,7 @@ gort::net::Result<std::unique_ptr<DebugServer>> serve(std::string_view address, 
   s->listener = std::move(*ln);
   s->options = std::move(options);
   s->fibers.add(1);
-  go_spawn([s] {
+  gort::spawn(gort::SpawnOptions{.name = "debug acceptor"}, [s] {
     for (;;) {
       auto c = s->listener.accept();
       if (!c) {
@@ -95,7 +96,8 @@ gort::net::Result<std::unique_ptr<DebugServer>> serve(std::string_view address, 
         continue;  // the Conn closes here
       }
       s->fibers.add(1);
-      go_spawn(
+      gort::spawn(
+          gort::SpawnOptions{.name = "debug request"},
           [s](Conn conn) {
             serve_one(*s, std::move(conn));
             s->in_flight.fetch_sub(1, std::memory_order_relaxed);

@@ -202,7 +202,8 @@ void append_workers(Text& t, Scheduler* s) {
     // acquire: pairs with the owner's release store of `current`, so the
     // fiber's id, written before it was first queued, is visible.
     if (Fiber* f = w->current.load(std::memory_order_acquire)) {
-      t.append("running fiber %" PRIu64 "\n", load_relaxed<uint64_t>(&f->id));
+      t.append("running fiber %" PRIu64 "%s\n", load_relaxed<uint64_t>(&f->id),
+               w->stuck.load(std::memory_order_relaxed) ? ", stuck" : "");
     } else if (w->parked_until.load(std::memory_order_relaxed) != -1) {
       t.append("idle\n");
     } else {

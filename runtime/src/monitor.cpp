@@ -142,6 +142,7 @@ bool Monitor::watch_worker(int slot, int64_t now, int* nstuck, bool* work_on_stu
   Watch& watch = watch_[std::size_t(slot)];
   uint64_t mark = w->switches.load(std::memory_order_relaxed);
   if (mark != watch.switches || watch.since == 0) {
+    if (watch.stuck) w->stuck.store(false, std::memory_order_relaxed);
     watch = Watch{mark, now, false, false};
     return false;
   }
@@ -156,6 +157,7 @@ bool Monitor::watch_worker(int slot, int64_t now, int* nstuck, bool* work_on_stu
   ++*nstuck;
   if (!watch.stuck) {
     watch.stuck = true;
+    w->stuck.store(true, std::memory_order_relaxed);
     episodes_.fetch_add(1, std::memory_order_relaxed);
     acted = true;
   }

@@ -163,7 +163,13 @@ struct alignas(64) Worker {
   // next fiber yields once early, which is harmless and rare. Relaxed: a
   // stale read delays the yield by one runtime call.
   std::atomic<bool> preempt_flag{false};
-  std::atomic<uint64_t> preemptions{0};   // yields the mark caused; owner writes, stats() sums
+  std::atomic<uint64_t> preemptions{0};  // yields the mark caused; owner writes, stats() sums
+  // True while the monitor counts the fiber running here as stuck (it held
+  // the worker past a time slice and kStuckAfter without a runtime call,
+  // monitor.h); cleared when the monitor next sees the mark move. Only the
+  // monitor writes it, the fiber dump reads it. Relaxed: it orders
+  // nothing, and it may be one monitor round stale.
+  std::atomic<bool> stuck{false};
   std::atomic<bool> spare_exited{false};  // kSpare: its thread returned and may be joined
   // A copy of sched->stopping for the direct switch path (one load there
   // instead of two). Set by Scheduler::stop for every slot, and by the

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """tools/gdb/gort.py on a live gort program (gdb_target): `gort fibers`
-lists its named fibers, `gort bt ID` shows where a parked one waits.
+lists its named fibers and why they wait, `gort bt ID` shows where a parked one waits.
 
     test_gdb.py GDB_TARGET PROJECT_DIR
 """
@@ -37,6 +37,10 @@ def main():
             failures.append("no parked fiber named sleeper")
         if len(waiters) != 3:
             failures.append(f"{len(waiters)} channel waiters listed, not 3")
+        if not re.search(r"fiber \d+\s+parked\s+sleeper \[sleep\]\n", listing):
+            failures.append("the sleeper's wait reason is not [sleep]")
+        if len(re.findall(r"parked\s+channel waiter \[chan receive\]\n", listing)) != 3:
+            failures.append("the channel waiters' wait reason is not [chan receive]")
         if not re.search(r"\n(\d+) fibers\n", listing):
             failures.append("no count of fibers")
         if sleeper and waiters:

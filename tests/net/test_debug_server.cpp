@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 #include "net_support.h"
@@ -83,6 +84,37 @@ TEST_P(DebugServerTest, AnswersEveryKindOfRequest) {
     EXPECT_EQ(http(a, "GET / HTTP/1.1\r\nX: " + std::string(10000, 'x')).rfind("HTTP/1.1 431 ", 0), 0u);
     (*server)->close();
     EXPECT_FALSE(dial_tcp(a, 2s)) << "still listening after close()";
+  });
+}
+
+// /debug/fibers serves the fiber dump: the server's own acceptor shows
+// as waiting in accept on its descriptor, and a fiber of ours by name.
+TEST_P(DebugServerTest, ServesTheFiberDump) {
+  run([] {
+    auto server = gort::debug::serve("127.0.0.1:0");
+    ASSERT_TRUE(server) << server.error().message();
+    gort::Chan<int> never;
+    gort::WaitGroup wg;
+    wg.add(1);
+    gort::spawn(gort::SpawnOptions{.name = "idle-receiver"}, [&] {
+      (void)never.recv();
+      wg.done();
+    });
+    std::string page;
+    for (int i = 0; i < 1000 && page.find("\"idle-receiver\" [chan receive") == std::string::npos; ++i) {
+      page = get((*server)->address(), "/debug/fibers");
+      gort::sleep_for(1ms);
+    }
+    EXPECT_EQ(page.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << page;
+    EXPECT_NE(page.find("Content-Type: text/plain"), std::string::npos) << page;
+    EXPECT_NE(page.find("\r\n\r\ngort: " + std::to_string(gort::worker_count()) + " workers"), std::string::npos)
+        << page;
+    EXPECT_NE(page.find("\"idle-receiver\" [chan receive, "), std::string::npos) << page;
+    EXPECT_TRUE(std::regex_search(page, std::regex("\"debug acceptor\" \\[accept fd [0-9]+, "))) << page;
+    EXPECT_NE(page.find("\"debug request\" [running]"), std::string::npos) << page;
+    never.close();
+    wg.wait();
+    (*server)->close();
   });
 }
 

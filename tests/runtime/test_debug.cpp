@@ -201,6 +201,24 @@ TEST_P(Debug, WorkersAndTheRunningFiber) {
   });
 }
 
+// A fiber that holds its worker without a runtime call is shown as stuck
+// on its worker (the monitor's verdict).
+TEST_P(Debug, StuckWorkerIsMarked) {
+  run([] {
+    std::atomic<bool> release{false};
+    gort::WaitGroup wg;
+    wg.add(1);
+    gort::spawn(gort::SpawnOptions{.name = "hog"}, [&] {
+      while (!release.load()) std::this_thread::sleep_for(1ms);  // no runtime call
+      wg.done();
+    });
+    std::string text = dump_once_listed("worker [0-9]+: running fiber [0-9]+, stuck\n");
+    EXPECT_TRUE(std::regex_search(text, std::regex("worker [0-9]+: running fiber [0-9]+, stuck\n"))) << text;
+    release.store(true);
+    wg.wait();
+  });
+}
+
 // Fibers that returned are not listed: their blocks are kDead.
 TEST_P(Debug, ReturnedFibersAreNotListed) {
   run([] {

@@ -1,7 +1,8 @@
 # tools/gdb/gort.py -- gort's fibers in gdb (brpc's bthread script, for gort).
 #
 #   (gdb) source tools/gdb/gort.py
-#   (gdb) gort fibers              every live fiber: id, state, name
+#   (gdb) gort fibers              every live fiber: id, state, name, and for a parked
+#                                  one why it waits (and on which descriptor)
 #   (gdb) gort bt ID               the backtrace of a fiber that is not running
 #   (gdb) gort bt all [DEPTH]      the backtraces of every fiber that is not running
 #
@@ -24,6 +25,18 @@
 import gdb
 
 STATES = {0: "runnable", 1: "running", 2: "parked", 3: "dead"}
+
+# gort::detail::WaitReason's enumerators as runtime/src/debug.cpp's
+# wait_reason_name prints them; keyed by name, so a reordering of the enum
+# does not matter.
+REASONS = {
+    "kNone": "unknown", "kChanSend": "chan send", "kChanReceive": "chan receive",
+    "kChanSendNil": "chan send (nil chan)", "kChanReceiveNil": "chan receive (nil chan)",
+    "kSelect": "select", "kSelectNoCases": "select (no cases)", "kSleep": "sleep", "kMutex": "mutex",
+    "kCondVar": "condvar", "kWaitGroup": "waitgroup", "kIoRead": "I/O read", "kIoWrite": "I/O write",
+    "kAccept": "accept", "kConnect": "connect", "kBlockingCall": "blocking call",
+}
+FD_REASONS = ("kIoRead", "kIoWrite", "kAccept", "kConnect")
 
 
 def _atomic(v):
@@ -81,6 +94,19 @@ def _name(f):
     return p.string() if int(p) != 0 else ""
 
 
+def _wait(f):
+    """Why a parked fiber waits, as the fiber dump prints it ("chan receive",
+    "I/O read fd 7"); empty for a fiber that is not parked (its last reason
+    is stale then)."""
+    if STATES.get(int(_atomic(f["state"]))) != "parked":
+        return ""
+    enumerator = str(_atomic(f["wait_reason"])).split("::")[-1]
+    text = REASONS.get(enumerator, enumerator)
+    if enumerator in FD_REASONS:
+        text += " fd %d" % int(_atomic(f["wait_fd"]))
+    return "[%s]" % text
+
+
 class Gort(gdb.Command):
     """gort fibers | gort bt ID: gort's fibers (tools/gdb/gort.py)."""
 
@@ -89,7 +115,7 @@ class Gort(gdb.Command):
 
 
 class GortFibers(gdb.Command):
-    """List every live fiber: id, state, name."""
+    """List every live fiber: id, state, name, and why a parked one waits."""
 
     def __init__(self):
         super().__init__("gort fibers", gdb.COMMAND_USER)
@@ -99,7 +125,8 @@ class GortFibers(gdb.Command):
         for f in fibers():
             n += 1
             state = STATES.get(int(_atomic(f["state"])), "?")
-            gdb.write("fiber %-8d %-9s %s\n" % (int(f["id"]), state, _name(f)))
+            line = "fiber %-8d %-9s %s %s" % (int(f["id"]), state, _name(f), _wait(f))
+            gdb.write(line.rstrip() + "\n")
         gdb.write("%d fibers\n" % n)
 
 

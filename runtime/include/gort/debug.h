@@ -5,7 +5,8 @@
 //   std::string dump = gort::debug::fibers_text();
 //
 // The dump lists each worker (its slot, worker or spare, the fiber it runs
-// or "idle"), then every live fiber, one line each, ordered by id:
+// and whether the monitor counts that fiber as stuck, or "idle"), then
+// every live fiber, one line each, ordered by id:
 //
 //   fiber 7 "reader" [I/O read fd 9, 1204 ms]
 //   fiber 9 [chan receive, 3 ms]

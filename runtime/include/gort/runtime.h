@@ -31,7 +31,7 @@ struct Config {
 
 struct SpawnOptions {
   std::size_t stack_size = 0;  // this fiber's stack reservation; 0: the runtime's default
-  const char* name = nullptr;  // shown in fatal errors (static storage)
+  const char* name = nullptr;  // shown in fatal errors and the fiber dump (static storage)
 };
 
 namespace detail {

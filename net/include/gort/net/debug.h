@@ -6,6 +6,8 @@
 //   server->close();                                      // before gort::run returns
 //
 //   /metrics        gort::debug::prometheus_text() (Prometheus scrapes it)
+//   /debug/fibers   gort::debug::fibers_text(): every fiber and what it
+//                   waits on (<gort/debug.h>), as text/plain
 //   /               one self-contained HTML page (no external fetches) that
 //                   polls /metrics every second and charts fibers,
 //                   switches/s, run-queue depth per worker, network polls/s,
