@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 #include "net_support.h"
@@ -110,7 +109,7 @@ TEST_P(DebugServerTest, ServesTheFiberDump) {
     EXPECT_NE(page.find("\r\n\r\ngort: " + std::to_string(gort::worker_count()) + " workers"), std::string::npos)
         << page;
     EXPECT_NE(page.find("\"idle-receiver\" [chan receive, "), std::string::npos) << page;
-    EXPECT_TRUE(std::regex_search(page, std::regex("\"debug acceptor\" \\[accept fd [0-9]+, "))) << page;
+    EXPECT_NE(page.find("\"debug acceptor\" [accept fd "), std::string::npos) << page;
     EXPECT_NE(page.find("\"debug request\" [running]"), std::string::npos) << page;
     never.close();
     wg.wait();
