@@ -22,8 +22,8 @@
 //  * A block may change while it is copied: a fiber parks, is woken,
 //    starts, returns, or its stack is handed to a new fiber (spawn_prepare
 //    constructs the block again with plain stores). Every field is an
-//    aligned word or byte read with one relaxed atomic load, so each value
-//    read is one that was stored, never a torn mix; but the fields may come
+//    aligned word or byte read with one load of its width (racy_load), so
+//    each value read is one that was stored, never a torn mix; but the fields may come
 //    from different moments: the new state with the previous wait's
 //    reason, a new id with the old name (names are static strings, so the
 //    pointer is always readable). At worst one line describes a fiber as it
@@ -31,11 +31,12 @@
 //    or one just spawned missing: what any dump of a running program
 //    shows. Go avoids this by stopping the world for its traceback; the
 //    dump costs the running fibers nothing instead.
-//  * The copy is made in a function the sanitizers do not instrument:
-//    spawn_prepare's re-construction of a block uses plain stores, which a
-//    concurrent load is formally a data race with (ThreadSanitizer would
-//    report it); the loads are atomic at the machine level, which is what
-//    the argument above needs.
+//  * Those loads race, in the language's terms, with the fibers' own
+//    stores (spawn_prepare's re-construction of a block is plain stores,
+//    and no atomic load can make a plain store race-free). They are
+//    volatile loads in a function the sanitizers do not instrument: each is
+//    one machine load of the field's width, which is all the argument above
+//    needs, and ThreadSanitizer is spared a report of a race that is meant.
 //  * Elapsed wait times come from the cycle counter (platform.h:
 //    cpu_ticks): the park path stores a raw count, and the dump scales it
 //    by the rate measured between the scheduler's start-up pair (ticks, ns)
@@ -74,6 +75,7 @@
 
 #include <algorithm>
 #include <cinttypes>
+#include <cstdarg>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -116,25 +118,38 @@ struct FiberView {
   uint64_t since;  // cpu_ticks()
 };
 
+// One load of a word or byte that another thread may be writing: a
+// volatile access, which the compiler emits as exactly one load of that
+// width, and which, aligned, the CPU performs as one access (so the value
+// is one that was stored, never torn). Not an atomic builtin: ThreadSanitizer
+// instruments atomics even in functions excluded from its instrumentation,
+// and would then report the plain stores of spawn_prepare's re-construction.
 template <class T>
-__attribute__((always_inline)) inline T load_relaxed(const void* p) {
-  return __atomic_load_n(static_cast<const T*>(p), __ATOMIC_RELAXED);
+__attribute__((always_inline, no_sanitize("address", "thread"))) inline T racy_load(const void* p) {
+  return *static_cast<const volatile T*>(p);
+}
+
+// A running fiber's id, read as racily as read_block reads (the fiber may
+// return and its block be reused meanwhile). Not inlined: an always-inline
+// racy_load in an instrumented caller would be instrumented.
+__attribute__((noinline, no_sanitize("address", "thread"))) uint64_t racy_id(const Fiber* f) {
+  return racy_load<uint64_t>(&f->id);
 }
 
 // Copies the block at `block`; false if it is not a live fiber. Each field
-// is one relaxed load (see "What a concurrent reader may see" above); the
+// is one racy_load (see "What a concurrent reader may see" above); the
 // std::atomic fields are read through their value's address (std::atomic<T>
-// holds exactly a T), the plain ones as if they were atomic.
+// holds exactly a T; the enums are read as their uint8_t).
 __attribute__((no_sanitize("address", "thread"))) bool read_block(const char* block, FiberView* out) {
   const auto* f = reinterpret_cast<const Fiber*>(block);
-  out->id = load_relaxed<uint64_t>(&f->id);
+  out->id = racy_load<uint64_t>(&f->id);
   if (out->id == 0) return false;
-  out->state = load_relaxed<FiberState>(&f->state);
+  out->state = FiberState(racy_load<uint8_t>(&f->state));
   if (out->state == FiberState::kDead || uint8_t(out->state) > uint8_t(FiberState::kDead)) return false;
-  out->name = load_relaxed<const char*>(&f->name);
-  out->why = load_relaxed<WaitReason>(&f->wait_reason);
-  out->fd = load_relaxed<int32_t>(&f->wait_fd);
-  out->since = load_relaxed<uint64_t>(&f->wait_since);
+  out->name = racy_load<const char*>(&f->name);
+  out->why = WaitReason(racy_load<uint8_t>(&f->wait_reason));
+  out->fd = racy_load<int32_t>(&f->wait_fd);
+  out->since = racy_load<uint64_t>(&f->wait_since);
   return true;
 }
 
@@ -155,10 +170,12 @@ std::vector<FiberView> live_fibers_of(Scheduler* s) {
 class Text {
  public:
   explicit Text(std::string& out) : out_(out) {}
-  template <class... A>
-  void append(const char* fmt, A... a) {
+  __attribute__((format(printf, 2, 3))) void append(const char* fmt, ...) {
     char buf[256];
-    int n = std::snprintf(buf, sizeof buf, fmt, a...);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
     if (n > 0) out_.append(buf, std::min(std::size_t(n), sizeof buf - 1));
   }
 
@@ -200,10 +217,10 @@ void append_workers(Text& t, Scheduler* s) {
     Worker* w = s->worker_at(i);
     t.append("worker %d%s: ", i, w->kind == Worker::Kind::kSpare ? " (spare)" : "");
     // acquire: pairs with the owner's release store of `current`, so the
-    // fiber's id, written before it was first queued, is visible.
+    // id, written before the fiber was first queued, is visible. The fiber
+    // may return and its block be reused meanwhile: racy_id.
     if (Fiber* f = w->current.load(std::memory_order_acquire)) {
-      t.append("running fiber %" PRIu64 "%s\n", load_relaxed<uint64_t>(&f->id),
-               w->stuck.load(std::memory_order_relaxed) ? ", stuck" : "");
+      t.append("running fiber %" PRIu64 "%s\n", racy_id(f), w->stuck.load(std::memory_order_relaxed) ? ", stuck" : "");
     } else if (w->parked_until.load(std::memory_order_relaxed) != -1) {
       t.append("idle\n");
     } else {

@@ -239,6 +239,44 @@ TEST_P(Debug, StuckWorkerIsMarked) {
   });
 }
 
+// Dumps made while fibers spawn, park, wake and return on every worker:
+// each is well formed and none faults (the sanitizer builds check the
+// reads; the dump's racy copy is excluded from their instrumentation).
+TEST_P(Debug, DumpWhileFibersComeAndGo) {
+  run([] {
+    std::atomic<bool> stop{false};
+    gort::WaitGroup wg;
+    constexpr int kChurners = 4;
+    wg.add(kChurners);
+    for (int c = 0; c < kChurners; ++c) {
+      gort::spawn(gort::SpawnOptions{.name = "churner"}, [&] {
+        gort::Chan<int> ping;
+        while (!stop.load()) {
+          gort::WaitGroup round;
+          round.add(8);
+          for (int i = 0; i < 8; ++i)
+            gort::spawn(gort::SpawnOptions{.name = "short-lived"}, [&] {
+              gort::yield();
+              round.done();
+            });
+          go_spawn([&] { ping.send(1); });
+          (void)ping.recv();
+          round.wait();
+        }
+        wg.done();
+      });
+    }
+    for (int i = 0; i < 200 / gort_test::kScale; ++i) {
+      std::string text = gort::debug::fibers_text();
+      ASSERT_EQ(text.rfind("gort: ", 0), 0u) << text;
+      ASSERT_EQ(text.back(), '\n');
+      gort::yield();
+    }
+    stop.store(true);
+    wg.wait();
+  });
+}
+
 // Fibers that returned are not listed: their blocks are kDead.
 TEST_P(Debug, ReturnedFibersAreNotListed) {
   run([] {
