@@ -46,6 +46,7 @@ Metrics metrics() {
     wm.preemptions = w->preemptions.load(std::memory_order_relaxed);
     wm.run_queue = w->queue_for_others().size();
     wm.timers_pending = w->timers.pending();
+    wm.busy_seconds = double(w->busy_ns_now()) / 1e9;
     m.switches += wm.switches;
     m.preemptions += wm.preemptions;
     m.timers_pending += wm.timers_pending;
@@ -125,6 +126,9 @@ std::string prometheus_text() {
        [](const WorkerMetrics& w) { return double(w.timers_pending); }},
       {"gort_worker_idle", "gauge", "1 while this worker is parked waiting for work.",
        [](const WorkerMetrics& w) { return w.idle ? 1.0 : 0.0; }},
+      {"gort_worker_busy_seconds_total", "counter",
+       "Time this worker spent running fibers or looking for them, not asleep.",
+       [](const WorkerMetrics& w) { return w.busy_seconds; }},
   };
   for (const PerWorker& s : series) {
     p.metric(s.name, s.type, s.help);

@@ -94,7 +94,11 @@ void Monitor::scavenge_if_due(int64_t now) {
   if (config_.scavenge_period_ns <= 0) return;
   if (next_scavenge_ == 0) next_scavenge_ = now + config_.scavenge_period_ns;
   if (now < next_scavenge_) return;
-  sched_->stack_pool.scavenge();
+  // Stacks unused for a whole period mean that a peak has passed: the heap
+  // memory its fibers used (connection buffers and the like) is free now
+  // too, and goes back with them. Only then: a trim walks the allocator's
+  // free lists under its locks.
+  if (sched_->stack_pool.scavenge() > 0) release_free_heap_memory();
   next_scavenge_ = now + config_.scavenge_period_ns;
 }
 

@@ -42,7 +42,10 @@
 //    gives back to the kernel the free stacks that no spawn took during the
 //    whole previous period (StackPool::scavenge, stack.h), in one batched
 //    call: memory goes back after a peak without a system call on any
-//    spawn or exit. It runs in the deep sleep too, whose wake-ups it shares.
+//    spawn or exit. When it gave stacks back, a peak has passed, and the
+//    C allocator's free pages go back too (release_free_heap_memory,
+//    platform.h): what the peak's fibers allocated outside their stacks.
+//    It runs in the deep sleep too, whose wake-ups it shares.
 //  * Sleep. The monitor sleeps 20 us after a round in which it acted, and
 //    doubles the sleep after 50 quiet rounds, up to 10 ms (Go's sysmon
 //    delays). When every active worker is idle nothing can hold a worker,

@@ -2,6 +2,7 @@
 #include "platform.h"
 
 #include <linux/futex.h>
+#include <malloc.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -64,6 +65,12 @@ void fatal_with(const char* detail, const char* fmt, ...) {
 std::size_t page_size() {
   static const std::size_t size = std::size_t(sysconf(_SC_PAGESIZE));
   return size;
+}
+
+void release_free_heap_memory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
 }
 
 namespace {

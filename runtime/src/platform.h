@@ -78,6 +78,15 @@ inline void futex_wait_until_set(std::atomic<uint32_t>* word, int64_t deadline_n
 
 std::size_t page_size();
 
+// Gives the C allocator's free memory back to the kernel: every whole free
+// page in the middle of its heaps as well as at their ends (glibc's
+// malloc_trim(0); nothing elsewhere). The allocator keeps freed memory for
+// reuse and returns only a heap's top past a threshold, so after a peak the
+// blocks a thousand connections freed stay resident among the few that
+// live on. It locks each arena while it walks its free lists: a caller's
+// cost, not a per-allocation one.
+void release_free_heap_memory();
+
 // madvise(2) advice for many ranges of this process's memory in as few
 // system calls as the kernel allows: process_madvise(2) on the process
 // itself (the PIDFD_SELF sentinel: no descriptor, so a forked child advises

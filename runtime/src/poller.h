@@ -21,10 +21,12 @@
 //       timeout, interrupt or EINTR). Any number of threads may call it at
 //       once; each event is delivered to one of them.
 //   void interrupt()
-//       Make a wait() in progress on another thread return, or the next one
-//       if none is in progress (the request is sticky until consumed, like a
-//       futex value, so an interrupt racing with the start of a wait is not
-//       lost). Callable from any thread; repeated calls may coalesce.
+//       Make a blocking wait() in progress on another thread return, or
+//       the next one if none is in progress (the request is sticky until a
+//       blocking wait consumes it, like a futex value, so an interrupt
+//       racing with the start of a wait is not lost, and a nonblocking
+//       wait on a third thread never takes it). Callable from any thread;
+//       repeated calls may coalesce.
 //   ~PollerBackend()
 //       Release the kernel objects. No thread is inside wait() by then.
 //

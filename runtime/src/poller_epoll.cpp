@@ -9,6 +9,12 @@
 // readable until a wait() drains it, so an interrupt that lands before the
 // waiter enters epoll_wait still makes that epoll_wait return at once.
 // interrupt_pending_ coalesces writers: one write per drained interrupt.
+// Only a blocking wait (deadline_ns != 0: the worker sleeping in the
+// poller, whom interrupts are for) drains it, as in Go's netpoll. Busy
+// workers and the monitor poll without blocking at any moment; had one of
+// them drained it, the sleeper, woken by the kernel, would find nothing
+// ready and sleep on, with the wake-up meant for it lost. A nonblocking
+// wait just skips the event, which stays pending for the sleeper.
 //
 // Rejected: EPOLLONESHOT (an epoll_ctl per operation to re-arm); level
 // triggering (an idle readable fd would be reported on every wait).
@@ -88,6 +94,7 @@ int PollerBackend::wait(int64_t deadline_ns, PollEvent* events, int max) {
   int out = 0;
   for (int i = 0; i < n; ++i) {
     if (raw[i].data.u64 == kWakeToken) {
+      if (deadline_ns == 0) continue;  // not ours to take: see the top of the file
       uint64_t count;
       while (::read(wake_fd_, &count, sizeof count) > 0) {
       }

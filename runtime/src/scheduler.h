@@ -164,6 +164,19 @@ struct alignas(64) Worker {
   // stale read delays the yield by one runtime call.
   std::atomic<bool> preempt_flag{false};
   std::atomic<uint64_t> preemptions{0};  // yields the mark caused; owner writes, stats() sums
+  // Time in the schedule loop outside park_worker's sleep (running fibers
+  // or looking for them), for metrics: busy_ns is the total up to
+  // busy_since, the start of the current busy stretch (0 while asleep or
+  // out of the loop). The owner reads the clock where it sleeps anyway
+  // (two reads per sleep, none per switch) and stores busy_since before
+  // busy_ns (release); a reader loads busy_ns first (acquire), so a torn
+  // read can only miss the stretch that just ended: the sum never goes
+  // back (Worker::busy_ns_now).
+  std::atomic<int64_t> busy_ns{0};
+  std::atomic<int64_t> busy_since{0};
+  void busy_begin();
+  void busy_end();
+  int64_t busy_ns_now() const;  // any thread
   // True while the monitor counts the fiber running here as stuck (it held
   // the worker past a time slice and kStuckAfter without a runtime call,
   // monitor.h); cleared when the monitor next sees the mark move. Only the

@@ -53,15 +53,32 @@ void Worker::loop() {
   tls_preempt_flag = &preempt_flag;
   own.sched_san.init_thread();
   AltStack altstack;  // overflow reports run on it
+  busy_begin();
   for (;;) {
     Fiber* f = find_runnable();
     if (f == nullptr) break;
     if (spinning) stop_spinning();
     execute(f);
   }
+  busy_end();
   own.stacks.trim();
   tls_preempt_flag = &g_never_preempt;
   tls_worker = nullptr;
+}
+
+void Worker::busy_begin() { busy_since.store(now_ns(), std::memory_order_relaxed); }
+
+void Worker::busy_end() {
+  int64_t since = busy_since.load(std::memory_order_relaxed);
+  busy_since.store(0, std::memory_order_relaxed);
+  // release: a reader that sees the new total sees busy_since == 0 too.
+  busy_ns.store(busy_ns.load(std::memory_order_relaxed) + (now_ns() - since), std::memory_order_release);
+}
+
+int64_t Worker::busy_ns_now() const {
+  int64_t total = busy_ns.load(std::memory_order_acquire);
+  int64_t since = busy_since.load(std::memory_order_relaxed);
+  return since == 0 ? total : total + std::max<int64_t>(0, now_ns() - since);
 }
 
 void Worker::stop_spinning() {
@@ -353,7 +370,9 @@ void Worker::park_worker() {
   int64_t deadline = sleep_deadline(&deadlock_suspect, &epoch);
   if (deadline < 0) return;
   ReadyBatch io;
+  busy_end();
   sleep_until_woken(deadline, io);
+  busy_begin();
   leave_idle_list(deadlock_suspect, epoch);
   // Queue what the poller readied, only now that we are off the idle list
   // (a wake-up for these fibers must not pick us).

@@ -82,6 +82,18 @@ void print_threads_and_fibers(pid_t pid) {
                         " -batch -nx -ex 'set pagination off' -ex 'thread apply all bt 30'"
                         " -ex 'source " GORT_GDB_SCRIPT "' -ex 'gort fibers' -ex 'gort bt all 10' 1>&2 2>/dev/null";
   std::fprintf(stderr, "--- server %d did not stop: its threads and fibers ---\n", static_cast<int>(pid));
+  // Where a stop signal waits, if it does: pending (thread / process),
+  // blocked and caught signals of every thread.
+  std::error_code error;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", error);
+       !error && it != std::filesystem::directory_iterator(); it.increment(error)) {
+    std::ifstream status(it->path() / "status");
+    std::string summary = it->path().filename().string() + ":";
+    for (std::string line; std::getline(status, line);)
+      for (const char* key : {"Name:", "State:", "SigPnd:", "ShdPnd:", "SigBlk:", "SigCgt:"})
+        if (line.rfind(key, 0) == 0) summary += " " + line;
+    std::fprintf(stderr, "%s\n", summary.c_str());
+  }
   std::fflush(stderr);
   if (std::system(command.c_str()) != 0) std::fprintf(stderr, "(gdb could not read the server)\n");
 }

@@ -64,6 +64,28 @@ TEST_P(MetricsTest, FollowWhatTheRuntimeDoes) {
   });
 }
 
+// Busy time follows the work: a fiber that computes for a while adds about
+// that much to the workers' busy seconds; while every worker sleeps (the
+// main fiber in a long sleep) it hardly moves.
+TEST_P(MetricsTest, BusyTimeFollowsTheWork) {
+  run([] {
+    auto busy = [] {
+      double sum = 0;
+      for (const gort::WorkerMetrics& w : gort::metrics().per_worker) sum += w.busy_seconds;
+      return sum;
+    };
+    double start = busy();
+    auto until = std::chrono::steady_clock::now() + 300ms;
+    while (std::chrono::steady_clock::now() < until) gort::yield();  // busy, with runtime calls
+    double after_work = busy();
+    EXPECT_GE(after_work - start, 0.2) << "300 ms of work counted as less than 200 ms busy";
+    gort::sleep_for(500ms);  // every worker asleep
+    double after_sleep = busy();
+    EXPECT_GE(after_sleep, after_work) << "a counter went back";
+    EXPECT_LT(after_sleep - after_work, 0.25) << "500 ms asleep counted as busy";
+  });
+}
+
 TEST_P(MetricsTest, ThePrometheusPagePassesPromtool) {
   run([] {
     std::string page = gort::debug::prometheus_text();

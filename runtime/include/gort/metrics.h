@@ -25,6 +25,7 @@ struct WorkerMetrics {
   uint64_t preemptions = 0;     // yields forced here because a time slice ran out
   uint32_t run_queue = 0;       // fibers waiting in its local queue
   uint64_t timers_pending = 0;  // timers in its heap
+  double busy_seconds = 0;      // in its schedule loop and not asleep: running fibers or looking for them
 };
 
 struct Metrics {
