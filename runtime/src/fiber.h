@@ -114,8 +114,8 @@ struct Fiber {
   [[noreturn]] void bad_transition(FiberState actual, FiberState from, FiberState to);
 };
 
-// Where the control block of the fiber running on `stack` lives: at the
-// top of the stack, aligned down (spawn_prepare puts it there; the fiber
+// Where the control block of a fiber lives, given its stack's top: just
+// below it, aligned down (spawn_prepare puts it there; the fiber
 // dump and tools/gdb/gort.py look for it there).
 inline char* fiber_block_at(char* stack_top) {
   return reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(stack_top) - sizeof(Fiber)) &

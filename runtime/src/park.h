@@ -1,8 +1,8 @@
 // park.h: the parking primitive under every blocking operation.
 //
-// park(unlock, arg) suspends the running fiber. After its registers are saved
-// and the worker is back on its own stack, the worker marks it kParked and
-// calls unlock(arg): that is the moment the fiber may be published to a
+// park(why, unlock, arg) suspends the running fiber. After its registers
+// are saved and the worker is back on its own stack, the worker marks it
+// kParked and calls unlock(arg): that is the moment the fiber may be published to a
 // waker (release a wait-queue lock, add a timer, arm the poller). If unlock
 // returns false the park is cancelled and the fiber is runnable again at
 // once. ready(f) makes a parked fiber runnable; exactly one party may call it

@@ -30,7 +30,7 @@ inline constexpr int64_t kNever = INT64_MAX;
 // one instruction (rdtsc; on AArch64 the virtual counter), where now_ns()
 // is a vDSO call that reads the same counter and then scales it under a
 // sequence lock. The park path stores the raw count; whoever wants
-// nanoseconds converts when it reads (ticks_to_ns, debug.cpp), which is
+// nanoseconds converts when it reads (debug.cpp's TickClock), which is
 // rare. Linux uses the counter as its clock source only when it is
 // invariant (constant rate, in step across CPUs), which is what the
 // conversion needs; where it is not, elapsed times in the dump are
