@@ -20,6 +20,7 @@ def main():
     proc = subprocess.Popen([target], stdout=subprocess.PIPE, text=True)
     failures = []
     try:
+        socket_line = proc.stdout.readline().split()
         if proc.stdout.readline().strip() != "ready":
             print("FAILED: the target did not start")
             return 1
@@ -41,6 +42,8 @@ def main():
             failures.append("the sleeper's wait reason is not [sleep]")
         if len(re.findall(r"parked\s+channel waiter \[chan receive\]\n", listing)) != 3:
             failures.append("the channel waiters' wait reason is not [chan receive]")
+        if not re.search(r"parked\s+socket reader \[I/O read fd %s\]\n" % socket_line[-1], listing):
+            failures.append("the socket reader's wait is not [I/O read fd %s]" % socket_line[-1])
         if not re.search(r"\n(\d+) fibers\n", listing):
             failures.append("no count of fibers")
         if sleeper and waiters:
