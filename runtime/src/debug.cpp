@@ -247,6 +247,11 @@ void append_fiber(Text& t, const FiberView& v, const TickClock& clock) {
 
 }  // namespace
 
+void count_parked_by_reason(Scheduler* s, int64_t* counts, std::size_t n) {
+  for (const FiberView& v : live_fibers_of(s))
+    if (v.state == FiberState::kParked && std::size_t(v.why) < n) ++counts[std::size_t(v.why)];
+}
+
 void append_fiber_dump(Scheduler* s, std::string& out, std::size_t max_fibers) {
   Text t(out);
   TickClock clock(s);

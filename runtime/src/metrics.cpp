@@ -34,6 +34,10 @@ Metrics metrics() {
   m.stacks_in_use = s->stack_pool.in_use();
   m.stack_slabs = s->stack_pool.slab_count();
   m.blocking_threads = s->helper_threads.load(std::memory_order_relaxed);
+  int64_t by_reason[detail::kWaitReasons] = {};
+  detail::count_parked_by_reason(s, by_reason, detail::kWaitReasons);
+  for (std::size_t r = 0; r < detail::kWaitReasons; ++r)
+    if (by_reason[r] > 0) m.parked_by_reason.push_back({detail::wait_reason_name(detail::WaitReason(r)), by_reason[r]});
   for (int i = 0, n = s->slot_count(); i < n; ++i) {
     detail::Worker* w = s->worker_at(i);
     WorkerMetrics wm;
@@ -109,6 +113,12 @@ std::string prometheus_text() {
   p.one("gort_stacks_in_use", "gauge", "Fiber stacks held by live fibers.", double(m.stacks_in_use));
   p.one("gort_stack_slabs", "gauge", "Stack slabs mapped.", double(m.stack_slabs));
   p.one("gort_blocking_threads", "gauge", "Helper threads of the blocking-call pool.", m.blocking_threads);
+  p.metric("gort_fibers_parked", "gauge", "Parked fibers by what they wait for (the fiber dump's reasons).");
+  for (const Metrics::Waiting& w : m.parked_by_reason) {
+    char labels[64];
+    std::snprintf(labels, sizeof labels, "reason=\"%s\"", w.reason.c_str());
+    p.value("gort_fibers_parked", labels, double(w.fibers));
+  }
   struct PerWorker {
     const char* name;
     const char* type;

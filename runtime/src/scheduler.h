@@ -338,6 +338,10 @@ TeardownCounts last_teardown();
 // max_fibers fibers and a count of the rest (debug.cpp). Any thread, while
 // s runs; it allocates, so not from a signal handler.
 void append_fiber_dump(Scheduler* s, std::string& out, std::size_t max_fibers);
+// Parked fibers by wait reason, counted by the same walk of the stacks as
+// the dump (debug.cpp): counts[r] for each WaitReason r. Any thread, while
+// s runs; it costs a read of every stack's top.
+void count_parked_by_reason(Scheduler* s, int64_t* counts, std::size_t n);
 // SIGQUIT prints the dump and exits 2 (debug.cpp): run_main installs the
 // handler at start-up (unless the program has its own, or
 // GORT_TRACEBACK=none) and removes it at the end; the monitor calls

@@ -86,6 +86,44 @@ TEST_P(MetricsTest, BusyTimeFollowsTheWork) {
   });
 }
 
+// Parked fibers are counted by what they wait for, in the struct and on
+// the page.
+TEST_P(MetricsTest, ParkedFibersByReason) {
+  run([] {
+    const int n = 50;
+    gort::Chan<int> gate;
+    gort::WaitGroup started, done;
+    started.add(n + 1);
+    done.add(n + 1);
+    for (int i = 0; i < n; ++i)
+      go_spawn([&] {
+        started.done();
+        (void)gate.recv();
+        done.done();
+      });
+    go_spawn([&] {
+      started.done();
+      gort::sleep_for(300ms);
+      done.done();
+    });
+    started.wait();
+    gort::sleep_for(50ms);  // each has reached its wait
+    auto count = [](const gort::Metrics& m, const std::string& reason) {
+      for (const auto& w : m.parked_by_reason)
+        if (w.reason == reason) return w.fibers;
+      return int64_t(0);
+    };
+    gort::Metrics m = gort::metrics();
+    EXPECT_EQ(count(m, "chan receive"), n);
+    EXPECT_EQ(count(m, "sleep"), 1);  // the main fiber, which reads, is running
+    std::string page = gort::debug::prometheus_text();
+    EXPECT_NE(page.find("gort_fibers_parked{reason=\"chan receive\"} " + std::to_string(n) + "\n"), std::string::npos)
+        << page;
+    gate.close();
+    done.wait();
+  });
+}
+
 TEST_P(MetricsTest, ThePrometheusPagePassesPromtool) {
   run([] {
     std::string page = gort::debug::prometheus_text();

@@ -6,9 +6,12 @@
 //
 // Reading costs nothing on the runtime's fast paths: every figure is state
 // the runtime keeps anyway (counters each worker writes alone, queue sizes,
-// the poller's and the stack pool's counts), summed when read. A snapshot is
-// not atomic across fields: each is read on its own, relaxed, while the
-// runtime runs on. Outside gort::run every field is zero.
+// the poller's and the stack pool's counts), summed when read; the parked
+// fibers by wait reason are counted by reading every stack's top, as the
+// fiber dump does (<gort/debug.h>), so reading takes longer the more fibers
+// there are. A snapshot is not atomic across fields: each is read on its
+// own, relaxed, while the runtime runs on. Outside gort::run every field is
+// zero.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +49,16 @@ struct Metrics {
   int64_t stacks_in_use = 0;
   uint64_t stack_slabs = 0;  // slabs mapped
   int blocking_threads = 0;  // the blocking pool's helper threads
+  // Parked fibers by why they wait, as the fiber dump names the reasons
+  // ("chan receive", "I/O read", ...: <gort/debug.h>); reasons no fiber
+  // waits for are left out. Counting reads every stack's top (the dump's
+  // walk): the one figure whose cost grows with the fibers, a few
+  // milliseconds per 100 000.
+  struct Waiting {
+    std::string reason;
+    int64_t fibers = 0;
+  };
+  std::vector<Waiting> parked_by_reason;
   std::vector<WorkerMetrics> per_worker;
 };
 

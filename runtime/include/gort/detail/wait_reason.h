@@ -11,6 +11,7 @@
 // on one shows kChanReceive, or kSelect when it waits among other cases.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace gort::detail {
@@ -33,6 +34,9 @@ enum class WaitReason : uint8_t {
   kConnect,         // a connection to complete (Fiber::wait_fd)
   kBlockingCall,    // gort::blocking: the call runs on a helper thread
 };
+
+// How many reasons there are (kBlockingCall is the last): for tables by reason.
+inline constexpr std::size_t kWaitReasons = std::size_t(WaitReason::kBlockingCall) + 1;
 
 // Short lower-case text, as Go prints it ("chan receive", "I/O read").
 const char* wait_reason_name(WaitReason r);
