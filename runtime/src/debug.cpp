@@ -153,16 +153,22 @@ __attribute__((no_sanitize("address", "thread"))) bool read_block(const char* bl
   return true;
 }
 
-std::vector<FiberView> live_fibers_of(Scheduler* s) {
-  std::vector<FiberView> out;
+// Calls visit(view) for every live fiber, in stack order.
+template <class Visit>
+void for_each_live_fiber(Scheduler* s, Visit&& visit) {
   StackPool& pool = s->stack_pool;
   for (std::size_t i = 0, n = pool.slab_count(); i < n; ++i) {
     StackPool::SlabSpan slab = pool.slab(i);
     for (int k = 0; k < slab.count; ++k) {
       FiberView v;
-      if (read_block(fiber_block_at(slab.base + slab.stack_size * std::size_t(k + 1)), &v)) out.push_back(v);
+      if (read_block(fiber_block_at(slab.base + slab.stack_size * std::size_t(k + 1)), &v)) visit(v);
     }
   }
+}
+
+std::vector<FiberView> live_fibers_of(Scheduler* s) {
+  std::vector<FiberView> out;
+  for_each_live_fiber(s, [&](const FiberView& v) { out.push_back(v); });
   std::sort(out.begin(), out.end(), [](const FiberView& a, const FiberView& b) { return a.id < b.id; });
   return out;
 }
@@ -248,8 +254,9 @@ void append_fiber(Text& t, const FiberView& v, const TickClock& clock) {
 }  // namespace
 
 void count_parked_by_reason(Scheduler* s, int64_t* counts, std::size_t n) {
-  for (const FiberView& v : live_fibers_of(s))
+  for_each_live_fiber(s, [&](const FiberView& v) {
     if (v.state == FiberState::kParked && std::size_t(v.why) < n) ++counts[std::size_t(v.why)];
+  });
 }
 
 void append_fiber_dump(Scheduler* s, std::string& out, std::size_t max_fibers) {

@@ -52,8 +52,8 @@ struct Metrics {
   // Parked fibers by why they wait, as the fiber dump names the reasons
   // ("chan receive", "I/O read", ...: <gort/debug.h>); reasons no fiber
   // waits for are left out. Counting reads every stack's top (the dump's
-  // walk): the one figure whose cost grows with the fibers, a few
-  // milliseconds per 100 000.
+  // walk): the one figure whose cost grows with the fibers
+  // (docs/BENCHMARKS.md has what it takes).
   struct Waiting {
     std::string reason;
     int64_t fibers = 0;
