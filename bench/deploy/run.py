@@ -7,9 +7,10 @@ namespaces (tests/multihost/test_scaleout.py builds them the same way):
 
 1. HAProxy: dumb_load (h1) runs closed-loop PING for --seconds against
    dumb_fiber (h2) directly, then through HAProxy (h1, deploy/haproxy/dumb.cfg
-   with both backends on h2's one dumb_fiber), in ABBA order over --rounds.
-   Reports requests/s, requests per second of dumb_fiber CPU, and HAProxy's
-   CPU per request (from /proc, by process).
+   with both backends on h2's one dumb_fiber), in ABBA order over --rounds;
+   each round ends with an open-loop run straight at dumb_fiber at the rate
+   the round's HAProxy run reached. Reports requests/s, requests per second
+   of dumb_fiber CPU, and HAProxy's CPU per request (from /proc, by process).
 2. Redis: chat_fiber --redis on h2 and h3, Redis on h1, --users idle users
    on each node; a speaker on h2 says --lines lines at 50 lines/s; a hearer
    on h2 (same node) and one on h3 (across Redis) time each line's arrival.
@@ -63,9 +64,11 @@ def child_pid(proc):
     return proc.pid
 
 
-def dumb_load(hosts, build, port, seconds, connections):
+def dumb_load(hosts, build, port, seconds, connections, rate=None):
+    """Closed-loop PING, or open loop at `rate` requests per connection per second."""
+    pace = ["--rate", f"{rate:.1f}"] if rate else ["--closed-loop"]
     r = hosts.exec(hosts.hosts[0], f"{build}/apps/dumb_load", "--host", "127.0.0.1" if port == 8080 else f"{SUBNET}.2",
-                   "--port", str(port), "--closed-loop", "--cmd", "PING", "--connections", str(connections),
+                   "--port", str(port), *pace, "--cmd", "PING", "--connections", str(connections),
                    "--duration", str(seconds), "--json", check=False, timeout=seconds + 60)
     return json.loads(r.stdout)
 
@@ -81,11 +84,20 @@ def haproxy_part(hosts, build, project, args):
     deadline = time.monotonic() + 20
     while not os.path.exists(stats) and time.monotonic() < deadline:
         time.sleep(0.05)
-    runs = {"direct": [], "haproxy": []}
+    # "direct at HAProxy's rate": open loop against dumb_fiber at the rate the
+    # last HAProxy run reached, so that the server's CPU per request is
+    # compared at the same load (a server that is not saturated finds fewer
+    # ready connections per wake-up, whoever sends).
+    runs = {"direct": [], "haproxy": [], "direct_at_haproxy_rate": []}
+    last_haproxy_rps = 0.0
     for r in range(args.rounds):
-        for name in (["direct", "haproxy"] if r % 2 == 0 else ["haproxy", "direct"]):
+        order = ["direct", "haproxy"] if r % 2 == 0 else ["haproxy", "direct"]
+        for name in order + ["direct_at_haproxy_rate"]:
             s0, h0 = cpu_seconds(server.pid), cpu_seconds(haproxy.pid)
-            out = dumb_load(hosts, build, 8080 if name == "haproxy" else 8090, args.seconds, args.connections)
+            rate = last_haproxy_rps / args.connections if name == "direct_at_haproxy_rate" else None
+            out = dumb_load(hosts, build, 8080 if name == "haproxy" else 8090, args.seconds, args.connections, rate)
+            if name == "haproxy":
+                last_haproxy_rps = out.get("throughput", 0)
             s1, h1c = cpu_seconds(server.pid), cpu_seconds(haproxy.pid)
             ok = out.get("ok", 0)
             runs[name].append({"rps": out.get("throughput", 0), "ok": ok, "errors": out.get("errors", 0),
@@ -199,6 +211,9 @@ def main():
     print(f"  via HAProxy   {h['rps']:>9.0f} req/s  {h['per_server_cpu_s']:>9.0f} req per server CPU-second"
           f"  HAProxy {h['haproxy_us_per_request']:.1f} us CPU per request")
     print(f"  ratio         {h['rps'] / d['rps']:.2f}x throughput, {h['per_server_cpu_s'] / d['per_server_cpu_s']:.2f}x per server core")
+    e = result["haproxy"]["direct_at_haproxy_rate"]
+    print(f"  direct, open loop at HAProxy's rate  {e['rps']:>9.0f} req/s  {e['per_server_cpu_s']:>9.0f} req per server "
+          f"CPU-second: via HAProxy {h['per_server_cpu_s'] / e['per_server_cpu_s']:.2f}x per server core at the same load")
     r = result["redis"]
     print(f"chat line latency, {args.users} idle users per node, {args.lines} lines at 50/s:")
     for name in ("local", "remote"):
