@@ -70,7 +70,10 @@
 //    the cycle counter is one instruction.
 #include <gort/debug.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -235,6 +238,38 @@ void append_workers(Text& t, Scheduler* s) {
   }
 }
 
+// " 127.0.0.1:8080->127.0.0.1:40312" for a connected TCP socket, the local
+// address alone for a listener, nothing for anything else (gort::net's
+// connections, named by address as Go's net errors name them). Asked of
+// the kernel now: the descriptor may have been closed and reused since the
+// fiber parked, and then the line shows the new owner's addresses, one
+// more way in which a dump of a running program is a snapshot.
+void append_socket_addresses(Text& t, int fd) {
+  auto format = [](const sockaddr_storage& a, char* out, std::size_t size) {
+    char host[INET6_ADDRSTRLEN] = "";
+    if (a.ss_family == AF_INET) {
+      const auto& in = reinterpret_cast<const sockaddr_in&>(a);
+      inet_ntop(AF_INET, &in.sin_addr, host, sizeof host);
+      std::snprintf(out, size, "%s:%u", host, unsigned(ntohs(in.sin_port)));
+    } else {
+      const auto& in6 = reinterpret_cast<const sockaddr_in6&>(a);
+      inet_ntop(AF_INET6, &in6.sin6_addr, host, sizeof host);
+      std::snprintf(out, size, "[%s]:%u", host, unsigned(ntohs(in6.sin6_port)));
+    }
+  };
+  sockaddr_storage local{}, peer{};
+  socklen_t local_len = sizeof local, peer_len = sizeof peer;
+  if (fd < 0 || getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) return;
+  if (local.ss_family != AF_INET && local.ss_family != AF_INET6) return;
+  char text[INET6_ADDRSTRLEN + 16];
+  format(local, text, sizeof text);
+  t.append(" %s", text);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0 && peer.ss_family == local.ss_family) {
+    format(peer, text, sizeof text);
+    t.append("->%s", text);
+  }
+}
+
 void append_fiber(Text& t, const FiberView& v, const TickClock& clock) {
   t.append("fiber %" PRIu64, v.id);
   if (v.name != nullptr) t.append(" \"%s\"", v.name);
@@ -245,7 +280,10 @@ void append_fiber(Text& t, const FiberView& v, const TickClock& clock) {
     case FiberState::kDead: return;  // not listed (read_block)
   }
   t.append(" [%s", wait_reason_name(v.why));
-  if (waits_on_fd(v.why)) t.append(" fd %d", int(v.fd));
+  if (waits_on_fd(v.why)) {
+    t.append(" fd %d", int(v.fd));
+    append_socket_addresses(t, int(v.fd));
+  }
   t.append(", ");
   append_duration(t, clock.elapsed_ns(v.since));
   t.append("]\n");

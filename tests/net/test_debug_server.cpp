@@ -86,6 +86,38 @@ TEST_P(DebugServerTest, AnswersEveryKindOfRequest) {
   });
 }
 
+// A connection's fiber shows both ends' addresses in the dump, as Go's net
+// errors name a connection.
+TEST_P(DebugServerTest, TheDumpNamesAConnectionsAddresses) {
+  run([] {
+    auto listener = gort::net::listen_tcp("127.0.0.1:0");
+    ASSERT_TRUE(listener) << listener.error().message();
+    auto dialed = gort::net::dial_tcp(listener->local_address()->to_string());
+    ASSERT_TRUE(dialed) << dialed.error().message();
+    auto accepted = listener->accept();
+    ASSERT_TRUE(accepted) << accepted.error().message();
+    gort::WaitGroup wg;
+    wg.add(1);
+    gort::spawn(gort::SpawnOptions{.name = "conn-reader"}, [&] {
+      char c;
+      (void)accepted->read(&c, 1);
+      wg.done();
+    });
+    std::string want = "\"conn-reader\" [I/O read fd ";
+    std::string ends = " " + accepted->local_address()->to_string() + "->" + accepted->remote_address()->to_string() + ", ";
+    std::string text;
+    for (int i = 0; i < 1000 && text.find(want) == std::string::npos; ++i) {
+      gort::sleep_for(1ms);
+      text = gort::debug::fibers_text();
+    }
+    std::size_t at = text.find(want);
+    ASSERT_NE(at, std::string::npos) << text;
+    EXPECT_NE(text.substr(at, text.find('\n', at) - at).find(ends), std::string::npos) << text;
+    ASSERT_TRUE(dialed->write_all("x"));
+    wg.wait();
+  });
+}
+
 // /debug/fibers serves the fiber dump: the server's own acceptor shows
 // as waiting in accept on its descriptor, and a fiber of ours by name.
 TEST_P(DebugServerTest, ServesTheFiberDump) {
@@ -110,6 +142,8 @@ TEST_P(DebugServerTest, ServesTheFiberDump) {
         << page;
     EXPECT_NE(page.find("\"idle-receiver\" [chan receive, "), std::string::npos) << page;
     EXPECT_NE(page.find("\"debug acceptor\" [accept fd "), std::string::npos) << page;
+    // ... on its address (a listener: the local one alone).
+    EXPECT_NE(page.find(" " + (*server)->address() + ", "), std::string::npos) << page;
     EXPECT_NE(page.find("\"debug request\" [running]"), std::string::npos) << page;
     never.close();
     wg.wait();

@@ -8,14 +8,15 @@
 // and whether the monitor counts that fiber as stuck, or "idle"), then
 // every live fiber, one line each, ordered by id:
 //
-//   fiber 7 "reader" [I/O read fd 9, 1204 ms]
+//   fiber 7 "reader" [I/O read fd 9 127.0.0.1:8080->127.0.0.1:40312, 1204 ms]
 //   fiber 9 [chan receive, 3 ms]
 //   fiber 12 [runnable]
 //   fiber 1 "main" [running]
 //
 // A parked fiber shows why it waits (<gort/detail/wait_reason.h>: chan
 // send/receive, select, sleep, mutex, condvar, waitgroup, I/O read/write,
-// accept, connect with the descriptor, blocking call...) and for how long.
+// accept, connect with the descriptor and, for a TCP socket, its local and
+// peer addresses, blocking call...) and for how long.
 //
 // The runtime keeps running while the dump is made: it is a snapshot in
 // which each fiber is read on its own, not an instant. A fiber that parks,
