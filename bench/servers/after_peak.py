@@ -29,13 +29,15 @@ import json
 import os
 import resource
 import selectors
-import shlex
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import ab
+import procstat
+import run
 
 BATCH = 500
 BATCH_BOUND = 30.0
@@ -45,30 +47,12 @@ def log(msg):
     print(f"[after-peak {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def parse_variant(spec):
-    if "=" not in spec.split()[0]:
-        raise SystemExit(f"after_peak: '{spec}' is not NAME=COMMAND")
-    name, command = spec.split("=", 1)
-    words = shlex.split(command)
-    env = dict(os.environ)
-    while words and "=" in words[0] and not words[0].startswith("/") and not words[0].startswith("."):
-        key, value = words.pop(0).split("=", 1)
-        env[key] = value
-    if not words:
-        raise SystemExit(f"after_peak: '{spec}' has no command")
-    return name, words, env
-
-
 def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
+    return procstat.read_status_kib(pid, ("VmRSS",))["VmRSS"]
 
 
 def start(words, env):
-    proc = subprocess.Popen(words + ["--host", "127.0.0.1", "--port", "0"], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(words + ["--host", "127.0.0.1", "--port", "0"], env={**os.environ, **env}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if " listening on " not in line:
@@ -110,15 +94,6 @@ def ping_all(port, n):
     return clients
 
 
-def stop(proc):
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def measure(name, words, env, connections, after):
     proc, port = start(words, env)
     try:
@@ -140,7 +115,7 @@ def measure(name, words, env, connections, after):
         return {"before_kib": before, "peak_kib": peak, "after_kib": {str(t): v for t, v in readings.items()},
                 "ratio": readings[after[-1]] / before}
     finally:
-        stop(proc)
+        run.stop_server(proc)
 
 
 def main():
@@ -163,7 +138,10 @@ def main():
             ap.error(f"--connections {args.connections} needs {need} open files; the limit is {soft}")
     results, ok = {}, True
     for spec in args.variants:
-        name, words, env = parse_variant(spec)
+        try:
+            name, env, words = ab.parse_variant(spec)
+        except ValueError as e:
+            ap.error(str(e))
         try:
             results[name] = measure(name, words, env, args.connections, after)
         except (RuntimeError, OSError) as e:
