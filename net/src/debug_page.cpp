@@ -28,9 +28,9 @@ const charts = [
   { id: "fibers", title: "fibers", series: (m) => ({ fibers: one(m, "gort_fibers") }) },
   { id: "switches", title: "context switches / s", rate: true, series: (m) => ({ switches: one(m, "gort_context_switches_total") }) },
   { id: "runq", title: "run queue depth per worker", series: (m) => byWorker(m, "gort_worker_run_queue_fibers") },
-  { id: "polls", title: "network polls / s", rate: true, series: (m) => ({ polls: one(m, "gort_netpoll_polls_total") }) },
+  { id: "wakeups", title: "network wake-ups / s", rate: true, series: (m) => ({ wakeups: one(m, "gort_netpoll_wakeups_total") }) },
   { id: "netwait", title: "fibers waiting on the network", series: (m) => ({ waiting: one(m, "gort_netpoll_waiting_fibers") }) },
-  { id: "stacks", title: "stacks in use", series: (m) => ({ stacks: one(m, "gort_stacks_in_use") }) },
+  { id: "stacks", title: "committed stack MiB", series: (m) => ({ MiB: one(m, "gort_stack_committed_bytes") / 1048576 }) },
   { id: "stuck", title: "stuck episodes", series: (m) => ({ stuck: one(m, "gort_stuck_episodes_total") }) },
 ];
 function parse(text) {

@@ -82,6 +82,11 @@ class HelperPool {
     }
   }
 
+  BlockingPoolLoad load() {
+    std::lock_guard lock(mu_);
+    return BlockingPoolLoad{int(threads_.size()) - idle_, queued_};
+  }
+
   void stop() {
     {
       std::lock_guard lock(mu_);
@@ -152,6 +157,11 @@ HelperPool* pool_for(Scheduler* s) {
 }
 
 }  // namespace
+
+BlockingPoolLoad blocking_pool_load() {
+  std::lock_guard lock(pool_mu);
+  return pool != nullptr ? pool->load() : BlockingPoolLoad{};
+}
 
 void run_blocking(void (*job)(void*), void* arg) {
   Fiber* self = current_fiber();

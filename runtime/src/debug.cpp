@@ -45,7 +45,8 @@
 //
 // SIGQUIT (Go's): the dump on stderr, then exit status 2
 //  * run_main installs the handler only if the program has not installed
-//    one of its own (the disposition is SIG_DFL when the runtime starts),
+//    one of its own (the disposition is SIG_DFL, or an inherited SIG_IGN,
+//    when the runtime starts),
 //    and not at all under GORT_TRACEBACK=none; it puts the old disposition
 //    back when the runtime stops.
 //  * The handler only sets an atomic flag (g_quit_requested, lock-free, so
@@ -69,6 +70,7 @@
 //  * Reading a clock on every park: a vDSO call on the park path, where
 //    the cycle counter is one instruction.
 #include <gort/debug.h>
+#include <gort/detail/preempt.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -81,8 +83,15 @@
 #include <cstdarg>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <memory>
+#include <typeinfo>
+#include <unordered_map>
 #include <vector>
 
+#include <cxxabi.h>
+
+#include "backtrace.h"
 #include "scheduler.h"
 
 namespace gort::detail {
@@ -118,7 +127,10 @@ struct FiberView {
   FiberState state;
   WaitReason why;
   int32_t fd;
-  uint64_t since;  // cpu_ticks()
+  uint64_t since;     // cpu_ticks()
+  uintptr_t ctx;      // saved stack pointer, while not running
+  const char* block;  // where the block was read
+  uintptr_t top;      // the top of its stack
 };
 
 // One load of a word or byte that another thread may be writing: a
@@ -143,8 +155,10 @@ __attribute__((noinline, no_sanitize("address", "thread"))) uint64_t racy_id(con
 // is one racy_load (see "What a concurrent reader may see" above); the
 // std::atomic fields are read through their value's address (std::atomic<T>
 // holds exactly a T; the enums are read as their uint8_t).
-__attribute__((no_sanitize("address", "thread"))) bool read_block(const char* block, FiberView* out) {
+__attribute__((no_sanitize("address", "thread"))) bool read_block(const char* block, uintptr_t top, FiberView* out) {
   const auto* f = reinterpret_cast<const Fiber*>(block);
+  out->block = block;
+  out->top = top;
   out->id = racy_load<uint64_t>(&f->id);
   if (out->id == 0) return false;
   out->state = FiberState(racy_load<uint8_t>(&f->state));
@@ -153,6 +167,7 @@ __attribute__((no_sanitize("address", "thread"))) bool read_block(const char* bl
   out->why = WaitReason(racy_load<uint8_t>(&f->wait_reason));
   out->fd = racy_load<int32_t>(&f->wait_fd);
   out->since = racy_load<uint64_t>(&f->wait_since);
+  out->ctx = racy_load<uintptr_t>(&f->ctx);
   return true;
 }
 
@@ -164,7 +179,8 @@ void for_each_live_fiber(Scheduler* s, Visit&& visit) {
     StackPool::SlabSpan slab = pool.slab(i);
     for (int k = 0; k < slab.count; ++k) {
       FiberView v;
-      if (read_block(fiber_block_at(slab.base + slab.stack_size * std::size_t(k + 1)), &v)) visit(v);
+      char* top = slab.base + slab.stack_size * std::size_t(k + 1);
+      if (read_block(fiber_block_at(top), uintptr_t(top), &v)) visit(v);
     }
   }
 }
@@ -289,6 +305,59 @@ void append_fiber(Text& t, const FiberView& v, const TickClock& clock) {
   t.append("]\n");
 }
 
+// Whether two reads of a block saw the same parked wait: the park stamp
+// is the sequence number of backtrace.cpp's sequence-lock read.
+bool same_wait(const FiberView& a, const FiberView& b) {
+  return a.id == b.id && a.state == b.state && a.since == b.since && a.ctx == b.ctx;
+}
+
+// The backtraces of a dump: one stack copy reused for every fiber, names
+// looked up once per address, and the first fiber seen with each printed
+// stack, so that fibers parked the same way print it once.
+class StackPrinter {
+ public:
+  StackPrinter() : all_(traceback_shows_runtime()) {}
+
+  // A parked fiber's frames, unwound from a copy of its stack taken while
+  // it stayed in the wait `v` was read in (backtrace.cpp).
+  void append(std::string& out, const FiberView& v) {
+    constexpr std::size_t kMaxCopy = 64 * 1024;  // the innermost part; deeper frames are cut
+    FiberView before, after;
+    bool copied = read_block(v.block, v.top, &before) && same_wait(v, before) &&
+                  copy_stack(v.ctx, v.top, kMaxCopy, &copy_);
+    // seq_cst: the reads of the copy above must not pass the reads below.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!copied || !read_block(v.block, v.top, &after) || !same_wait(v, after)) {
+      out += "    (woke while the dump was made: no stack)\n";
+      return;
+    }
+    bool cut = false;
+    int n = unwind_suspended(copy_, v.top, pcs_, kMaxFrames, &cut);
+    if (n == 0) {
+      out += "    (no stack: it could not be unwound)\n";
+      return;
+    }
+    // Fibers whose printed frames are the same print them once: the
+    // runtime's hidden frames may differ (which path parked it) where the
+    // reader would see no difference.
+    std::string frames;
+    append_frames(frames, sym_, pcs_, n, cut, all_);
+    auto [it, first] = seen_.emplace(std::move(frames), v.id);
+    if (first) {
+      out += it->first;
+    } else {
+      Text(out).append("    same stack as fiber %" PRIu64 "\n", it->second);
+    }
+  }
+
+ private:
+  bool all_;
+  Symbolizer sym_;
+  StackCopy copy_;
+  uintptr_t pcs_[kMaxFrames];
+  std::unordered_map<std::string, uint64_t> seen_;
+};
+
 }  // namespace
 
 void count_parked_by_reason(Scheduler* s, int64_t* counts, std::size_t n) {
@@ -304,7 +373,14 @@ void append_fiber_dump(Scheduler* s, std::string& out, std::size_t max_fibers) {
   t.append("gort: %d workers, %d spares, %zu fibers\n", s->nworkers, s->slot_count() - s->nworkers, fibers.size());
   append_workers(t, s);
   std::size_t shown = std::min(fibers.size(), max_fibers);
-  for (std::size_t i = 0; i < shown; ++i) append_fiber(t, fibers[i], clock);
+  StackPrinter stacks;
+  for (std::size_t i = 0; i < shown; ++i) {
+    append_fiber(t, fibers[i], clock);
+    if (fibers[i].state == FiberState::kParked) stacks.append(out, fibers[i]);
+    // A dump made by a fiber (fibers_text) takes its time slice like any
+    // long loop; elsewhere (the monitor, the deadlock report) a no-op.
+    if (i % 256 == 255) preemption_point();
+  }
   if (shown < fibers.size()) t.append("... and %zu more fibers\n", fibers.size() - shown);
 }
 
@@ -326,7 +402,11 @@ void install_quit_handler() {
   if (traceback != nullptr && std::strcmp(traceback, "none") == 0) return;
   struct sigaction current;
   if (sigaction(SIGQUIT, nullptr, &current) != 0) return;
-  bool program_has_one = (current.sa_flags & SA_SIGINFO) != 0 || current.sa_handler != SIG_DFL;
+  // SIG_IGN is not the program's choice but, usually, its shell's: a
+  // non-interactive shell starts background jobs with SIGQUIT ignored.
+  // Go installs its handler over an inherited SIG_IGN too.
+  bool program_has_one =
+      (current.sa_flags & SA_SIGINFO) != 0 || (current.sa_handler != SIG_DFL && current.sa_handler != SIG_IGN);
   if (program_has_one) return;
   struct sigaction ours {};
   ours.sa_handler = on_sigquit;
@@ -350,6 +430,86 @@ void dump_if_quit_requested(Scheduler* s) {
   std::fwrite(text.data(), 1, text.size(), stderr);
   std::fflush(stderr);
   _exit(2);
+}
+
+// ---- An exception that escapes a fiber ----
+
+namespace {
+
+std::terminate_handler g_previous_terminate = nullptr;
+bool g_terminate_installed = false;  // run_main's thread only
+
+
+// "std::runtime_error: boom" for the exception being handled; its type
+// alone for one that is not a std::exception.
+std::string describe_current_exception() {
+  std::exception_ptr e = std::current_exception();
+  if (!e) return "std::terminate called without an exception";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return demangle(typeid(ex).name()) + ": " + ex.what();
+  } catch (...) {
+    const std::type_info* t = abi::__cxa_current_exception_type();
+    return (t != nullptr ? demangle(t->name()) : std::string("unknown type")) + " (not a std::exception)";
+  }
+}
+
+// The frames of the throw: this thread's stack without the frames of
+// std::terminate and of the throw itself (everything up to __cxa_throw,
+// or to the call of std::terminate for an exception that met a noexcept
+// function, which unwinds down to it first).
+std::string throw_backtrace() {
+  uintptr_t pcs[kMaxFrames];
+  int n = unwind_here(pcs, kMaxFrames);
+  Symbolizer sym;
+  int first = 0;
+  for (int i = 0; i < n; ++i) {
+    for (const Symbolizer::Call& c : sym.frame(pcs[i]).calls) {
+      const std::string& f = c.function;
+      if (f == "__cxa_throw" || f == "__cxa_rethrow" || f.starts_with("std::rethrow_exception") ||
+          f.starts_with("std::terminate") || f.starts_with("__cxa_call_terminate") ||
+          f.starts_with("__cxxabiv1::__terminate"))
+        first = i + 1;
+    }
+  }
+  std::string out;
+  append_frames(out, sym, pcs + first, n - first, n == kMaxFrames, traceback_shows_runtime());
+  return out;
+}
+
+// The runtime's std::terminate handler: on a fiber, Go's report of a
+// panic (the exception, the fiber, the stack where it was thrown) and exit
+// status 2; anywhere else, the previous handler.
+[[noreturn]] void on_terminate() {
+  Worker* w = current_worker();
+  Fiber* f = w != nullptr ? w->current.load(std::memory_order_relaxed) : nullptr;
+  if (f == nullptr) {
+    if (g_previous_terminate != nullptr) g_previous_terminate();
+    std::abort();
+  }
+  std::string what = describe_current_exception();
+  std::string detail;
+  Text(detail).append("fiber %" PRIu64 "%s%s%s [running]\n", f->id, f->name ? " \"" : "", f->name ? f->name : "",
+                      f->name ? "\"" : "");
+  detail += throw_backtrace();
+  fatal_with(detail.c_str(), "unhandled exception in fiber %" PRIu64 "%s%s%s: %s", f->id, f->name ? " \"" : "",
+             f->name ? f->name : "", f->name ? "\"" : "", what.c_str());
+}
+
+}  // namespace
+
+void install_terminate_handler() {
+  std::terminate_handler current = std::get_terminate();
+  if (current != __gnu_cxx::__verbose_terminate_handler && current != nullptr) return;  // the program's own
+  g_previous_terminate = std::set_terminate(on_terminate);
+  g_terminate_installed = true;
+}
+
+void remove_terminate_handler() {
+  if (!g_terminate_installed) return;
+  std::set_terminate(g_previous_terminate);
+  g_terminate_installed = false;
 }
 
 }  // namespace gort::detail

@@ -4,6 +4,7 @@
 
 #include <gort/metrics.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 
@@ -11,6 +12,7 @@
 #include "netpoll.h"
 #include "platform.h"
 #include "scheduler.h"
+#include "services.h"
 
 namespace gort {
 
@@ -30,10 +32,17 @@ Metrics metrics() {
   if (detail::NetPoll* np = s->netpoll.load(std::memory_order_acquire)) {
     m.netpoll_waiting = np->waiting();
     m.netpoll_polls = np->poll_count();
+    m.netpoll_wakeups = np->wakeup_count();
   }
   m.stacks_in_use = s->stack_pool.in_use();
+  // Read one after the other while fibers come and go: clamped at zero.
+  m.stacks_cached = std::max<int64_t>(0, int64_t(s->stack_pool.carved()) - m.stacks_in_use);
+  m.stack_committed_bytes = s->stack_pool.committed_bytes();
   m.stack_slabs = s->stack_pool.slab_count();
   m.blocking_threads = s->helper_threads.load(std::memory_order_relaxed);
+  detail::BlockingPoolLoad blocking = detail::blocking_pool_load();
+  m.blocking_calls_running = blocking.running;
+  m.blocking_calls_queued = blocking.queued;
   int64_t by_reason[detail::kWaitReasons] = {};
   detail::count_parked_by_reason(s, by_reason, detail::kWaitReasons);
   for (std::size_t r = 0; r < detail::kWaitReasons; ++r)
@@ -110,9 +119,17 @@ std::string prometheus_text() {
   p.one("gort_timers_pending", "gauge", "Timers waiting in the workers' heaps.", double(m.timers_pending));
   p.one("gort_netpoll_waiting_fibers", "gauge", "Fibers parked on a network descriptor.", double(m.netpoll_waiting));
   p.one("gort_netpoll_polls_total", "counter", "Polls of the network, blocking or not.", double(m.netpoll_polls));
+  p.one("gort_netpoll_wakeups_total", "counter", "Fibers made runnable because their descriptor became ready.",
+        double(m.netpoll_wakeups));
   p.one("gort_stacks_in_use", "gauge", "Fiber stacks held by live fibers.", double(m.stacks_in_use));
+  p.one("gort_stacks_cached", "gauge", "Fiber stacks carved and free, in the workers' caches or the pool.",
+        double(m.stacks_cached));
+  p.one("gort_stack_committed_bytes", "gauge", "Stack memory the kernel holds in RAM, all stacks.",
+        double(m.stack_committed_bytes));
   p.one("gort_stack_slabs", "gauge", "Stack slabs mapped.", double(m.stack_slabs));
   p.one("gort_blocking_threads", "gauge", "Helper threads of the blocking-call pool.", m.blocking_threads);
+  p.one("gort_blocking_calls_running", "gauge", "Blocking calls a helper thread runs now.", m.blocking_calls_running);
+  p.one("gort_blocking_calls_queued", "gauge", "Blocking calls waiting for a helper thread.", m.blocking_calls_queued);
   p.metric("gort_fibers_parked", "gauge", "Parked fibers by what they wait for (the fiber dump's reasons).");
   for (const Metrics::Waiting& w : m.parked_by_reason) {
     char labels[64];

@@ -246,6 +246,7 @@ void NetPoll::poll(int64_t deadline_ns, ReadyBatch& out) {
   polls_.fetch_add(1, std::memory_order_relaxed);
   PollEvent events[ReadyBatch::kMax / 2];
   int n = backend_.wait(deadline_ns, events, ReadyBatch::kMax / 2);
+  int readied_before = out.n;
   for (int i = 0; i < n; ++i) {
     auto* pd = reinterpret_cast<PollDesc*>(events[i].token & kPointerMask);
     uint32_t tag = uint32_t(events[i].token >> kSeqShift);
@@ -261,6 +262,8 @@ void NetPoll::poll(int64_t deadline_ns, ReadyBatch& out) {
       out.fibers[out.n++] = f;
     }
   }
+  // relaxed: a statistic (wakeup_count).
+  if (out.n > readied_before) wakeups_.fetch_add(uint64_t(out.n - readied_before), std::memory_order_relaxed);
 }
 
 NetPoll* netpoll_of(Scheduler* s) { return s->netpoll.load(std::memory_order_acquire); }

@@ -144,6 +144,9 @@ class NetPoll {
   // Polls made so far (blocking or not), for the monitor: it polls itself
   // when this has not moved for a while and nobody is blocked in a poll.
   uint64_t poll_count() const { return polls_.load(std::memory_order_relaxed); }
+  // Fibers the polls made runnable (their descriptor became ready), for
+  // gort::metrics(): one relaxed add per poll that readied any.
+  uint64_t wakeup_count() const { return wakeups_.load(std::memory_order_relaxed); }
 
   const uint64_t id;  // poll_runtime_id() while this runtime runs
 
@@ -153,6 +156,7 @@ class NetPoll {
   std::atomic<int64_t> waiters_{0};          // see has_waiters
   std::atomic<bool> blocked_poller_{false};  // a worker is blocked in backend_.wait
   std::atomic<uint64_t> polls_{0};           // see poll_count
+  std::atomic<uint64_t> wakeups_{0};         // see wakeup_count
   Spinlock cache_lock_;
   PollDesc* free_list_ GORT_GUARDED_BY(cache_lock_) = nullptr;
   std::vector<std::unique_ptr<PollDesc[]>> blocks_ GORT_GUARDED_BY(cache_lock_);  // never shrinks while running

@@ -9,11 +9,16 @@
 #include <cstring>
 #include <mutex>
 
+#include "backtrace.h"
 #include "scheduler.h"
 
 namespace gort::detail {
 
 namespace {
+
+// A recursion that overflowed has thousands of identical frames: the
+// innermost ones say where.
+constexpr int kOverflowFramesShown = 32;
 
 struct sigaction previous_segv;
 struct sigaction previous_bus;
@@ -63,8 +68,12 @@ void on_fault(int sig, siginfo_t* info, void* uctx) {
     put_num(p, end, f->stack.usable() / 1024);
     put(p, end, " KiB, guard hit at 0x");
     put_num(p, end, uintptr_t(addr), 16);
-    put(p, end, "); raise it with SpawnOptions::stack_size or GORT_STACK_SIZE\n");
+    put(p, end, "); raise it with SpawnOptions::stack_size or GORT_STACK_SIZE\n\n");
     [[maybe_unused]] ssize_t rc = write(STDERR_FILENO, buf, size_t(p - buf));
+    // The innermost frames, from the fault's context, with only
+    // async-signal-safe calls (backtrace.h): the handler may have
+    // interrupted malloc or stdio, so no names are demangled.
+    write_signal_backtrace(STDERR_FILENO, static_cast<ucontext_t*>(uctx), kOverflowFramesShown);
     _exit(2);
   }
   chain(sig, info, uctx);

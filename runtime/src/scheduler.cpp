@@ -2,7 +2,6 @@
 // them runnable, waking workers. See scheduler.h for the design.
 #include "scheduler.h"
 
-#include <cxxabi.h>
 #include <dirent.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -14,7 +13,6 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <typeinfo>
 
 #include <gort/detail/preempt.h>
 #include <gort/runtime.h>
@@ -27,18 +25,6 @@
 #include "services.h"
 
 namespace gort::detail {
-
-namespace {
-
-// "std::runtime_error" for "St13runtime_error"; the mangled name if the
-// demangler cannot say.
-std::string demangled(const char* mangled) {
-  int status = 0;
-  std::unique_ptr<char, void (*)(void*)> name(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
-  return status == 0 && name ? std::string(name.get()) : std::string(mangled);
-}
-
-}  // namespace
 
 namespace {
 
@@ -110,18 +96,13 @@ void fiber_entry(Transfer t) {
     annotate_switch_end(&f->san, &w->own.sched_san);
   }
   f->started = true;
-  try {
-    f->run_task(f->task);
-    f->drop_task(f->task);
-  } catch (const std::exception& e) {
-    fatal("unhandled exception in fiber %llu%s%s%s: %s: %s", (unsigned long long)f->id, f->name ? " \"" : "",
-          f->name ? f->name : "", f->name ? "\"" : "", demangled(typeid(e).name()).c_str(), e.what());
-  } catch (...) {
-    const std::type_info* t = abi::__cxa_current_exception_type();
-    fatal("unhandled exception in fiber %llu%s%s%s: %s (not a std::exception)", (unsigned long long)f->id,
-          f->name ? " \"" : "", f->name ? f->name : "", f->name ? "\"" : "",
-          t ? demangled(t->name()).c_str() : "unknown type");
-  }
+  // No handler around the task: an exception that escapes it finds none on
+  // this stack, so __cxa_throw calls std::terminate with every frame still
+  // there, and the runtime's terminate handler (debug.cpp) reports it with
+  // the backtrace of the throw, as Go reports a panic. A catch here would
+  // unwind the stack first and leave only this frame to show.
+  f->run_task(f->task);
+  f->drop_task(f->task);
   SwitchRequest exit{SwitchRequest::kExit};
   Worker* w_exit = current_worker();
   switch_out<SwitchRequest::kExit>(w_exit, f, &exit);
@@ -434,15 +415,19 @@ int run_main(const Config& config, void (*body)(void*), void* arg) {
       },
       [](void*) {});
 
+  // Before any worker can run a fiber: a fiber may throw, or raise
+  // SIGQUIT, at once (the monitor, started below, makes the dump).
+  install_terminate_handler();
+  install_quit_handler();
   for (int i = 1; i < n; ++i) {
     Worker* w = sched.worker_at(i);
     w->thread = std::thread([w] { w->loop(); });
   }
-  install_quit_handler();
   sched.monitor->start();
   sched.worker_at(0)->loop();
   for (int i = 1; i < n; ++i) sched.worker_at(i)->thread.join();
   sched.monitor->stop_and_join();  // then every spare
+  remove_terminate_handler();
   remove_quit_handler();
   stop_runtime_services();  // blocking pool, pending runtime timers (services.h)
   for (int i = 0, slots = sched.slot_count(); i < slots; ++i) sched.worker_at(i)->own.stacks.flush();

@@ -349,6 +349,12 @@ void count_parked_by_reason(Scheduler* s, int64_t* counts, std::size_t n);
 void install_quit_handler();
 void remove_quit_handler();
 void dump_if_quit_requested(Scheduler* s);
+// An exception that escapes a fiber's function is fatal, reported with the
+// fiber and the backtrace of the throw (debug.cpp): run_main installs the
+// std::terminate handler that does it, unless the program has set its
+// own, and puts the previous one back at the end.
+void install_terminate_handler();
+void remove_terminate_handler();
 
 // ---- time slices (monitor.h) ----
 

@@ -10,6 +10,13 @@ namespace gort::detail {
 // are waited for; calls still queued belong to abandoned fibers and are
 // dropped without running.
 void stop_blocking_pool();
+// The blocking-call pool now, for gort::metrics() (blocking.cpp): calls a
+// helper is running, and calls waiting for one. Takes the pool's lock.
+struct BlockingPoolLoad {
+  int running = 0;
+  int queued = 0;
+};
+BlockingPoolLoad blocking_pool_load();
 // Frees runtime-owned timers (gort::after, Timer, Ticker, after_func,
 // Context deadlines) still waiting to fire (timer.cpp).
 void drop_pending_timers();

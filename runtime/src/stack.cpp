@@ -56,6 +56,30 @@ StackPool::~StackPool() {
 
 std::size_t StackPool::slab_count() const { return std::size_t(nslabs_.load(std::memory_order_acquire)); }
 
+std::size_t StackPool::carved() const {
+  std::size_t n = 0;
+  for (std::size_t i = 0, slabs = slab_count(); i < slabs; ++i) n += std::size_t(slabs_[i].count);
+  return n;
+}
+
+uint64_t StackPool::committed_bytes() const {
+  const std::size_t page = page_size();
+  constexpr std::size_t kChunkPages = 64 * 1024;  // 256 MiB of span per call with 4 KiB pages
+  std::vector<unsigned char> resident(kChunkPages);
+  uint64_t pages = 0;
+  for (std::size_t i = 0, slabs = slab_count(); i < slabs; ++i) {
+    char* base = slabs_[i].base;
+    std::size_t total = slabs_[i].stack_size * std::size_t(slabs_[i].count) / page;
+    for (std::size_t done = 0; done < total;) {
+      std::size_t n = std::min(kChunkPages, total - done);
+      if (mincore(base + done * page, n * page, resident.data()) == 0)
+        for (std::size_t k = 0; k < n; ++k) pages += resident[k] & 1;
+      done += n;
+    }
+  }
+  return pages * page;
+}
+
 std::size_t StackPool::cold_count() const {
   std::lock_guard lock(mu_);
   std::size_t n = 0;

@@ -142,6 +142,12 @@ class StackPool {
   // trims, scavenges), for tests and benchmarks. relaxed: a statistic.
   int64_t syscalls() const { return syscalls_.load(std::memory_order_relaxed); }
   std::size_t cold_count() const;  // stacks given back whole, in the pool
+  // Stacks carved from the slabs so far, in use or not. Any thread.
+  std::size_t carved() const;
+  // Bytes of the slabs the kernel holds in memory now (mincore over every
+  // slab, in chunks): what the stacks cost, for gort::metrics(). Any
+  // thread; its cost grows with the slabs' span, about a bit per page.
+  uint64_t committed_bytes() const;
   // Slab i (< slab_count()) as [base, base + stack_size * count), for the
   // fiber dump's walk over every stack (debug.cpp). Any thread: a slab's
   // entry is written before slab_count() publishes it and never again, and

@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -69,6 +70,11 @@ TEST_P(DebugServerTest, AnswersEveryKindOfRequest) {
     EXPECT_EQ(metrics.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << metrics;
     EXPECT_NE(metrics.find("\ngort_fibers "), std::string::npos) << metrics;
     EXPECT_NE(metrics.find("\napp_things_total 7\n"), std::string::npos) << metrics;
+    // Serving that request parked fibers on sockets the poller then woke.
+    std::string again = get(a, "/metrics");
+    std::size_t at = again.find("\ngort_netpoll_wakeups_total ");
+    ASSERT_NE(at, std::string::npos) << again;
+    EXPECT_GE(std::atof(again.c_str() + at + std::strlen("\ngort_netpoll_wakeups_total ")), 1.0) << again;
     std::string page = get(a, "/");
     EXPECT_EQ(page.rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
     EXPECT_NE(page.find("Content-Type: text/html"), std::string::npos);

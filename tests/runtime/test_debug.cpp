@@ -56,6 +56,34 @@ void expect_parked(const char* name, const std::string& reason) {
   EXPECT_GE(waited_ms(line), 0) << line;
 }
 
+// Frames the backtrace tests look for: not inlined, so each is a frame of
+// its own with its own name.
+__attribute__((noinline)) int wait_in_a_named_frame(gort::Chan<int>& ch) {
+  int v = ch.recv().value_or(0);
+  asm volatile("" ::: "memory");  // keeps the call from becoming a tail call
+  return v + 1;
+}
+__attribute__((noinline)) int call_the_named_frame(gort::Chan<int>& ch) {
+  int v = wait_in_a_named_frame(ch);
+  asm volatile("" ::: "memory");
+  return v + 1;
+}
+
+// The lines after `header`'s line, up to the next line that does not
+// start with a space (the next fiber's).
+std::string stack_after(const std::string& text, const std::string& header) {
+  std::size_t at = text.find(header);
+  if (at == std::string::npos) return "";
+  std::size_t begin = text.find('\n', at);
+  if (begin == std::string::npos) return "";
+  std::size_t end = ++begin;
+  while (end < text.size() && text[end] == ' ') {
+    std::size_t nl = text.find('\n', end);
+    end = nl == std::string::npos ? text.size() : nl + 1;
+  }
+  return text.substr(begin, end - begin);
+}
+
 }  // namespace
 
 class Debug : public WorkersTest {};
@@ -242,6 +270,67 @@ TEST_P(Debug, StuckWorkerIsMarked) {
 // Dumps made while fibers spawn, park, wake and return on every worker:
 // each is well formed and none faults (the sanitizer builds check the
 // reads; the dump's racy copy is excluded from their instrumentation).
+// A parked fiber's backtrace, unwound from its saved registers: the user's
+// frames innermost first with demangled names and file:line, the
+// runtime's own frames hidden; a second fiber parked the same way points
+// at the first instead of repeating it.
+TEST_P(Debug, ParkedFibersShowTheirStacks) {
+  run([] {
+    gort::Chan<int> ch;
+    gort::WaitGroup wg;
+    wg.add(2);
+    for (const char* name : {"deep-1", "deep-2"})
+      gort::spawn(gort::SpawnOptions{.name = name}, [&] {
+        (void)call_the_named_frame(ch);
+        wg.done();
+      });
+    expect_parked("deep-1", "chan receive");
+    expect_parked("deep-2", "chan receive");
+    std::string text = gort::debug::fibers_text();
+    std::string first = stack_after(text, "\"deep-1\" [chan receive");
+    std::string second = stack_after(text, "\"deep-2\" [chan receive");
+    std::size_t inner = first.find("wait_in_a_named_frame(gort::Chan<int>&)");
+    std::size_t outer = first.find("call_the_named_frame(gort::Chan<int>&)");
+    EXPECT_NE(inner, std::string::npos) << text;
+    EXPECT_NE(outer, std::string::npos) << text;
+    EXPECT_LT(inner, outer) << "innermost frame first:\n" << text;
+    EXPECT_NE(first.find("test_debug.cpp:"), std::string::npos) << "file:line of each frame:\n" << text;
+    EXPECT_EQ(first.find("gort::detail::"), std::string::npos) << "the runtime's frames are hidden:\n" << text;
+    // The innermost frame is the call into gort (inlined into the caller,
+    // where the compiler recorded the inlining), else its caller.
+    EXPECT_TRUE(first.starts_with("    gort::Chan<int>::recv") || first.find("wait_in_a_named_frame") < first.find('\n'))
+        << "the first frame is where the fiber called into gort:\n" << text;
+    // Which of the two is listed first depends on ids; the other says
+    // "same stack as fiber N".
+    EXPECT_NE((first + second).find("    same stack as fiber "), std::string::npos) << text;
+    ch.send(1);
+    ch.send(2);
+    wg.wait();
+  });
+}
+
+// GORT_TRACEBACK=system shows the runtime's frames too.
+TEST_P(Debug, TracebackSystemShowsTheRuntimesFrames) {
+  ::setenv("GORT_TRACEBACK", "system", 1);
+  run([] {
+    gort::Chan<int> ch;
+    gort::WaitGroup wg;
+    wg.add(1);
+    gort::spawn(gort::SpawnOptions{.name = "deep"}, [&] {
+      (void)call_the_named_frame(ch);
+      wg.done();
+    });
+    expect_parked("deep", "chan receive");
+    std::string text = gort::debug::fibers_text();
+    std::string stack = stack_after(text, "\"deep\" [chan receive");
+    EXPECT_NE(stack.find("gort::detail::"), std::string::npos) << text;
+    EXPECT_NE(stack.find("wait_in_a_named_frame"), std::string::npos) << text;
+    ch.send(1);
+    wg.wait();
+  });
+  ::unsetenv("GORT_TRACEBACK");
+}
+
 TEST_P(Debug, DumpWhileFibersComeAndGo) {
   run([] {
     std::atomic<bool> stop{false};

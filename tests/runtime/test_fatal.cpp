@@ -12,6 +12,20 @@
 using namespace std::chrono_literals;
 using gort_test::WorkersTest;
 
+namespace {
+
+// Frames the exception report must show: not inlined, so each is a frame
+// of its own.
+__attribute__((noinline)) void throw_from_a_named_frame(int x) {
+  if (x > 0) throw std::runtime_error("boom");
+}
+__attribute__((noinline)) void call_the_thrower(int x) {
+  throw_from_a_named_frame(x);
+  asm volatile("" ::: "memory");  // keeps the call from becoming a tail call
+}
+
+}  // namespace
+
 class Fatal : public WorkersTest {
  protected:
   void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
@@ -45,7 +59,8 @@ TEST_P(Fatal, DeadlockReportListsTheFibers) {
               ::testing::ExitedWithCode(2),
               "all fibers are asleep - deadlock!.*\n\ngort: [0-9]+ workers, [0-9]+ spares, 61 fibers\n"
               ".*fiber 1 \"main\" \\[waitgroup, [0-9]+ ms\\]"
-              ".*fiber [0-9]+ \"stuck-receiver\" \\[chan receive, [0-9]+ ms\\]"
+              ".*fiber [0-9]+ \"stuck-receiver\" \\[chan receive, [0-9]+ ms\\]\n"
+              "    gort::Chan<int>::recv\\(\\)"
               ".*\\.\\.\\. and 11 more fibers\n");
 }
 
@@ -76,17 +91,24 @@ TEST_P(Fatal, MutexCycleIsReportedAsDeadlock) {
               ::testing::ExitedWithCode(2), "all fibers are asleep - deadlock!");
 }
 
+// Reported where it was thrown, as Go reports a panic: the fiber, then
+// the stack of the throw, innermost first.
 TEST_P(Fatal, UnhandledExceptionIsFatal) {
   int n = workers();
   EXPECT_EXIT(gort::run(gort::Config{.workers = n},
                         [] {
                           gort::WaitGroup wg;
                           wg.add(1);
-                          go_spawn([] { throw std::runtime_error("boom"); });
+                          gort::spawn(gort::SpawnOptions{.name = "thrower"}, [] { call_the_thrower(1); });
                           wg.wait();
                         }),
               ::testing::ExitedWithCode(2),
-              "fatal error: unhandled exception in fiber [0-9]+.*std::runtime_error: boom");
+              "fatal error: unhandled exception in fiber [0-9]+ \"thrower\": std::runtime_error: boom\n\n"
+              "fiber [0-9]+ \"thrower\" \\[running\\]\n"
+              "    [^\n]*throw_from_a_named_frame\\(int\\)[^\n]*\n"
+              "        [^\n]*\n"
+              "    [^\n]*call_the_thrower\\(int\\)[^\n]*\n"
+              "        [^\n]*test_fatal.cpp:[0-9]+\n");
 }
 
 TEST_P(Fatal, UnhandledNonStdExceptionNamesItsType) {
@@ -193,4 +215,17 @@ TEST_P(Fatal, SigquitLeavesTheProgramsOwnHandler) {
         quit_myself(n);
       },
       ::testing::ExitedWithCode(7), "");
+}
+
+// A SIG_IGN inherited from the shell (a non-interactive shell starts
+// background jobs with SIGQUIT ignored) is not the program's own handler:
+// the dump still comes, as in Go.
+TEST_P(Fatal, SigquitDumpsOverAnInheritedIgnore) {
+  int n = workers();
+  EXPECT_EXIT(
+      {
+        signal(SIGQUIT, SIG_IGN);
+        quit_myself(n);
+      },
+      ::testing::ExitedWithCode(2), "SIGQUIT: quit\n\ngort: ");
 }

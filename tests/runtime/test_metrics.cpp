@@ -2,8 +2,10 @@
 // what the runtime does, and the page passes `promtool check metrics`.
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <string>
+#include <thread>
 
 #include <gort/gort.h>
 
@@ -47,6 +49,8 @@ TEST_P(MetricsTest, FollowWhatTheRuntimeDoes) {
     EXPECT_GE(parked.fibers_spawned, before.fibers_spawned + n);
     EXPECT_GE(parked.stacks_in_use, n + 1);
     EXPECT_GE(parked.timers_pending, 1u);
+    // Every parked fiber has touched at least its top page.
+    EXPECT_GE(parked.stack_committed_bytes, uint64_t(n + 1) * 4096) << "committed stack bytes";
     gate.close();
     wg.wait();
     // done() comes just before each fiber returns: wait for the last ones
@@ -57,6 +61,7 @@ TEST_P(MetricsTest, FollowWhatTheRuntimeDoes) {
       done = gort::metrics();
     }
     EXPECT_EQ(done.fibers, 1);
+    EXPECT_GE(done.stacks_cached, int64_t(n)) << "the returned fibers' stacks wait in the caches";
     EXPECT_GE(done.switches, before.switches + n) << "every spawned fiber was switched into";
     uint64_t sum = 0;
     for (const auto& w : done.per_worker) sum += w.switches;
@@ -154,3 +159,38 @@ TEST_P(MetricsTest, ThePrometheusPagePassesPromtool) {
 GORT_INSTANTIATE(MetricsTest);
 
 }  // namespace
+
+// The blocking pool's load: a call a helper runs shows as running, calls
+// beyond the helpers as queued, and both drain.
+TEST_P(MetricsTest, BlockingCallsRunningAndQueued) {
+  run([] {
+    std::atomic<bool> release{false};
+    gort::WaitGroup wg;
+    constexpr int kCalls = 3;
+    wg.add(kCalls);
+    for (int i = 0; i < kCalls; ++i)
+      go_spawn([&] {
+        gort::blocking([&] {
+          while (!release.load()) std::this_thread::sleep_for(1ms);
+        });
+        wg.done();
+      });
+    gort::Metrics busy = gort::metrics();
+    for (int i = 0; i < 5000 && busy.blocking_calls_running + busy.blocking_calls_queued < kCalls; ++i) {
+      gort::sleep_for(1ms);
+      busy = gort::metrics();
+    }
+    EXPECT_EQ(busy.blocking_calls_running + busy.blocking_calls_queued, kCalls);
+    EXPECT_GE(busy.blocking_calls_running, 1);
+    EXPECT_LE(busy.blocking_calls_running, busy.blocking_threads);
+    release.store(true);
+    wg.wait();
+    gort::Metrics idle = gort::metrics();
+    for (int i = 0; i < 5000 && idle.blocking_calls_running != 0; ++i) {
+      gort::sleep_for(1ms);
+      idle = gort::metrics();
+    }
+    EXPECT_EQ(idle.blocking_calls_running, 0);
+    EXPECT_EQ(idle.blocking_calls_queued, 0);
+  });
+}

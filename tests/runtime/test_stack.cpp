@@ -112,7 +112,9 @@ TEST_P(Stacks, OverflowIsAFatalErrorNamingTheFiber) {
                           wg.wait();
                         }),
               ::testing::ExitedWithCode(2),
-              "fatal error: stack overflow in fiber [0-9]+ \"deep\" \\(stack reservation 64 KiB");
+              "fatal error: stack overflow in fiber [0-9]+ \"deep\" \\(stack reservation 64 KiB.*\n\n"
+              "  #0 0x[0-9a-f]+ [^\n]*recurse[^\n]*\n"
+              "  #1 0x[0-9a-f]+ [^\n]*recurse");
 }
 
 TEST(StackPool, GuardsCostNoExtraMapping) {

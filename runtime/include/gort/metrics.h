@@ -8,8 +8,9 @@
 // the runtime keeps anyway (counters each worker writes alone, queue sizes,
 // the poller's and the stack pool's counts), summed when read; the parked
 // fibers by wait reason are counted by reading every stack's top, as the
-// fiber dump does (<gort/debug.h>), so reading takes longer the more fibers
-// there are. A snapshot is not atomic across fields: each is read on its
+// fiber dump does (<gort/debug.h>), and the stacks' committed bytes are
+// asked of the kernel (mincore over the stack slabs), so reading takes
+// longer the more fibers there are. A snapshot is not atomic across fields: each is read on its
 // own, relaxed, while the runtime runs on. Outside gort::run every field is
 // zero.
 #pragma once
@@ -46,9 +47,14 @@ struct Metrics {
   uint64_t timers_pending = 0;  // all workers' heaps
   int64_t netpoll_waiting = 0;  // fibers parked on a descriptor
   uint64_t netpoll_polls = 0;   // polls of the network, blocking or not
+  uint64_t netpoll_wakeups = 0;  // fibers a poll made runnable (their descriptor became ready)
   int64_t stacks_in_use = 0;
-  uint64_t stack_slabs = 0;  // slabs mapped
-  int blocking_threads = 0;  // the blocking pool's helper threads
+  int64_t stacks_cached = 0;            // carved, not in use: in the workers' caches or the pool
+  uint64_t stack_committed_bytes = 0;   // stack memory the kernel holds now (a mincore over the slabs)
+  uint64_t stack_slabs = 0;             // slabs mapped
+  int blocking_threads = 0;             // the blocking pool's helper threads
+  int blocking_calls_running = 0;       // gort::blocking calls a helper runs now
+  int blocking_calls_queued = 0;        // waiting for a helper
   // Parked fibers by why they wait, as the fiber dump names the reasons
   // ("chan receive", "I/O read", ...: <gort/debug.h>); reasons no fiber
   // waits for are left out. Counting reads every stack's top (the dump's
