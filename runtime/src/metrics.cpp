@@ -8,6 +8,8 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include <gort/detail/preempt.h>
+
 #include "monitor.h"
 #include "netpoll.h"
 #include "platform.h"
@@ -38,6 +40,10 @@ Metrics metrics() {
   // Read one after the other while fibers come and go: clamped at zero.
   m.stacks_cached = std::max<int64_t>(0, int64_t(s->stack_pool.carved()) - m.stacks_in_use);
   m.stack_committed_bytes = s->stack_pool.committed_bytes();
+  // The walks of the stacks above take their time with many fibers: a
+  // fiber reading metrics in a loop yields its time slice here like any
+  // other runtime call (a no-op on other threads).
+  detail::preemption_point();
   m.stack_slabs = s->stack_pool.slab_count();
   m.blocking_threads = s->helper_threads.load(std::memory_order_relaxed);
   detail::BlockingPoolLoad blocking = detail::blocking_pool_load();
