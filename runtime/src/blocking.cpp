@@ -84,7 +84,7 @@ class HelperPool {
 
   BlockingPoolLoad load() {
     std::lock_guard lock(mu_);
-    return BlockingPoolLoad{int(threads_.size()) - idle_, queued_};
+    return BlockingPoolLoad{running_, queued_};
   }
 
   void stop() {
@@ -124,6 +124,7 @@ class HelperPool {
       head_ = c->next;
       if (head_ == nullptr) tail_ = nullptr;
       --queued_;
+      ++running_;
       lock.unlock();
       c->job(c->arg);
       Scheduler* s = c->sched;  // read before ready(): c is on the fiber's stack
@@ -132,6 +133,7 @@ class HelperPool {
       // deadlock check sees either the fiber or this call.
       s->external_wakers.fetch_sub(1);
       lock.lock();
+      --running_;
     }
   }
 
@@ -141,7 +143,8 @@ class HelperPool {
   // All under mu_ (std::mutex carries no clang capability annotation).
   BlockingCall* head_ = nullptr;  // FIFO of calls not yet taken
   BlockingCall* tail_ = nullptr;
-  int queued_ = 0;  // calls on the FIFO
+  int queued_ = 0;   // calls on the FIFO
+  int running_ = 0;  // calls a helper has taken and not yet finished
   int idle_ = 0;    // helpers waiting on cv_
   bool stopping_ = false;
   std::vector<std::thread> threads_;  // under mu_ while running; stop() joins them

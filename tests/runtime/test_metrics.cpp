@@ -176,7 +176,10 @@ TEST_P(MetricsTest, BlockingCallsRunningAndQueued) {
         wg.done();
       });
     gort::Metrics busy = gort::metrics();
-    for (int i = 0; i < 5000 && busy.blocking_calls_running + busy.blocking_calls_queued < kCalls; ++i) {
+    // Until every call is in the pool and a helper has taken one.
+    for (int i = 0; i < 5000 && (busy.blocking_calls_running + busy.blocking_calls_queued < kCalls ||
+                                 busy.blocking_calls_running == 0);
+         ++i) {
       gort::sleep_for(1ms);
       busy = gort::metrics();
     }
