@@ -25,7 +25,8 @@ svg { width: 100%; height: 120px; background: #fafafa; } polyline { fill: none; 
 const keep = 120, palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
 // Each chart: a title and how to get its series from two successive scrapes.
 const charts = [
-  { id: "fibers", title: "fibers", series: (m) => ({ fibers: one(m, "gort_fibers") }) },
+  { id: "fibers", title: "fibers", series: (m) => ({ live: one(m, "gort_fibers"),
+      parked: one(m, 'gort_fibers_by_state{state="parked"}'), runnable: one(m, 'gort_fibers_by_state{state="runnable"}') }) },
   { id: "switches", title: "context switches / s", rate: true, series: (m) => ({ switches: one(m, "gort_context_switches_total") }) },
   { id: "runq", title: "run queue depth per worker", series: (m) => byWorker(m, "gort_worker_run_queue_fibers") },
   { id: "wakeups", title: "network wake-ups / s", rate: true, series: (m) => ({ wakeups: one(m, "gort_netpoll_wakeups_total") }) },

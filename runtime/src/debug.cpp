@@ -360,9 +360,16 @@ class StackPrinter {
 
 }  // namespace
 
-void count_parked_by_reason(Scheduler* s, int64_t* counts, std::size_t n) {
+void count_fibers(Scheduler* s, FiberCensus* out) {
   for_each_live_fiber(s, [&](const FiberView& v) {
-    if (v.state == FiberState::kParked && std::size_t(v.why) < n) ++counts[std::size_t(v.why)];
+    switch (v.state) {
+      case FiberState::kRunnable: ++out->runnable; break;
+      case FiberState::kRunning: ++out->running; break;
+      case FiberState::kParked:
+        if (std::size_t(v.why) < kWaitReasons) ++out->parked_by_reason[std::size_t(v.why)];
+        break;
+      case FiberState::kDead: break;  // not listed (read_block)
+    }
   });
 }
 

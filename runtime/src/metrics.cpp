@@ -49,10 +49,15 @@ Metrics metrics() {
   detail::BlockingPoolLoad blocking = detail::blocking_pool_load();
   m.blocking_calls_running = blocking.running;
   m.blocking_calls_queued = blocking.queued;
-  int64_t by_reason[detail::kWaitReasons] = {};
-  detail::count_parked_by_reason(s, by_reason, detail::kWaitReasons);
-  for (std::size_t r = 0; r < detail::kWaitReasons; ++r)
-    if (by_reason[r] > 0) m.parked_by_reason.push_back({detail::wait_reason_name(detail::WaitReason(r)), by_reason[r]});
+  detail::FiberCensus census;
+  detail::count_fibers(s, &census);
+  m.fibers_runnable = census.runnable;
+  m.fibers_running = census.running;
+  for (std::size_t r = 0; r < detail::kWaitReasons; ++r) {
+    int64_t n = census.parked_by_reason[r];
+    m.fibers_parked += n;
+    if (n > 0) m.parked_by_reason.push_back({detail::wait_reason_name(detail::WaitReason(r)), n});
+  }
   for (int i = 0, n = s->slot_count(); i < n; ++i) {
     detail::Worker* w = s->worker_at(i);
     WorkerMetrics wm;
@@ -136,6 +141,10 @@ std::string prometheus_text() {
   p.one("gort_blocking_threads", "gauge", "Helper threads of the blocking-call pool.", m.blocking_threads);
   p.one("gort_blocking_calls_running", "gauge", "Blocking calls a helper thread runs now.", m.blocking_calls_running);
   p.one("gort_blocking_calls_queued", "gauge", "Blocking calls waiting for a helper thread.", m.blocking_calls_queued);
+  p.metric("gort_fibers_by_state", "gauge", "Live fibers by state.");
+  p.value("gort_fibers_by_state", "state=\"runnable\"", double(m.fibers_runnable));
+  p.value("gort_fibers_by_state", "state=\"running\"", double(m.fibers_running));
+  p.value("gort_fibers_by_state", "state=\"parked\"", double(m.fibers_parked));
   p.metric("gort_fibers_parked", "gauge", "Parked fibers by what they wait for (the fiber dump's reasons).");
   for (const Metrics::Waiting& w : m.parked_by_reason) {
     char labels[64];

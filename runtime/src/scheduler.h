@@ -341,7 +341,12 @@ void append_fiber_dump(Scheduler* s, std::string& out, std::size_t max_fibers);
 // Parked fibers by wait reason, counted by the same walk of the stacks as
 // the dump (debug.cpp): counts[r] for each WaitReason r. Any thread, while
 // s runs; it costs a read of every stack's top.
-void count_parked_by_reason(Scheduler* s, int64_t* counts, std::size_t n);
+struct FiberCensus {
+  int64_t runnable = 0;
+  int64_t running = 0;
+  int64_t parked_by_reason[kWaitReasons] = {};
+};
+void count_fibers(Scheduler* s, FiberCensus* out);
 // SIGQUIT prints the dump and exits 2 (debug.cpp): run_main installs the
 // handler at start-up (unless the program has its own, or
 // GORT_TRACEBACK=none) and removes it at the end; the monitor calls

@@ -49,6 +49,8 @@ TEST_P(MetricsTest, FollowWhatTheRuntimeDoes) {
     EXPECT_GE(parked.fibers_spawned, before.fibers_spawned + n);
     EXPECT_GE(parked.stacks_in_use, n + 1);
     EXPECT_GE(parked.timers_pending, 1u);
+    EXPECT_GE(parked.fibers_parked, n) << "by state";
+    EXPECT_GE(parked.fibers_running, 1) << "by state: the main fiber, reading these";
     // Every parked fiber has touched at least its top page.
     EXPECT_GE(parked.stack_committed_bytes, uint64_t(n + 1) * 4096) << "committed stack bytes";
     gate.close();

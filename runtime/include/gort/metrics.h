@@ -34,6 +34,12 @@ struct WorkerMetrics {
 
 struct Metrics {
   int64_t fibers = 0;           // live: spawned and not yet returned
+  // Live fibers by state, from the same walk of the stacks as
+  // parked_by_reason (so they may not add up to `fibers` exactly while
+  // fibers come and go).
+  int64_t fibers_runnable = 0;  // in a run queue
+  int64_t fibers_running = 0;   // on a worker now
+  int64_t fibers_parked = 0;    // waiting (parked_by_reason says for what)
   uint64_t fibers_spawned = 0;  // since gort::run began
   uint64_t switches = 0;        // context switches into fibers, all workers
   uint64_t preemptions = 0;
