@@ -39,9 +39,12 @@ def sh(cmd, **kw):
 
 
 def build(build_dir):
-    gen = ["-G", "Ninja"] if shutil.which("ninja") else []
-    sh(["cmake", "-S", ROOT, "-B", build_dir, *gen, "-DCMAKE_BUILD_TYPE=Release",
-        "-DGORT_BUILD_TESTS=OFF", "-DGORT_BUILD_APPS=OFF", "-DGORT_BUILD_BENCH=ON"], stdout=subprocess.DEVNULL)
+    # A build folder of its own is configured for just this; an existing one
+    # (build/release) keeps its options: only the targets are built there.
+    if not os.path.exists(os.path.join(build_dir, "CMakeCache.txt")):
+        gen = ["-G", "Ninja"] if shutil.which("ninja") else []
+        sh(["cmake", "-S", ROOT, "-B", build_dir, *gen, "-DCMAKE_BUILD_TYPE=Release",
+            "-DGORT_BUILD_TESTS=OFF", "-DGORT_BUILD_APPS=OFF", "-DGORT_BUILD_BENCH=ON"], stdout=subprocess.DEVNULL)
     sh(["cmake", "--build", build_dir, "--target", "gort_echo_server", "gort_echo_load"], stdout=subprocess.DEVNULL)
     go_out = os.path.join(build_dir, "go-echo")
     env = dict(os.environ, GOFLAGS="-mod=mod", GOPROXY="off", GOCACHE=os.path.join(build_dir, "gocache"))
@@ -99,6 +102,8 @@ def main():
     args = ap.parse_args()
     if args.quick:
         args.seconds, args.reps = 1.0, 1
+    # Absolute: the Go build runs in the peer's folder, and GOCACHE must be absolute.
+    args.build = os.path.abspath(args.build)
     if os.cpu_count() < 2:
         print("warning: fewer than 2 CPUs; server and client cannot be pinned apart", file=sys.stderr)
     servers, load = build(args.build) if not args.no_build else (
