@@ -164,7 +164,8 @@ bool operator==(const Address& a, const Address& b) {
   return a.length_ == b.length_ && std::memcmp(&a.storage_, &b.storage_, a.length_) == 0;
 }
 
-Result<std::vector<Address>> resolve_tcp(std::string_view s, bool passive) {
+Result<std::vector<Address>> resolve_tcp(std::string_view s, ResolveFor use) {
+  const bool passive = use == ResolveFor::kListen;
   auto hp = split_host_port(s);
   if (!hp) return hp.error();
   const std::string& host = hp->host;

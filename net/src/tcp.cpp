@@ -287,7 +287,7 @@ Result<Address> Listener::local_address() const {
 namespace {
 
 Result<Listener> listen_one(std::string_view address, const ListenOptions& options) {
-  auto addrs = resolve_tcp(address, true);
+  auto addrs = resolve_tcp(address, ResolveFor::kListen);
   if (!addrs) return addrs.error();
   const Address& a = addrs->front();
   int fd = ::socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -370,7 +370,7 @@ Result<Conn> dial(const Context* ctx, std::string_view address, std::chrono::nan
     if (ctx->err() != ContextError::kNone)
       return ctx->err() == ContextError::kCanceled ? Errc::kCanceled : Errc::kTimeout;
   }
-  auto addrs = resolve_tcp(address, false);
+  auto addrs = resolve_tcp(address, ResolveFor::kDial);
   if (!addrs) return addrs.error();
   Error first = Error(Errc::kRefused);
   for (std::size_t i = 0; i < addrs->size(); ++i) {

@@ -29,8 +29,8 @@
 //    the fiber's own frames, so the copy commits nothing new.
 //  * The unwinder reads the copy for every address in it and plain memory
 //    (the loaded objects' call-frame tables) for every other address except
-//    the rest of the fiber's stack, which it may not read: a frame beyond
-//    the copy ends the backtrace.
+//    the stack slabs, which it may not read (live stacks, and guards that
+//    fault): a frame beyond the copy ends the backtrace.
 //  * Cost: a system call and a copy of the used part of the stack per
 //    parked fiber, then a table lookup per frame, which libunwind caches
 //    by address across fibers and dumps. Names are looked up once per
@@ -45,6 +45,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cinttypes>
 #include <cstdio>
@@ -76,8 +77,15 @@ uint64_t word_at(const StackCopy& c, std::size_t offset) {
 // came from.
 struct RemoteArg {
   const StackCopy* copy;
-  uintptr_t stack_top;
+  const AddressRanges* stacks;
 };
+
+// Whether addr lies in one of the sorted, disjoint ranges.
+bool in_ranges(const AddressRanges& ranges, uintptr_t addr) {
+  auto it = std::upper_bound(ranges.begin(), ranges.end(), addr,
+                             [](uintptr_t a, const std::pair<uintptr_t, uintptr_t>& r) { return a < r.first; });
+  return it != ranges.begin() && addr < std::prev(it)->second;
+}
 
 // Reads one word the unwinder asks for: from the copy, from loaded code
 // and data directly, never from the live part of the fiber's stack.
@@ -93,7 +101,10 @@ __attribute__((no_sanitize("address", "thread"))) int access_mem(unw_addr_space_
     std::memcpy(val, c.bytes.data() + (addr - c.low), sizeof *val);
     return 0;
   }
-  if (addr >= c.low && addr < a->stack_top) return -UNW_EINVAL;  // beyond the copy, still the live stack
+  // Any other stack, or this one beyond the copy, is live (and a guard
+  // faults): only a frame the copy does not hold could lead there, and the
+  // backtrace ends instead.
+  if (in_ranges(*a->stacks, addr) || in_ranges(*a->stacks, addr + sizeof(unw_word_t) - 1)) return -UNW_EINVAL;
   __builtin_memcpy(val, reinterpret_cast<const void*>(addr), sizeof *val);  // may be unaligned (a table entry)
   return 0;
 }
@@ -187,11 +198,11 @@ bool copy_stack(uintptr_t sp, uintptr_t top, std::size_t limit, StackCopy* out) 
   return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == ssize_t(n);
 }
 
-int unwind_suspended(const StackCopy& copy, uintptr_t stack_top, uintptr_t* pcs, int max, bool* cut) {
+int unwind_suspended(const StackCopy& copy, const AddressRanges& stacks, uintptr_t* pcs, int max, bool* cut) {
   *cut = false;
   unw_addr_space_t as = copy_address_space();
   if (as == nullptr || copy.bytes.size() < kSavedFrameSize) return 0;
-  RemoteArg arg{&copy, stack_top};
+  RemoteArg arg{&copy, &stacks};
   unw_cursor_t cursor;
   if (unw_init_remote(&cursor, as, &arg) != 0) return 0;
   int n = 0;

@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <ucontext.h>
@@ -55,12 +56,15 @@ struct StackCopy {
 // caller decides whether the copy is coherent (backtrace.cpp).
 bool copy_stack(uintptr_t sp, uintptr_t top, std::size_t limit, StackCopy* out);
 
+// Address ranges [first, second), sorted and disjoint.
+using AddressRanges = std::vector<std::pair<uintptr_t, uintptr_t>>;
+
 // Unwinds a fiber suspended by Boost.Context from `copy`, whose first
-// bytes are the registers the switch saved; `stack_top` is the top of the
-// stack it came from. Fills pcs[0..n) with return addresses, innermost
+// bytes are the registers the switch saved. `stacks` are the ranges of all
+// fiber stacks (the slabs): the unwinder reads nothing there but the copy. Fills pcs[0..n) with return addresses, innermost
 // first, and returns n (0 if nothing could be unwound). *cut is set when
 // the stack had more than `max` frames or went on past the copy.
-int unwind_suspended(const StackCopy& copy, uintptr_t stack_top, uintptr_t* pcs, int max, bool* cut);
+int unwind_suspended(const StackCopy& copy, const AddressRanges& stacks, uintptr_t* pcs, int max, bool* cut);
 
 // The calling thread's own stack, from the caller of this function.
 int unwind_here(uintptr_t* pcs, int max);

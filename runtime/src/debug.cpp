@@ -316,7 +316,15 @@ bool same_wait(const FiberView& a, const FiberView& b) {
 // stack, so that fibers parked the same way print it once.
 class StackPrinter {
  public:
-  StackPrinter() : all_(traceback_shows_runtime()) {}
+  explicit StackPrinter(Scheduler* s) : all_(traceback_shows_runtime()) {
+    StackPool& pool = s->stack_pool;
+    for (std::size_t i = 0, n = pool.slab_count(); i < n; ++i) {
+      StackPool::SlabSpan slab = pool.slab(i);
+      uintptr_t base = uintptr_t(slab.base);
+      slabs_.emplace_back(base, base + slab.stack_size * std::size_t(slab.count));
+    }
+    std::sort(slabs_.begin(), slabs_.end());
+  }
 
   // A parked fiber's frames, unwound from a copy of its stack taken while
   // it stayed in the wait `v` was read in (backtrace.cpp).
@@ -332,7 +340,7 @@ class StackPrinter {
       return;
     }
     bool cut = false;
-    int n = unwind_suspended(copy_, v.top, pcs_, kMaxFrames, &cut);
+    int n = unwind_suspended(copy_, slabs_, pcs_, kMaxFrames, &cut);
     if (n == 0) {
       out += "    (no stack: it could not be unwound)\n";
       return;
@@ -352,6 +360,7 @@ class StackPrinter {
 
  private:
   bool all_;
+  AddressRanges slabs_;  // every stack, for the unwinder to keep out of
   Symbolizer sym_;
   StackCopy copy_;
   uintptr_t pcs_[kMaxFrames];
@@ -380,7 +389,7 @@ void append_fiber_dump(Scheduler* s, std::string& out, std::size_t max_fibers) {
   t.append("gort: %d workers, %d spares, %zu fibers\n", s->nworkers, s->slot_count() - s->nworkers, fibers.size());
   append_workers(t, s);
   std::size_t shown = std::min(fibers.size(), max_fibers);
-  StackPrinter stacks;
+  StackPrinter stacks(s);
   for (std::size_t i = 0; i < shown; ++i) {
     append_fiber(t, fibers[i], clock);
     if (fibers[i].state == FiberState::kParked) stacks.append(out, fibers[i]);

@@ -39,7 +39,7 @@ TEST(Address, LocalhostAndEmptyHostResolveWithoutLookup) {
   auto e = resolve_tcp(":9");
   ASSERT_TRUE(e);
   EXPECT_EQ((*e)[0], Address::ipv4_loopback(9));
-  auto p = resolve_tcp(":9", true);
+  auto p = resolve_tcp(":9", ResolveFor::kListen);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->front().host(), "0.0.0.0");
 }

@@ -54,8 +54,11 @@ class Address {
   socklen_t length_ = 0;
 };
 
-// Every address `address` names, in the order to try them. `passive`: an
-// empty host means every interface (for listening) instead of loopback.
-Result<std::vector<Address>> resolve_tcp(std::string_view address, bool passive = false);
+// What the addresses are for: an empty host means loopback to dial, and
+// every interface to listen on (getaddrinfo's AI_PASSIVE).
+enum class ResolveFor { kDial, kListen };
+
+// Every address `address` names, in the order to try them.
+Result<std::vector<Address>> resolve_tcp(std::string_view address, ResolveFor use = ResolveFor::kDial);
 
 }  // namespace gort::net
