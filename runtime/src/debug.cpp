@@ -11,6 +11,10 @@
 //  * The workers keep running: the dump does not stop the world. Each
 //    block is copied field by field (read_block), and then formatted from
 //    the copy.
+//  * Under each parked fiber, its stack (StackPrinter): copied and checked
+//    against a second read of the block, then unwound from the copy
+//    (backtrace.cpp says why that is safe); a stack printed once is named
+//    by fiber id after that.
 //
 // What a concurrent reader may see, and why it is safe
 //  * The memory is always there: a slab, once published by slab_count()
