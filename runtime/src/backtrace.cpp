@@ -46,13 +46,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <string_view>
 
 namespace gort::detail {
@@ -73,8 +71,8 @@ uint64_t word_at(const StackCopy& c, std::size_t offset) {
   return v;
 }
 
-// What the accessors below see: the copy and the bounds of the stack it
-// came from.
+// What the accessors below see: the copy, and every stack's range (the
+// slabs), which only the copy may stand in for.
 struct RemoteArg {
   const StackCopy* copy;
   const AddressRanges* stacks;
@@ -147,22 +145,19 @@ unw_addr_space_t copy_address_space() {
 }
 
 
-// The runtime's own frames: the switch and everything in gort::detail
-// (the scheduler, parking, a fiber's entry, the task's call), which a dump
-// hides at both ends of a stack by default, as Go hides runtime.gopark. The name's scope is what counts, not its
-// arguments or template arguments: before the first '(' or '<' (a
+// The runtime's own frames, which a dump hides at both ends of a stack by
+// default, as Go hides runtime.gopark: the switch, everything in
+// gort::detail (the scheduler, parking, a fiber's entry), the main fiber's
+// entry (gort::run's Body::call), and how a fiber's task is called
+// (spawn's std::invoke / std::apply). The name's scope is what counts, not
+// its arguments or template arguments: before the first '(' or '<' (a
 // leading return type may precede it).
 bool is_runtime_internal(const std::string& f) {
   std::string scope = f.substr(0, f.find_first_of("(<"));
-  for (const char* prefix : {"gort::detail::", "boost::context::"}) {
-    std::size_t at = scope.find(prefix);
-    if (at == 0 || (at != std::string::npos && scope[at - 1] == ' ')) return true;
-  }
-  if (scope == "jump_fcontext" || scope == "ontop_fcontext" || scope == "make_fcontext") return true;
-  if (scope == "gort::run") return true;  // the main fiber's entry (gort::run's Body::call)
-  // How a fiber's task is called (spawn's std::invoke / std::apply),
-  // between the runtime's entry and the user's function.
-  for (const char* prefix : {"std::__invoke", "std::invoke", "std::__apply_impl", "std::apply"}) {
+  if (scope == "jump_fcontext" || scope == "ontop_fcontext" || scope == "make_fcontext" || scope == "gort::run")
+    return true;
+  for (const char* prefix :
+       {"gort::detail::", "boost::context::", "std::__invoke", "std::invoke", "std::__apply_impl", "std::apply"}) {
     std::size_t at = scope.find(prefix);
     if (at == 0 || (at != std::string::npos && scope[at - 1] == ' ')) return true;
   }
@@ -310,6 +305,57 @@ Dwarf_Die* unit_of(Dwfl_Module* m, uintptr_t addr, Dwarf_Addr* bias) {
   return nullptr;
 }
 
+// A function's name as the dump prints it: its linkage name demangled
+// (qualified, with its parameter types), else its plain DWARF name (C,
+// main). Both follow DW_AT_abstract_origin and DW_AT_specification
+// (dwarf_attr_integrate), as an inlined copy or an out-of-line method
+// names itself only through them.
+std::string die_function_name(Dwarf_Die* die) {
+  Dwarf_Attribute attr;
+  const char* linkage = nullptr;
+  if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) != nullptr ||
+      dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr) != nullptr)
+    linkage = dwarf_formstring(&attr);
+  if (linkage != nullptr) return demangle(linkage);
+  const char* name = dwarf_diename(die);
+  return name != nullptr ? name : "??";
+}
+
+// Appends the calls inlined at `pc` (an address in compile unit `cu`,
+// without the module's bias), innermost first, from the unit's scopes:
+// each inlined subroutine is a call whose line is where we are in it
+// (`line` for the innermost), and whose call site (DW_AT_call_file/line)
+// is where we are in the next function out.
+// Returns where we are in the function the symbol names (the out-of-line
+// one, which the caller appends under its symbol's name: qualified, where
+// DWARF gives a static function or a lambda only its short name).
+std::string inlined_calls(Dwarf_Die* cu, uint64_t pc, std::string line, Symbolizer::Frame* out) {
+  Dwarf_Die* scopes = nullptr;
+  int n = dwarf_getscopes(cu, pc, &scopes);
+  if (n <= 0) return line;
+  std::unique_ptr<Dwarf_Die, void (*)(void*)> owned(scopes, std::free);
+  Dwarf_Files* files = nullptr;
+  std::size_t nfiles = 0;
+  if (dwarf_getsrcfiles(cu, &files, &nfiles) != 0) files = nullptr;
+  for (int i = 0; i < n; ++i) {
+    int tag = dwarf_tag(&scopes[i]);
+    if (tag == DW_TAG_subprogram) break;
+    if (tag != DW_TAG_inlined_subroutine) continue;  // a lexical block
+    std::string function = die_function_name(&scopes[i]);
+    bool internal = is_runtime_internal(function) || in_runtime_sources(line);
+    out->calls.push_back(Symbolizer::Call{std::move(function), line, true, internal});
+    Dwarf_Attribute attr;
+    Dwarf_Word call_file = 0, call_line = 0;
+    const char* file = nullptr;
+    if (files != nullptr && dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attr), &call_file) == 0 &&
+        call_file < nfiles)
+      file = dwarf_filesrc(files, call_file, nullptr, nullptr);
+    if (dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &attr), &call_line) != 0) call_line = 0;
+    line = std::string(file != nullptr ? file : "??") + ":" + std::to_string(call_line);
+  }
+  return line;
+}
+
 }  // namespace
 
 Symbolizer::Frame Symbolizer::lookup(uintptr_t addr) {
@@ -324,7 +370,8 @@ Symbolizer::Frame Symbolizer::lookup(uintptr_t addr) {
   int line = 0;
   const char* file = nullptr;
   Dwarf_Addr bias = 0;
-  if (Dwarf_Die* cu = unit_of(m, addr, &bias))
+  Dwarf_Die* cu = unit_of(m, addr, &bias);
+  if (cu != nullptr)
     if (Dwarf_Line* l = dwarf_getsrc_die(cu, addr - bias)) {
       file = dwarf_linesrc(l, nullptr, nullptr);
       if (dwarf_lineno(l, &line) != 0) line = 0;
@@ -338,7 +385,7 @@ Symbolizer::Frame Symbolizer::lookup(uintptr_t addr) {
     std::snprintf(hex, sizeof hex, "+0x%" PRIxPTR, uintptr_t(addr - start));
     where = std::string(module != nullptr ? module : "??") + hex;
   }
-  if (file != nullptr) where = inlined_calls(m, addr, std::move(where), &f);
+  if (file != nullptr) where = inlined_calls(cu, addr - bias, std::move(where), &f);
   GElf_Off offset = 0;
   GElf_Sym sym;
   const char* name = dwfl_module_addrinfo(m, addr, &offset, &sym, nullptr, nullptr, nullptr);
@@ -356,62 +403,6 @@ Symbolizer::Frame Symbolizer::lookup(uintptr_t addr) {
   }
   f.calls.push_back(Call{std::move(function), std::move(where), false, internal});
   return f;
-}
-
-namespace {
-
-// A function's name as the dump prints it: its linkage name demangled
-// (qualified, with its parameter types), else its plain DWARF name (C,
-// main). Both follow DW_AT_abstract_origin and DW_AT_specification
-// (dwarf_attr_integrate), as an inlined copy or an out-of-line method
-// names itself only through them.
-std::string die_function_name(Dwarf_Die* die) {
-  Dwarf_Attribute attr;
-  const char* linkage = nullptr;
-  if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) != nullptr ||
-      dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr) != nullptr)
-    linkage = dwarf_formstring(&attr);
-  if (linkage != nullptr) return demangle(linkage);
-  const char* name = dwarf_diename(die);
-  return name != nullptr ? name : "??";
-}
-
-}  // namespace
-
-// Appends the calls inlined at `addr`, innermost first, from the compile
-// unit's scopes: each inlined subroutine is a call whose line is where we
-// are in it (`line` for the innermost), and whose call site
-// (DW_AT_call_file/line) is where we are in the next function out.
-// Returns where we are in the function the symbol names (the out-of-line
-// one, which the caller appends under its symbol's name: qualified, where
-// DWARF gives a static function or a lambda only its short name).
-std::string Symbolizer::inlined_calls(Dwfl_Module* m, uintptr_t addr, std::string line, Frame* out) {
-  Dwarf_Addr bias = 0;
-  Dwarf_Die* cu = unit_of(m, addr, &bias);
-  Dwarf_Die* scopes = nullptr;
-  int n = cu != nullptr ? dwarf_getscopes(cu, addr - bias, &scopes) : 0;
-  if (n <= 0) return line;
-  std::unique_ptr<Dwarf_Die, void (*)(void*)> owned(scopes, std::free);
-  Dwarf_Files* files = nullptr;
-  std::size_t nfiles = 0;
-  if (dwarf_getsrcfiles(cu, &files, &nfiles) != 0) files = nullptr;
-  for (int i = 0; i < n; ++i) {
-    int tag = dwarf_tag(&scopes[i]);
-    if (tag == DW_TAG_subprogram) break;
-    if (tag != DW_TAG_inlined_subroutine) continue;  // a lexical block
-    std::string function = die_function_name(&scopes[i]);
-    bool internal = is_runtime_internal(function) || in_runtime_sources(line);
-    out->calls.push_back(Call{std::move(function), line, true, internal});
-    Dwarf_Attribute attr;
-    Dwarf_Word call_file = 0, call_line = 0;
-    const char* file = nullptr;
-    if (files != nullptr && dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attr), &call_file) == 0 &&
-        call_file < nfiles)
-      file = dwarf_filesrc(files, call_file, nullptr, nullptr);
-    if (dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &attr), &call_line) != 0) call_line = 0;
-    line = std::string(file != nullptr ? file : "??") + ":" + std::to_string(call_line);
-  }
-  return line;
 }
 
 void append_frames(std::string& out, Symbolizer& sym, const uintptr_t* pcs, int n, bool cut, bool all) {

@@ -36,7 +36,6 @@
 #include <ucontext.h>
 
 struct Dwfl;  // elfutils
-struct Dwfl_Module;
 
 namespace gort::detail {
 
@@ -104,7 +103,6 @@ class Symbolizer {
 
  private:
   Frame lookup(uintptr_t pc);
-  std::string inlined_calls(::Dwfl_Module* m, uintptr_t addr, std::string line, Frame* out);
   ::Dwfl* dwfl_ = nullptr;
   std::unordered_map<uintptr_t, Frame> cache_;
 };

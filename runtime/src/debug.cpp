@@ -459,7 +459,6 @@ namespace {
 std::terminate_handler g_previous_terminate = nullptr;
 bool g_terminate_installed = false;  // run_main's thread only
 
-
 // "std::runtime_error: boom" for the exception being handled; its type
 // alone for one that is not a std::exception.
 std::string describe_current_exception() {
@@ -508,13 +507,11 @@ std::string throw_backtrace() {
     if (g_previous_terminate != nullptr) g_previous_terminate();
     std::abort();
   }
-  std::string what = describe_current_exception();
-  std::string detail;
-  Text(detail).append("fiber %" PRIu64 "%s%s%s [running]\n", f->id, f->name ? " \"" : "", f->name ? f->name : "",
-                      f->name ? "\"" : "");
-  detail += throw_backtrace();
-  fatal_with(detail.c_str(), "unhandled exception in fiber %" PRIu64 "%s%s%s: %s", f->id, f->name ? " \"" : "",
-             f->name ? f->name : "", f->name ? "\"" : "", what.c_str());
+  std::string fiber;  // 7 "name", as the dump names it
+  Text(fiber).append("%" PRIu64, f->id);
+  if (f->name != nullptr) Text(fiber).append(" \"%s\"", f->name);
+  std::string detail = "fiber " + fiber + " [running]\n" + throw_backtrace();
+  fatal_with(detail.c_str(), "unhandled exception in fiber %s: %s", fiber.c_str(), describe_current_exception().c_str());
 }
 
 }  // namespace

@@ -17,6 +17,18 @@ namespace {
 
 class MetricsTest : public gort_test::WorkersTest {};
 
+// The first snapshot for which done(m) holds, polled every millisecond, or
+// the last one after `tries` (the caller's expectations then fail on it).
+template <class Done>
+gort::Metrics metrics_once(Done done, int tries) {
+  gort::Metrics m = gort::metrics();
+  for (int i = 0; i < tries && !done(m); ++i) {
+    gort::sleep_for(1ms);
+    m = gort::metrics();
+  }
+  return m;
+}
+
 TEST(MetricsOutsideARuntime, AreZero) {
   gort::Metrics m = gort::metrics();
   EXPECT_EQ(m.fibers, 0);
@@ -57,11 +69,7 @@ TEST_P(MetricsTest, FollowWhatTheRuntimeDoes) {
     wg.wait();
     // done() comes just before each fiber returns: wait for the last ones
     // to leave (bounded).
-    gort::Metrics done = gort::metrics();
-    for (int i = 0; i < 1000 && done.fibers != 1; ++i) {
-      gort::sleep_for(1ms);
-      done = gort::metrics();
-    }
+    gort::Metrics done = metrics_once([](const gort::Metrics& m) { return m.fibers == 1; }, 1000);
     EXPECT_EQ(done.fibers, 1);
     EXPECT_GE(done.stacks_cached, int64_t(n)) << "the returned fibers' stacks wait in the caches";
     EXPECT_GE(done.switches, before.switches + n) << "every spawned fiber was switched into";
@@ -177,24 +185,18 @@ TEST_P(MetricsTest, BlockingCallsRunningAndQueued) {
         });
         wg.done();
       });
-    gort::Metrics busy = gort::metrics();
     // Until every call is in the pool and a helper has taken one.
-    for (int i = 0; i < 5000 && (busy.blocking_calls_running + busy.blocking_calls_queued < kCalls ||
-                                 busy.blocking_calls_running == 0);
-         ++i) {
-      gort::sleep_for(1ms);
-      busy = gort::metrics();
-    }
+    gort::Metrics busy = metrics_once(
+        [](const gort::Metrics& m) {
+          return m.blocking_calls_running + m.blocking_calls_queued >= kCalls && m.blocking_calls_running > 0;
+        },
+        5000);
     EXPECT_EQ(busy.blocking_calls_running + busy.blocking_calls_queued, kCalls);
     EXPECT_GE(busy.blocking_calls_running, 1);
     EXPECT_LE(busy.blocking_calls_running, busy.blocking_threads);
     release.store(true);
     wg.wait();
-    gort::Metrics idle = gort::metrics();
-    for (int i = 0; i < 5000 && idle.blocking_calls_running != 0; ++i) {
-      gort::sleep_for(1ms);
-      idle = gort::metrics();
-    }
+    gort::Metrics idle = metrics_once([](const gort::Metrics& m) { return m.blocking_calls_running == 0; }, 5000);
     EXPECT_EQ(idle.blocking_calls_running, 0);
     EXPECT_EQ(idle.blocking_calls_queued, 0);
   });
