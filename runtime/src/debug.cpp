@@ -148,12 +148,20 @@ __attribute__((always_inline, no_sanitize("address", "thread"))) inline T racy_l
   return *static_cast<const volatile T*>(p);
 }
 
-// A running fiber's id, read as racily as read_block reads (the fiber may
-// return and its block be reused meanwhile). Not inlined: an always-inline
-// racy_load in an instrumented caller would be instrumented.
+}  // namespace
+
+// A running fiber's id and name, read as racily as read_block reads (the
+// fiber may return and its block be reused meanwhile; scheduler.h). Not
+// inlined: an always-inline racy_load in an instrumented caller would be
+// instrumented.
 __attribute__((noinline, no_sanitize("address", "thread"))) uint64_t racy_id(const Fiber* f) {
   return racy_load<uint64_t>(&f->id);
 }
+__attribute__((noinline, no_sanitize("address", "thread"))) const char* racy_name(const Fiber* f) {
+  return racy_load<const char*>(&f->name);
+}
+
+namespace {
 
 // Copies the block at `block`; false if it is not a live fiber. Each field
 // is one racy_load (see "What a concurrent reader may see" above); the

@@ -176,12 +176,14 @@ bool Monitor::watch_worker(int slot, int64_t now, int* nstuck, bool* work_on_stu
 
 // The fiber is read through Worker::current (acquire: its id and name were
 // written before it was first queued) and trusted only if the mark did not
-// move meanwhile: then it was running all along, so it was alive.
+// move meanwhile: then it was running all along, so it was alive. If it
+// returned meanwhile its block may be re-made for a new fiber under the
+// reads: racy_id/racy_name, whose values are then discarded.
 void Monitor::warn(Worker* w, uint64_t mark, int64_t held_ns) {
   Fiber* f = w->current.load(std::memory_order_acquire);
   if (f == nullptr) return;
-  uint64_t id = f->id;
-  const char* name = f->name;
+  uint64_t id = racy_id(f);
+  const char* name = racy_name(f);
   if (w->switches.load(std::memory_order_acquire) != mark) return;
   bool spare = sched_->nspares_active.load() > 0;
   std::fprintf(stderr,

@@ -347,6 +347,13 @@ struct FiberCensus {
   int64_t parked_by_reason[kWaitReasons] = {};
 };
 void count_fibers(Scheduler* s, FiberCensus* out);
+// A running fiber's id and name for a reader on another thread that checks
+// afterwards whether the fiber was still running (the worker's switch mark
+// did not move), as the monitor's warning does: single loads that the
+// sanitizers are told to leave alone, since the block may be re-made for a
+// new fiber meanwhile and the value then discarded (debug.cpp).
+uint64_t racy_id(const Fiber* f);
+const char* racy_name(const Fiber* f);
 // SIGQUIT prints the dump and exits 2 (debug.cpp): run_main installs the
 // handler at start-up (unless the program has its own, or
 // GORT_TRACEBACK=none) and removes it at the end; the monitor calls
