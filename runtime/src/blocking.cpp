@@ -84,7 +84,7 @@ class HelperPool {
 
   BlockingPoolLoad load() {
     std::lock_guard lock(mu_);
-    return BlockingPoolLoad{running_, queued_};
+    return BlockingPoolLoad{int(threads_.size()), running_, queued_};
   }
 
   void stop() {

@@ -45,8 +45,8 @@ Metrics metrics() {
   // other runtime call (a no-op on other threads).
   detail::preemption_point();
   m.stack_slabs = s->stack_pool.slab_count();
-  m.blocking_threads = s->helper_threads.load(std::memory_order_relaxed);
   detail::BlockingPoolLoad blocking = detail::blocking_pool_load();
+  m.blocking_threads = blocking.threads;
   m.blocking_calls_running = blocking.running;
   m.blocking_calls_queued = blocking.queued;
   detail::FiberCensus census;

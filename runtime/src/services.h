@@ -10,9 +10,11 @@ namespace gort::detail {
 // are waited for; calls still queued belong to abandoned fibers and are
 // dropped without running.
 void stop_blocking_pool();
-// The blocking-call pool now, for gort::metrics() (blocking.cpp): calls a
-// helper is running, and calls waiting for one. Takes the pool's lock.
+// The blocking-call pool now, for gort::metrics() (blocking.cpp): its
+// threads, calls a helper is running, and calls waiting for one, read
+// together under the pool's lock (so running <= threads).
 struct BlockingPoolLoad {
+  int threads = 0;  // helper threads started
   int running = 0;
   int queued = 0;
 };
