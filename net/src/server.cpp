@@ -144,6 +144,9 @@ bool Server::track(Conn* conn) {
 void Server::untrack(Conn* conn) {
   Locked lock(mu_);
   conns_.erase(conn);
+  // A set never shrinks its buckets by itself: after a peak of connections
+  // they would stay at the peak's size.
+  if (conns_.bucket_count() > 1024 && conns_.size() * 8 < conns_.bucket_count()) conns_.rehash(conns_.size() * 2);
 }
 
 bool Server::track_listener(Listener* listener) {

@@ -2,6 +2,7 @@
 // include this and nothing else from runtime/src.
 #pragma once
 
+#include "netpoll.h"
 #include "platform.h"
 #include "scheduler.h"
 #include "stack.h"

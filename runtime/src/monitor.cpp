@@ -98,7 +98,10 @@ void Monitor::scavenge_if_due(int64_t now) {
   // memory its fibers used (connection buffers and the like) is free now
   // too, and goes back with them. Only then: a trim walks the allocator's
   // free lists under its locks.
-  if (sched_->stack_pool.scavenge() > 0) release_free_heap_memory();
+  std::size_t given_back = sched_->stack_pool.scavenge();
+  // Likewise the pages of poll descriptors no connection used for a period.
+  if (NetPoll* np = netpoll_of(sched_)) given_back += np->scavenge();
+  if (given_back > 0) release_free_heap_memory();
   next_scavenge_ = now + config_.scavenge_period_ns;
 }
 

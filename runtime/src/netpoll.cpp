@@ -3,8 +3,12 @@
 // poller when idle, polling without blocking when busy.
 #include "netpoll.h"
 
+#include <sys/mman.h>
+
 #include <cerrno>
+#include <cstddef>
 #include <mutex>
+#include <new>
 
 #include "park.h"
 #include "platform.h"
@@ -16,7 +20,6 @@ namespace {
 
 std::atomic<uint64_t> g_next_runtime_id{1};
 
-constexpr int kPdBlock = 64;   // descriptors allocated at once
 constexpr int kSeqShift = 48;  // user-space pointers fit in 47 bits
 constexpr uint64_t kPointerMask = (uint64_t(1) << kSeqShift) - 1;
 constexpr uint32_t kSeqMask = 0xFFFF;
@@ -127,21 +130,31 @@ TimerHeap& heap_for(Scheduler* s) {
 
 // Puts a deadline timer (in no heap) into one for `when`, waking a worker
 // if it is now the earliest. Adds happen under pd->lock only.
-void arm(PollDesc* pd, DeadlineTimer& t, int64_t when) GORT_REQUIRES(pd->lock) {
+void arm(PollDesc* pd, TimerNode& t, int64_t when) GORT_REQUIRES(pd->lock) {
   t.when = when;
   if (heap_for(pd->sched).add(&t)) pd->sched->wake_worker_for_timer(when);
 }
 
+// The descriptor a deadline timer belongs to, by address: the node's own
+// fields may already read as zeros (a page given back after poll_close;
+// netpoll.h, "Where PollDescs live").
+template <PollMode M>
+PollDesc* owner_of(TimerNode* node) {
+  constexpr std::size_t offset = M == PollMode::kRead ? offsetof(PollDesc, rt) : offsetof(PollDesc, wt);
+  return reinterpret_cast<PollDesc*>(reinterpret_cast<char*>(node) - offset);
+}
+
+template <PollMode M>
 void deadline_fired(TimerNode* node) {
-  auto* t = static_cast<DeadlineTimer*>(node);
-  PollDesc* pd = t->pd;
+  PollDesc* pd = owner_of<M>(node);
+  TimerNode* t = node;
   Fiber* f = nullptr;
   {
     SpinGuard guard(pd->lock);
-    auto& deadline = t->mode == PollMode::kRead ? pd->rd : pd->wd;
+    auto& deadline = M == PollMode::kRead ? pd->rd : pd->wd;
     int64_t d = deadline.load(std::memory_order_relaxed);
     // Stale firing (the deadline was cleared, already expired, or the
-    // descriptor was reused): the current deadline decides.
+    // descriptor was closed or reused): the current deadline decides.
     if (d <= 0) return;
     if (d > now_ns()) {
       // Moved later while armed (set_one_deadline leaves the timer where it
@@ -152,14 +165,14 @@ void deadline_fired(TimerNode* node) {
       return;
     }
     deadline.store(-1, std::memory_order_seq_cst);
-    f = unblock(slot_of(pd, t->mode), Unblock::kDeadlineOrClose);
+    f = unblock(slot_of(pd, M), Unblock::kDeadlineOrClose);
   }
   ready_taken(netpoll_of(pd->sched), f, nullptr);
 }
 
 // Under pd->lock. Sets one mode's deadline; returns a fiber to ready.
 Fiber* set_one_deadline(PollDesc* pd, PollMode mode, int64_t deadline_ns) GORT_REQUIRES(pd->lock) {
-  DeadlineTimer& t = mode == PollMode::kRead ? pd->rt : pd->wt;
+  TimerNode& t = mode == PollMode::kRead ? pd->rt : pd->wt;
   auto& deadline = mode == PollMode::kRead ? pd->rd : pd->wd;
   // Moving an armed deadline later (a connection that sets "now + timeout"
   // before every request) does not touch the heap: the timer fires at the
@@ -195,39 +208,124 @@ Fiber* set_one_deadline(PollDesc* pd, PollMode mode, int64_t deadline_ns) GORT_R
 
 NetPoll::NetPoll(Scheduler* s) : id(g_next_runtime_id.fetch_add(1)), sched_(s) {}
 
-bool NetPoll::init(int* error) { return backend_.init(error); }
+NetPoll::~NetPoll() {
+  if (slots_ != nullptr) munmap(slots_, kMaxPollDescs * kPdStride);
+  if (seqs_ != nullptr) munmap(seqs_, kMaxPollDescs * sizeof(uint32_t));
+}
+
+bool NetPoll::init(int* error) {
+  // Address space only: pages are committed as descriptors are first used.
+  const int prot = PROT_READ | PROT_WRITE, flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  void* slots = mmap(nullptr, kMaxPollDescs * kPdStride, prot, flags, -1, 0);
+  void* seqs = mmap(nullptr, kMaxPollDescs * sizeof(uint32_t), prot, flags, -1, 0);
+  if (slots == MAP_FAILED || seqs == MAP_FAILED) {
+    *error = errno;
+    if (slots != MAP_FAILED) munmap(slots, kMaxPollDescs * kPdStride);
+    if (seqs != MAP_FAILED) munmap(seqs, kMaxPollDescs * sizeof(uint32_t));
+    return false;
+  }
+  slots_ = static_cast<char*>(slots);
+  seqs_ = static_cast<uint32_t*>(seqs);
+  descs_per_page_ = page_size() / kPdStride;
+  return backend_.init(error);
+}
+
+// Constructs a page's descriptors (fresh, or given back: zeros either way)
+// and puts them on the free list. Their seqs carry on in the seq table.
+void NetPoll::build_page(std::size_t page) {
+  char* base = slots_ + page * page_size();
+  for (std::size_t i = descs_per_page_; i-- > 0;) {
+    auto* pd = new (base + i * kPdStride) PollDesc;
+    pd->sched = sched_;
+    pd->rt.fire = &deadline_fired<PollMode::kRead>;
+    pd->wt.fire = &deadline_fired<PollMode::kWrite>;
+    pd->next_free = free_list_;
+    free_list_ = pd;
+  }
+  pages_[page] = Page{uint16_t(descs_per_page_), false, PageState::kWarm};
+}
 
 PollDesc* NetPoll::alloc() {
   SpinGuard guard(cache_lock_);
   if (free_list_ == nullptr) {
-    auto block = std::make_unique<PollDesc[]>(kPdBlock);
-    for (int i = 0; i < kPdBlock; ++i) {
-      PollDesc* pd = &block[i];
-      pd->sched = sched_;
-      pd->rt.pd = pd;
-      pd->rt.mode = PollMode::kRead;
-      pd->rt.fire = &deadline_fired;
-      pd->wt.pd = pd;
-      pd->wt.mode = PollMode::kWrite;
-      pd->wt.fire = &deadline_fired;
-      pd->next_free = free_list_;
-      free_list_ = pd;
+    if (!cold_pages_.empty()) {
+      std::size_t page = cold_pages_.back();
+      cold_pages_.pop_back();
+      build_page(page);
+    } else {
+      if ((pages_.size() + 1) * descs_per_page_ > kMaxPollDescs) return nullptr;
+      pages_.emplace_back();
+      build_page(pages_.size() - 1);
     }
-    blocks_.push_back(std::move(block));
   }
   PollDesc* pd = free_list_;
   free_list_ = pd->next_free;
   pd->next_free = nullptr;
+  Page& page = pages_[index_of(pd) / descs_per_page_];
+  --page.free;
+  page.taken = true;
   return pd;
 }
 
 void NetPoll::free(PollDesc* pd) {
   // Events still queued in the kernel or in a poller's hands carry the old
   // seq and are dropped from now on (Go's pollCache.free).
-  pd->seq.fetch_add(1, std::memory_order_seq_cst);
+  std::atomic_ref<uint32_t>(seqs_[index_of(pd)]).fetch_add(1, std::memory_order_seq_cst);
   SpinGuard guard(cache_lock_);
   pd->next_free = free_list_;
   free_list_ = pd;
+  ++pages_[index_of(pd) / descs_per_page_].free;
+}
+
+uint32_t NetPoll::seq(const PollDesc* pd) const {
+  // acquire: pairs with free()'s increment.
+  return std::atomic_ref<uint32_t>(seqs_[index_of(pd)]).load(std::memory_order_acquire);
+}
+
+// Pages are taken off the free list and marked kCooling under the lock,
+// given back outside it (alloc never rebuilds a cooling page), and become
+// kCold under the lock again.
+std::size_t NetPoll::scavenge() {
+  std::vector<uint32_t> cooling;
+  {
+    SpinGuard guard(cache_lock_);
+    for (std::size_t i = 0; i < pages_.size(); ++i) {
+      Page& page = pages_[i];
+      if (page.state == PageState::kWarm && page.free == descs_per_page_ && !page.taken) {
+        page.state = PageState::kCooling;
+        cooling.push_back(uint32_t(i));
+      }
+      page.taken = false;
+    }
+    if (cooling.empty()) return 0;
+    PollDesc** link = &free_list_;
+    while (*link != nullptr) {
+      if (pages_[index_of(*link) / descs_per_page_].state == PageState::kCooling) {
+        *link = (*link)->next_free;
+      } else {
+        link = &(*link)->next_free;
+      }
+    }
+  }
+  MadviseBatch dontneed(MADV_DONTNEED);
+  for (uint32_t page : cooling) dontneed.add(slots_ + std::size_t(page) * page_size(), page_size());
+  dontneed.flush();
+  SpinGuard guard(cache_lock_);
+  for (uint32_t page : cooling) {
+    pages_[page].state = PageState::kCold;
+    cold_pages_.push_back(page);
+  }
+  return cooling.size();
+}
+
+std::size_t NetPoll::pages_carved() {
+  SpinGuard guard(cache_lock_);
+  return pages_.size();
+}
+
+std::size_t NetPoll::pages_cold() {
+  SpinGuard guard(cache_lock_);
+  return cold_pages_.size();
 }
 
 void NetPoll::add_waiter() {
@@ -250,8 +348,8 @@ void NetPoll::poll(int64_t deadline_ns, ReadyBatch& out) {
   for (int i = 0; i < n; ++i) {
     auto* pd = reinterpret_cast<PollDesc*>(events[i].token & kPointerMask);
     uint32_t tag = uint32_t(events[i].token >> kSeqShift);
-    // acquire: pairs with free()'s increment; a stale event is dropped.
-    if ((pd->seq.load(std::memory_order_acquire) & kSeqMask) != tag) continue;
+    // A stale event is dropped; its descriptor's page may read as zeros.
+    if ((seq(pd) & kSeqMask) != tag) continue;
     // release: orders the flag before the wake-up; poll_read_closed acquires.
     if (events[i].read_closed) pd->read_closed.store(true, std::memory_order_release);
     Fiber* r = events[i].readable ? unblock(pd->rg, Unblock::kIoReady) : nullptr;
@@ -291,6 +389,10 @@ PollDesc* poll_open(int fd, int* error) {
   NetPoll* np = ensure_netpoll(s, error);
   if (np == nullptr) return nullptr;
   PollDesc* pd = np->alloc();
+  if (pd == nullptr) {
+    *error = EMFILE;  // kMaxPollDescs descriptors registered at once
+    return nullptr;
+  }
   uint32_t seq;
   {
     SpinGuard guard(pd->lock);
@@ -303,7 +405,7 @@ PollDesc* poll_open(int fd, int* error) {
     pd->wd.store(0, std::memory_order_relaxed);
     pd->rg.store(kPdNil, std::memory_order_relaxed);
     pd->wg.store(kPdNil, std::memory_order_relaxed);
-    seq = pd->seq.load(std::memory_order_relaxed);
+    seq = np->seq(pd);
   }
   int err = np->backend().open(fd, token_of(pd, seq));
   if (err != 0) {
@@ -322,6 +424,10 @@ void poll_close(PollDesc* pd) {
     GORT_CHECK(pd->rg.load() <= kPdReady && pd->wg.load() <= kPdReady);  // nobody waits
     TimerHeap::remove(&pd->rt);
     TimerHeap::remove(&pd->wt);
+    // A timer popped before the removes finds no deadline and does nothing:
+    // it may run after this descriptor's page was given back.
+    pd->rd.store(0, std::memory_order_relaxed);
+    pd->wd.store(0, std::memory_order_relaxed);
     np->backend().close(pd->fd);
     pd->fd = -1;
   }

@@ -52,14 +52,33 @@
 // `wait`/fiber and takes it.
 //
 // Stale events after close and fd reuse: a PollDesc is freed to the cache
-// and reused for another fd; its `seq` is bumped on free and the backend
+// and reused for another fd; its seq is bumped on free and the backend
 // token carries the seq it was registered with (Go's fdseq in a tagged
 // pointer). An event whose token's seq is not the descriptor's current one
-// is dropped. A stale deadline timer is harmless: it acts only if the
-// descriptor's current deadline has really passed. PollDescs are never
-// returned to the heap while the runtime runs, so a stale pointer is always
-// to valid memory.
+// is dropped. A stale deadline timer is harmless: poll_close clears both
+// deadlines, and a firing acts only if the descriptor's current deadline
+// has really passed.
 //
+// Where PollDescs live (Go keeps its pollDescs forever; we give their
+// memory back after a peak, the address space never):
+//  * One reservation per NetPoll (mmap MAP_NORESERVE, kMaxPollDescs slots
+//    of kPdStride bytes) is carved a page at a time; a PollDesc's address
+//    never becomes invalid while the runtime runs, so a stale pointer (an
+//    event fetched before the fd's EPOLL_CTL_DEL, a deadline timer popped
+//    before poll_close) always reads mapped memory.
+//  * The seqs live apart, in a second reservation indexed like the slots
+//    and never given back: a stale event's check reads its seq there.
+//  * The monitor's scavenger (NetPoll::scavenge) takes every page whose
+//    descriptors were all free, with none handed out, for a whole period
+//    off the free list and gives it back (one batched MADV_DONTNEED). It
+//    reads as zeros from then on. What a stale party can still do to such
+//    a page is harmless on zeros: the poller compares the token against
+//    the seq table and drops it; a deadline firing finds its PollDesc by
+//    address (never through the node's fields), takes the zero (unlocked)
+//    lock, reads deadline 0, and returns; a timer's `fire` is read under
+//    its heap's lock when it is popped, before any of that. A page is
+//    rebuilt (its descriptors constructed again) before any of them is
+//    handed out again.
 // Rejected
 //  * A dedicated poller thread: a thread hop (futex wake + switch) per event;
 //    workers poll instead, as Go's Ms do.
@@ -88,26 +107,27 @@ inline constexpr uintptr_t kPdNil = 0;
 inline constexpr uintptr_t kPdReady = 1;
 inline constexpr uintptr_t kPdWait = 2;
 
-struct DeadlineTimer : TimerNode {
-  PollDesc* pd = nullptr;           // the descriptor it belongs to (fixed)
-  PollMode mode = PollMode::kRead;  // which slot it expires (fixed)
-};
-
-struct PollDesc {
-  int fd = -1;                           // the registered fd (under lock)
-  std::atomic<uint32_t> seq{0};          // bumped on free: stale events carry an old one
+// A descriptor's state. Its seq is not here but in NetPoll's seq table,
+// which is never given back (see "Where PollDescs live").
+struct alignas(128) PollDesc {
   std::atomic<uintptr_t> rg{kPdNil};     // read slot: nil / ready / wait / Fiber*
   std::atomic<uintptr_t> wg{kPdNil};     // write slot
-  std::atomic<bool> closing{false};      // poll_evict was called (written under lock)
-  std::atomic<bool> read_closed{false};  // sticky: the poller saw EOF/hang-up/error (poll_read_closed)
   std::atomic<int64_t> rd{0};            // read deadline: 0 none, -1 expired (under lock)
   std::atomic<int64_t> wd{0};            // write deadline
-  Spinlock lock;                         // orders open/close/deadline/evict
-  DeadlineTimer rt;                      // read deadline timer (in a heap while rd > 0)
-  DeadlineTimer wt;                      // write deadline timer
+  TimerNode rt;                          // read deadline timer (in a heap while rd > 0)
+  TimerNode wt;                          // write deadline timer
   PollDesc* next_free = nullptr;         // on NetPoll's free list (under its lock)
   Scheduler* sched = nullptr;            // the runtime that owns it (fixed)
+  int fd = -1;                           // the registered fd (under lock)
+  std::atomic<bool> closing{false};      // poll_evict was called (written under lock)
+  std::atomic<bool> read_closed{false};  // sticky: the poller saw EOF/hang-up/error (poll_read_closed)
+  Spinlock lock;                         // orders open/close/deadline/evict
 };
+// A page holds a whole number of them, so a page's descriptors can be
+// given back together.
+inline constexpr std::size_t kPdStride = sizeof(PollDesc);
+static_assert(kPdStride == 128, "PollDesc: 32 to a 4 KiB page");
+inline constexpr std::size_t kMaxPollDescs = std::size_t(1) << 21;  // above fs.nr_open's default (2^20)
 
 // Fibers made runnable by one poll, to be queued by the worker that polled.
 struct ReadyBatch {
@@ -121,8 +141,18 @@ class NetPoll {
   explicit NetPoll(Scheduler* s);
   bool init(int* error);
 
+  ~NetPoll();
+  // A free descriptor, or null when all kMaxPollDescs are in use.
   PollDesc* alloc();
   void free(PollDesc* pd);
+  // The seq a token for `pd` must carry to be current (see above).
+  uint32_t seq(const PollDesc* pd) const;
+  // Gives back the pages whose descriptors stayed free, none handed out,
+  // since the previous call; returns how many. The monitor's scavenger.
+  std::size_t scavenge();
+  // Descriptor pages carved, and given back, for metrics and tests.
+  std::size_t pages_carved();
+  std::size_t pages_cold();
   PollerBackend& backend() { return backend_; }
 
   // Waits up to `deadline_ns` (0: not at all) for events and claims the
@@ -157,9 +187,24 @@ class NetPoll {
   std::atomic<bool> blocked_poller_{false};  // a worker is blocked in backend_.wait
   std::atomic<uint64_t> polls_{0};           // see poll_count
   std::atomic<uint64_t> wakeups_{0};         // see wakeup_count
+  // The descriptor cache (see "Where PollDescs live").
+  enum class PageState : uint8_t { kWarm, kCooling, kCold };
+  struct Page {
+    uint16_t free = 0;     // descriptors of the page on the free list
+    bool taken = false;    // one was handed out since the last scavenge
+    PageState state = PageState::kWarm;
+  };
+  uint32_t index_of(const PollDesc* pd) const {
+    return uint32_t((reinterpret_cast<const char*>(pd) - slots_) / kPdStride);
+  }
+  void build_page(std::size_t page) GORT_REQUIRES(cache_lock_);
+  char* slots_ = nullptr;              // kMaxPollDescs * kPdStride bytes, reserved
+  uint32_t* seqs_ = nullptr;           // kMaxPollDescs seqs, reserved; atomic_ref only
+  std::size_t descs_per_page_ = 0;     // page_size() / kPdStride
   Spinlock cache_lock_;
   PollDesc* free_list_ GORT_GUARDED_BY(cache_lock_) = nullptr;
-  std::vector<std::unique_ptr<PollDesc[]>> blocks_ GORT_GUARDED_BY(cache_lock_);  // never shrinks while running
+  std::vector<Page> pages_ GORT_GUARDED_BY(cache_lock_);         // every page carved so far
+  std::vector<uint32_t> cold_pages_ GORT_GUARDED_BY(cache_lock_);  // given back, rebuilt before the next carve
 };
 
 // The runtime's poller, or null if no descriptor was ever opened.

@@ -104,7 +104,7 @@ bool StackPool::take_one(FreeList& list, Stack* out) {
     return true;
   }
   if (list.cold.empty()) return false;
-  *out = list.cold.back();
+  *out = Stack{list.cold.back(), list.stack_size, kGuardBytes, false};
   list.cold.pop_back();
   return true;
 }
@@ -170,7 +170,7 @@ void StackPool::add_slab(std::size_t stack_size) {
   populate_sentinels(base, stack_size);
   std::vector<Stack>& warm = free_list(stack_size).warm;
   for (int i = kStacksPerSlab - 1; i >= 0; --i)
-    warm.push_back(Stack{base + std::size_t(i) * stack_size, stack_size, kGuardBytes, index, false});
+    warm.push_back(Stack{base + std::size_t(i) * stack_size, stack_size, kGuardBytes, false});
   slabs_[index] = Slab{base, stack_size, kStacksPerSlab};
   // release: pairs with slab_count()'s acquire load.
   nslabs_.store(index + 1, std::memory_order_release);
@@ -266,6 +266,9 @@ std::size_t StackPool::scavenge() {
       idle.insert(idle.end(), list.warm.begin(), list.warm.begin() + std::ptrdiff_t(n));
       list.warm.erase(list.warm.begin(), list.warm.begin() + std::ptrdiff_t(n));
       list.low_water = list.warm.size();
+      // After a peak the list's array would keep its peak size, and the
+      // pages it wrote, for good.
+      if (list.warm.capacity() > 4 * list.warm.size() + 64) list.warm.shrink_to_fit();
     }
   }
   if (idle.empty()) return 0;
@@ -279,7 +282,7 @@ std::size_t StackPool::scavenge() {
     count_syscalls(dontneed.syscalls());
   }
   std::lock_guard lock(mu_);
-  for (Stack& s : idle) free_list(s.size).cold.push_back(s);
+  for (Stack& s : idle) free_list(s.size).cold.push_back(s.base);
   return idle.size();
 }
 

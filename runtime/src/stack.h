@@ -89,7 +89,6 @@ struct Stack {
   char* base = nullptr;   // lowest address of the reservation (guard starts here)
   std::size_t size = 0;   // whole reservation, guard included
   std::size_t guard = 0;  // bytes of guard at base
-  int slab = -1;          // index of the slab it was carved from (trim groups by it)
   bool dirty = false;     // may have committed pages below the retained top
 
   char* top() const { return base + size; }
@@ -168,7 +167,7 @@ class StackPool {
   struct FreeList {
     std::size_t stack_size;     // whole reservation, guard included
     std::vector<Stack> warm;    // may hold committed top pages; taken first, from the back
-    std::vector<Stack> cold;    // nothing committed
+    std::vector<char*> cold;    // bases of stacks with nothing committed (clean, kGuardBytes)
     std::size_t low_water = 0;  // fewest warm stacks since the last scavenge
   };
   void add_slab(std::size_t stack_size);

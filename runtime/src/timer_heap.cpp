@@ -50,6 +50,8 @@ void TimerHeap::erase_at(uint32_t i) {
     sift_down(i);
     sift_up(last->index);
   }
+  // After a peak of timers the array would keep its peak size for good.
+  if (heap_.capacity() > 4096 && heap_.size() * 8 < heap_.capacity()) heap_.shrink_to_fit();
 }
 
 bool TimerHeap::add(TimerNode* node) {
@@ -81,10 +83,14 @@ int TimerHeap::run_expired(int64_t now) {
   int fired = 0;
   for (;;) {
     TimerNode* node;
+    void (*fire)(TimerNode*);
     {
       SpinGuard guard(lock_);
       if (heap_.empty() || heap_[0]->when > now) return fired;
       node = heap_[0];
+      // Read while the node is surely intact: once popped, its creator may
+      // reuse it, and a deadline timer's page may be given back (netpoll.h).
+      fire = node->fire;
       erase_at(0);
       // release: a remove() that reads null (acquire) without taking our
       // lock then owns the node's fields; this orders our read of `when`
@@ -92,7 +98,7 @@ int TimerHeap::run_expired(int64_t now) {
       node->owner.store(nullptr, std::memory_order_release);
       publish_next();
     }
-    node->fire(node);
+    fire(node);
     ++fired;
   }
 }

@@ -9,8 +9,8 @@
 // A TimerNode belongs to its creator (it usually lives on a parked fiber's
 // stack). Lifecycle, with `owner` the heap it is in:
 //   add:     owner null -> heap (under that heap's lock)
-//   run:     popped under the lock (owner -> null), then fire(node) is called
-//            with no lock held
+//   run:     popped under the lock (owner -> null; `fire` read there), then
+//            fire(node) is called with no lock held
 //   remove:  under the lock, if still in that heap (owner -> null); returns
 //            false if the timer was already popped (it fired or is firing)
 // A node's creator may free it only when it is in no heap and its fire has

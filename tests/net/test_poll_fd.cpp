@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <memory>
+#include <vector>
 
+#include "export_test.h"
 #include "net_support.h"
 
 using namespace std::chrono_literals;
@@ -147,5 +150,109 @@ TEST(PollFdOutsideARuntime, OpenIsNotInFiber) {
 }
 
 GORT_INSTANTIATE(PollFdTest);
+
+// Poll descriptors' memory after a peak (netpoll.h, "Where PollDescs
+// live"): the pages of descriptors no one used for a scavenge period go
+// back, and come back rebuilt, every readiness and deadline working.
+class ScavengedPollDescs : public PollFdTest {
+ protected:
+  void SetUp() override { setenv("GORT_SCAVENGE_MS", "10", 1); }
+  void TearDown() override { unsetenv("GORT_SCAVENGE_MS"); }
+};
+
+gort::detail::NetPoll* this_netpoll() { return gort::detail::netpoll_of(gort::detail::current_worker()->sched); }
+
+std::size_t descs_per_page() { return gort::detail::page_size() / gort::detail::kPdStride; }
+
+TEST_P(ScavengedPollDescs, PagesGoBackAfterAPeakAndComeBackWorking) {
+  run([] {
+    constexpr std::size_t kPipes = 1000;
+    std::size_t carved = 0;
+    {
+      std::vector<std::unique_ptr<Pipe>> pipes;
+      std::vector<PollFd> watches;
+      for (std::size_t i = 0; i < kPipes; ++i) {
+        pipes.push_back(std::make_unique<Pipe>());
+        auto w = PollFd::open(pipes.back()->r);
+        ASSERT_TRUE(w) << w.error().message();
+        watches.push_back(std::move(*w));
+      }
+      carved = this_netpoll()->pages_carved();
+      EXPECT_GE(carved, kPipes / descs_per_page());
+    }
+    // Every page but the one a descriptor of the runtime may still hold.
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (this_netpoll()->pages_cold() + 1 < carved && std::chrono::steady_clock::now() < deadline)
+      gort::sleep_for(5ms);
+    std::size_t cold = this_netpoll()->pages_cold();
+    EXPECT_GE(cold + 1, carved) << "descriptor pages not given back";
+
+    std::vector<std::unique_ptr<Pipe>> pipes;
+    std::vector<PollFd> watches;
+    for (std::size_t i = 0; i < kPipes; ++i) {
+      pipes.push_back(std::make_unique<Pipe>());
+      auto w = PollFd::open(pipes.back()->r);
+      ASSERT_TRUE(w) << w.error().message();
+      watches.push_back(std::move(*w));
+    }
+    EXPECT_LT(this_netpoll()->pages_cold(), cold) << "rebuilt pages were not reused";
+    EXPECT_EQ(this_netpoll()->pages_carved(), carved) << "new pages carved while given-back ones were free";
+    for (std::size_t i = 0; i < kPipes; i += 7) {
+      if (i % 2 == 0) {
+        ASSERT_EQ(::write(pipes[i]->w, "x", 1), 1);
+        EXPECT_TRUE(watches[i].wait_readable()) << i;
+      } else {
+        watches[i].set_read_deadline(gort::net::Clock::now() + 1ms);
+        EXPECT_EQ(watches[i].wait_readable().error(), Errc::kTimeout) << i;
+      }
+    }
+  });
+}
+
+// Descriptors opened, readied, timed out and closed in bursts while the
+// scavenger gives their pages back between bursts: events fetched before a
+// close and deadline timers popped before it reach pages that may have
+// been given back or rebuilt (the sanitizers watch).
+TEST_P(ScavengedPollDescs, ChurnWhilePagesGoBack) {
+  run([] {
+    constexpr int kRounds = 20, kPipes = 128;
+    std::size_t most_cold = 0;
+    for (int round = 0; round < kRounds; ++round) {
+      std::vector<std::unique_ptr<Pipe>> pipes(kPipes);
+      std::vector<PollFd> watches(kPipes);
+      for (int i = 0; i < kPipes; ++i) {
+        pipes[std::size_t(i)] = std::make_unique<Pipe>();
+        auto w = PollFd::open(pipes[std::size_t(i)]->r);
+        ASSERT_TRUE(w) << w.error().message();
+        watches[std::size_t(i)] = std::move(*w);
+        watches[std::size_t(i)].set_read_deadline(gort::net::Clock::now() + std::chrono::microseconds(500 + 20 * i));
+      }
+      gort::WaitGroup waiters;
+      std::atomic<int> ready{0}, timed_out{0};
+      for (int i = 0; i < kPipes; i += 2) {
+        waiters.add(1);
+        go_spawn([&, i] {
+          auto r = watches[std::size_t(i)].wait_readable();
+          (r ? ready : timed_out).fetch_add(1);
+          if (!r) {
+            EXPECT_EQ(r.error(), Errc::kTimeout);
+          }
+          waiters.done();
+        });
+      }
+      gort::sleep_for(1ms);
+      for (int i = 0; i < kPipes; ++i) ASSERT_EQ(::write(pipes[std::size_t(i)]->w, "x", 1), 1);
+      waiters.wait();
+      EXPECT_EQ(ready.load() + timed_out.load(), kPipes / 2);
+      watches.clear();  // closed with events and timers possibly in flight
+      pipes.clear();
+      gort::sleep_for(25ms);  // long enough for a scavenge or two
+      most_cold = std::max(most_cold, this_netpoll()->pages_cold());
+    }
+    EXPECT_GT(most_cold, std::size_t(0)) << "no page was given back between the bursts";
+  });
+}
+
+GORT_INSTANTIATE(ScavengedPollDescs);
 
 }  // namespace
