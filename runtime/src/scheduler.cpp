@@ -286,6 +286,16 @@ void preemption_point() {
   if (Worker* w = current_worker(); w != nullptr) preemption_point_on(w);
 }
 
+bool yield_if_others_queued() {
+  Worker* w = current_worker();
+  if (w == nullptr || w->own.in_worker_stack) return false;
+  Fiber* self = w->current.load(std::memory_order_relaxed);
+  if (self == nullptr || w->queue_for_others().empty()) return false;
+  SwitchRequest req{SwitchRequest::kYield};
+  switch_out<SwitchRequest::kYield>(w, self, &req);
+  return true;
+}
+
 __attribute__((noinline, cold)) void preempt_current() {
   if (Worker* w = current_worker(); w != nullptr) preempt(w);
 }

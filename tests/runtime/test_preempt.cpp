@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include <gort/detail/preempt.h>
+
 #include "support.h"
 
 using namespace std::chrono_literals;
@@ -233,4 +235,26 @@ TEST_P(PreemptFatal, MaxThreadsBelowTheWorkersIsRefused) {
   setenv("GORT_MAX_THREADS", "0", 1);
   EXPECT_EXIT(gort::run(gort::Config{.workers = n}, [] {}), ::testing::ExitedWithCode(2),
               "GORT_MAX_THREADS=\"0\": expected a positive integer");
+}
+
+// gort::net's reader yields to the fibers queued on its worker before it
+// reads again (net_fd.cpp): they run first, and with none queued it does
+// not yield at all.
+TEST(YieldIfOthersQueued, RunsTheQueuedFibersFirstAndOnlyThen) {
+  EXPECT_FALSE(gort::detail::yield_if_others_queued()) << "outside a fiber";
+  gort::run(gort::Config{.workers = 1}, [] {
+    EXPECT_FALSE(gort::detail::yield_if_others_queued()) << "nothing queued";
+    std::atomic<int> ran{0};
+    gort::WaitGroup done;
+    done.add(3);
+    for (int i = 0; i < 3; ++i)
+      go_spawn([&] {
+        ran.fetch_add(1);
+        done.done();
+      });
+    EXPECT_TRUE(gort::detail::yield_if_others_queued());
+    EXPECT_EQ(ran.load(), 3) << "the queued fibers did not all run before the yielder";
+    done.wait();
+    EXPECT_FALSE(gort::detail::yield_if_others_queued()) << "nothing queued any more";
+  });
 }

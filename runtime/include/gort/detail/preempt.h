@@ -15,4 +15,10 @@ namespace gort::detail {
 // inside on_worker_stack, and when no request is pending.
 void preemption_point();
 
+// Yields to the back of the calling worker's queue if other fibers wait in
+// it; true if it did. A no-op (false) outside fibers and on the worker's
+// stack. For gort::net: a reader whose last read drained the socket lets
+// the queued fibers run before it reads again (net_fd.cpp).
+bool yield_if_others_queued();
+
 }  // namespace gort::detail
