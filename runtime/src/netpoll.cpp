@@ -148,10 +148,15 @@ template <PollMode M>
 void deadline_fired(TimerNode* node) {
   PollDesc* pd = owner_of<M>(node);
   TimerNode* t = node;
+  auto& deadline = M == PollMode::kRead ? pd->rd : pd->wd;
+  // No deadline: nothing to do, and the lock is left alone. A firing that
+  // was popped before poll_close returns here, so it never holds the lock
+  // of a descriptor whose page is given back and rebuilt (which resets the
+  // lock). relaxed: a deadline set meanwhile has armed the timer again.
+  if (deadline.load(std::memory_order_relaxed) <= 0) return;
   Fiber* f = nullptr;
   {
     SpinGuard guard(pd->lock);
-    auto& deadline = M == PollMode::kRead ? pd->rd : pd->wd;
     int64_t d = deadline.load(std::memory_order_relaxed);
     // Stale firing (the deadline was cleared, already expired, or the
     // descriptor was closed or reused): the current deadline decides.

@@ -74,11 +74,15 @@
 //    reads as zeros from then on. What a stale party can still do to such
 //    a page is harmless on zeros: the poller compares the token against
 //    the seq table and drops it; a deadline firing finds its PollDesc by
-//    address (never through the node's fields), takes the zero (unlocked)
-//    lock, reads deadline 0, and returns; a timer's `fire` is read under
-//    its heap's lock when it is popped, before any of that. A page is
-//    rebuilt (its descriptors constructed again) before any of them is
-//    handed out again.
+//    address (never through the node's fields), reads deadline 0 (cleared
+//    by poll_close, or a zero page) and returns without taking the lock; a
+//    timer's `fire` is read under its heap's lock when it is popped, before
+//    any of that. A page is rebuilt (its descriptors constructed again)
+//    before any of them is handed out again. What this leans on: a party
+//    holding an event or a popped timer from before a close gets past
+//    those few instructions within a scavenge period (the page must stay
+//    wholly free for one before it goes), as Go's netpoll leans on its
+//    pollDescs staying allocated.
 // Rejected
 //  * A dedicated poller thread: a thread hop (futex wake + switch) per event;
 //    workers poll instead, as Go's Ms do.
