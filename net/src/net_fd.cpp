@@ -423,6 +423,9 @@ Result<void> NetFd::close_borrowed() {
   {
     std::lock_guard<gort::Mutex> r(read_mu_);
     std::lock_guard<gort::Mutex> w(write_mu_);
+    // set_deadline holds a reference but no direction lock: it uses the
+    // descriptor under attach_mu_, so it is done with it before it goes.
+    std::lock_guard<gort::Mutex> a(attach_mu_);
     if (ours) gort::detail::poll_close(p);
     pd_.store(nullptr, std::memory_order_release);
   }
@@ -448,8 +451,18 @@ void NetFd::set_deadline(int64_t deadline_ns, PollMode mode) {
   if (uint8_t(mode) & uint8_t(PollMode::kRead)) user_rd_.store(deadline_ns, std::memory_order_relaxed);
   if (uint8_t(mode) & uint8_t(PollMode::kWrite)) user_wd_.store(deadline_ns, std::memory_order_relaxed);
   // Without a runtime the deadline waits for attach() to apply it.
-  if (auto* p = attach(); p != nullptr && gort::detail::poll_runtime_id() == runtime_id_)
-    gort::detail::poll_set_deadline(p, deadline_ns, mode);
+  if (owns_fd_) {
+    // Our reference keeps the descriptor registered: only destroy(), after
+    // the last reference, deregisters an owned fd.
+    if (auto* p = attach(); p != nullptr && gort::detail::poll_runtime_id() == runtime_id_)
+      gort::detail::poll_set_deadline(p, deadline_ns, mode);
+  } else {
+    // close_borrowed deregisters while references remain, under attach_mu_.
+    (void)attach();
+    std::lock_guard<gort::Mutex> a(attach_mu_);
+    if (auto* p = pd(); p != nullptr && gort::detail::poll_runtime_id() == runtime_id_)
+      gort::detail::poll_set_deadline(p, deadline_ns, mode);
+  }
   leave();
 }
 

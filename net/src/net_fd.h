@@ -131,7 +131,9 @@ class NetFd {
   // release/acquire: runtime_id_ is written before pd_ is published.
   std::atomic<gort::detail::PollDesc*> pd_{nullptr};
   uint64_t runtime_id_ = 0;          // poll_runtime_id() when registered
-  gort::Mutex attach_mu_;            // one registration
+  // One registration; and a borrowed fd's deregistration (close_borrowed)
+  // against set_deadline's use of the descriptor.
+  gort::Mutex attach_mu_;
   std::atomic<int64_t> user_rd_{0};  // the read deadline set_deadline last set (0: none)
   std::atomic<int64_t> user_wd_{0};  // the write deadline likewise
   std::atomic<uint32_t> refs_{1};    // the object's + operations'; kClosedBit once closing

@@ -244,8 +244,7 @@ void NetPoll::build_page(std::size_t page) {
     pd->sched = sched_;
     pd->rt.fire = &deadline_fired<PollMode::kRead>;
     pd->wt.fire = &deadline_fired<PollMode::kWrite>;
-    pd->next_free = free_list_;
-    free_list_ = pd;
+    push_free(pd);
   }
   pages_[page] = Page{uint16_t(descs_per_page_), false, PageState::kWarm};
 }
@@ -264,12 +263,24 @@ PollDesc* NetPoll::alloc() {
     }
   }
   PollDesc* pd = free_list_;
-  free_list_ = pd->next_free;
-  pd->next_free = nullptr;
+  unlink_free(pd);
   Page& page = pages_[index_of(pd) / descs_per_page_];
   --page.free;
-  page.taken = true;
+  page.touched = true;
   return pd;
+}
+
+void NetPoll::push_free(PollDesc* pd) {
+  pd->prev_free = nullptr;
+  pd->next_free = free_list_;
+  if (free_list_ != nullptr) free_list_->prev_free = pd;
+  free_list_ = pd;
+}
+
+void NetPoll::unlink_free(PollDesc* pd) {
+  (pd->prev_free != nullptr ? pd->prev_free->next_free : free_list_) = pd->next_free;
+  if (pd->next_free != nullptr) pd->next_free->prev_free = pd->prev_free;
+  pd->next_free = pd->prev_free = nullptr;
 }
 
 void NetPoll::free(PollDesc* pd) {
@@ -277,9 +288,12 @@ void NetPoll::free(PollDesc* pd) {
   // seq and are dropped from now on (Go's pollCache.free).
   std::atomic_ref<uint32_t>(seqs_[index_of(pd)]).fetch_add(1, std::memory_order_seq_cst);
   SpinGuard guard(cache_lock_);
-  pd->next_free = free_list_;
-  free_list_ = pd;
-  ++pages_[index_of(pd) / descs_per_page_].free;
+  push_free(pd);
+  Page& page = pages_[index_of(pd) / descs_per_page_];
+  ++page.free;
+  // A page goes back only a whole period after its last free, so a party
+  // still holding the descriptor from before (netpoll.h) finds it in place.
+  page.touched = true;
 }
 
 uint32_t NetPoll::seq(const PollDesc* pd) const {
@@ -296,21 +310,15 @@ std::size_t NetPoll::scavenge() {
     SpinGuard guard(cache_lock_);
     for (std::size_t i = 0; i < pages_.size(); ++i) {
       Page& page = pages_[i];
-      if (page.state == PageState::kWarm && page.free == descs_per_page_ && !page.taken) {
+      if (page.state == PageState::kWarm && page.free == descs_per_page_ && !page.touched) {
         page.state = PageState::kCooling;
         cooling.push_back(uint32_t(i));
+        char* base = slots_ + i * page_size();
+        for (std::size_t k = 0; k < descs_per_page_; ++k) unlink_free(reinterpret_cast<PollDesc*>(base + k * kPdStride));
       }
-      page.taken = false;
+      page.touched = false;
     }
     if (cooling.empty()) return 0;
-    PollDesc** link = &free_list_;
-    while (*link != nullptr) {
-      if (pages_[index_of(*link) / descs_per_page_].state == PageState::kCooling) {
-        *link = (*link)->next_free;
-      } else {
-        link = &(*link)->next_free;
-      }
-    }
   }
   MadviseBatch dontneed(MADV_DONTNEED);
   for (uint32_t page : cooling) dontneed.add(slots_ + std::size_t(page) * page_size(), page_size());

@@ -69,8 +69,10 @@
 //  * The seqs live apart, in a second reservation indexed like the slots
 //    and never given back: a stale event's check reads its seq there.
 //  * The monitor's scavenger (NetPoll::scavenge) takes every page whose
-//    descriptors were all free, with none handed out, for a whole period
-//    off the free list and gives it back (one batched MADV_DONTNEED). It
+//    descriptors were all free, none handed out or freed, for a whole
+//    period off the free list (doubly linked: a page's descriptors come off
+//    without a walk of the list) and gives it back (one batched
+//    MADV_DONTNEED). It
 //    reads as zeros from then on. What a stale party can still do to such
 //    a page is harmless on zeros: the poller compares the token against
 //    the seq table and drops it; a deadline firing finds its PollDesc by
@@ -79,10 +81,10 @@
 //    timer's `fire` is read under its heap's lock when it is popped, before
 //    any of that. A page is rebuilt (its descriptors constructed again)
 //    before any of them is handed out again. What this leans on: a party
-//    holding an event or a popped timer from before a close gets past
-//    those few instructions within a scavenge period (the page must stay
-//    wholly free for one before it goes), as Go's netpoll leans on its
-//    pollDescs staying allocated.
+//    that holds an event or a popped timer from before a close (a firing
+//    that read the deadline before poll_close cleared it waits for the
+//    lock, then finds none) is done with it within a whole scavenge period,
+//    the least time a freed descriptor's page stays put before it goes.
 // Rejected
 //  * A dedicated poller thread: a thread hop (futex wake + switch) per event;
 //    workers poll instead, as Go's Ms do.
@@ -120,7 +122,8 @@ struct alignas(128) PollDesc {
   std::atomic<int64_t> wd{0};            // write deadline
   TimerNode rt;                          // read deadline timer (in a heap while rd > 0)
   TimerNode wt;                          // write deadline timer
-  PollDesc* next_free = nullptr;         // on NetPoll's free list (under its lock)
+  PollDesc* next_free = nullptr;         // on NetPoll's free list, doubly linked (under its lock)
+  PollDesc* prev_free = nullptr;
   Scheduler* sched = nullptr;            // the runtime that owns it (fixed)
   int fd = -1;                           // the registered fd (under lock)
   std::atomic<bool> closing{false};      // poll_evict was called (written under lock)
@@ -195,13 +198,15 @@ class NetPoll {
   enum class PageState : uint8_t { kWarm, kCooling, kCold };
   struct Page {
     uint16_t free = 0;     // descriptors of the page on the free list
-    bool taken = false;    // one was handed out since the last scavenge
+    bool touched = false;  // one was handed out or freed since the last scavenge
     PageState state = PageState::kWarm;
   };
   uint32_t index_of(const PollDesc* pd) const {
     return uint32_t((reinterpret_cast<const char*>(pd) - slots_) / kPdStride);
   }
   void build_page(std::size_t page) GORT_REQUIRES(cache_lock_);
+  void push_free(PollDesc* pd) GORT_REQUIRES(cache_lock_);
+  void unlink_free(PollDesc* pd) GORT_REQUIRES(cache_lock_);
   char* slots_ = nullptr;              // kMaxPollDescs * kPdStride bytes, reserved
   uint32_t* seqs_ = nullptr;           // kMaxPollDescs seqs, reserved; atomic_ref only
   std::size_t descs_per_page_ = 0;     // page_size() / kPdStride
