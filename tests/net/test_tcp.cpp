@@ -348,3 +348,44 @@ TEST_P(Tcp, WaitingForIoIsNotADeadlock) {
 }
 
 GORT_INSTANTIATE(Tcp);
+
+// A reader whose last read drained its socket lets the fibers queued on its
+// worker run first, then reads what they sent meanwhile without parking: the
+// poller readies nobody (net_fd.cpp). With nothing queued it parks, and the
+// poller wakes it. One worker: which fibers are queued is then known.
+TEST(TcpOneWorker, DrainedReaderYieldsToQueuedFibersBeforeParking) {
+  int rc = gort::run(gort::Config{.workers = 1}, [] {
+    auto ln = listen_tcp("127.0.0.1:0");
+    ASSERT_TRUE(ln);
+    auto client = dial_tcp(ln->local_address()->to_string());
+    ASSERT_TRUE(client);
+    auto server = ln->accept();
+    ASSERT_TRUE(server);
+    char buf[64];
+    ASSERT_TRUE(client->write_all("x"));
+    auto n = server->read(buf, sizeof buf);
+    ASSERT_TRUE(n);
+    ASSERT_EQ(*n, 1u);  // fewer bytes than asked: drained
+
+    uint64_t before = gort::metrics().netpoll_wakeups;
+    go_spawn([&] { EXPECT_TRUE(client->write_all("y")); });
+    n = server->read(buf, sizeof buf);
+    ASSERT_TRUE(n);
+    EXPECT_EQ(std::string(buf, *n), "y");
+    EXPECT_EQ(gort::metrics().netpoll_wakeups, before) << "the reader parked, and the poller woke it";
+
+    gort::WaitGroup wrote;
+    wrote.add(1);
+    go_spawn([&] {
+      gort::sleep_for(20ms);  // parked: nothing queued when the reader looks again
+      EXPECT_TRUE(client->write_all("z"));
+      wrote.done();
+    });
+    n = server->read(buf, sizeof buf);
+    ASSERT_TRUE(n);
+    EXPECT_EQ(std::string(buf, *n), "z");
+    EXPECT_GT(gort::metrics().netpoll_wakeups, before) << "the reader found no data and did not wait for the poller";
+    wrote.wait();
+  });
+  EXPECT_EQ(rc, 0);
+}
