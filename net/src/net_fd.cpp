@@ -451,18 +451,14 @@ void NetFd::set_deadline(int64_t deadline_ns, PollMode mode) {
   if (uint8_t(mode) & uint8_t(PollMode::kRead)) user_rd_.store(deadline_ns, std::memory_order_relaxed);
   if (uint8_t(mode) & uint8_t(PollMode::kWrite)) user_wd_.store(deadline_ns, std::memory_order_relaxed);
   // Without a runtime the deadline waits for attach() to apply it.
-  if (owns_fd_) {
-    // Our reference keeps the descriptor registered: only destroy(), after
-    // the last reference, deregisters an owned fd.
-    if (auto* p = attach(); p != nullptr && gort::detail::poll_runtime_id() == runtime_id_)
-      gort::detail::poll_set_deadline(p, deadline_ns, mode);
-  } else {
-    // close_borrowed deregisters while references remain, under attach_mu_.
-    (void)attach();
-    std::lock_guard<gort::Mutex> a(attach_mu_);
-    if (auto* p = pd(); p != nullptr && gort::detail::poll_runtime_id() == runtime_id_)
-      gort::detail::poll_set_deadline(p, deadline_ns, mode);
-  }
+  (void)attach();
+  // Our reference keeps an owned fd registered (only destroy(), after the
+  // last reference, deregisters it); close_borrowed deregisters a borrowed
+  // one while references remain, under attach_mu_.
+  std::unique_lock<gort::Mutex> registration(attach_mu_, std::defer_lock);
+  if (!owns_fd_) registration.lock();
+  if (auto* p = pd(); p != nullptr && gort::detail::poll_runtime_id() == runtime_id_)
+    gort::detail::poll_set_deadline(p, deadline_ns, mode);
   leave();
 }
 

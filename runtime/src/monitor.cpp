@@ -101,6 +101,7 @@ void Monitor::scavenge_if_due(int64_t now) {
   std::size_t given_back = sched_->stack_pool.scavenge();
   // Likewise the pages of poll descriptors no connection used for a period.
   if (NetPoll* np = netpoll_of(sched_)) given_back += np->scavenge();
+  for (int i = 0; i < sched_->slot_count(); ++i) sched_->worker_at(i)->timers.shrink();
   if (given_back > 0) release_free_heap_memory();
   next_scavenge_ = now + config_.scavenge_period_ns;
 }

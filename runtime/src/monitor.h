@@ -44,10 +44,10 @@
 //    call: memory goes back after a peak without a system call on any
 //    spawn or exit. The pages of poll descriptors that no connection used
 //    for a whole period go back the same way (NetPoll::scavenge,
-//    netpoll.h). When it gave stacks or descriptors back, a peak has
-//    passed, and the C allocator's free pages go back too
-//    (release_free_heap_memory, platform.h): what the peak's fibers
-//    allocated outside their stacks.
+//    netpoll.h), and timer heaps left mostly empty shrink. When it gave
+//    stacks or descriptors back, a peak has passed, and the C allocator's
+//    free pages go back too (release_free_heap_memory, platform.h): what
+//    the peak's fibers allocated outside their stacks.
 //    It runs in the deep sleep too, whose wake-ups it shares.
 //  * Sleep. The monitor sleeps 20 us after a round in which it acted, and
 //    doubles the sleep after 50 quiet rounds, up to 10 ms (Go's sysmon

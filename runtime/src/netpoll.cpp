@@ -147,7 +147,6 @@ PollDesc* owner_of(TimerNode* node) {
 template <PollMode M>
 void deadline_fired(TimerNode* node) {
   PollDesc* pd = owner_of<M>(node);
-  TimerNode* t = node;
   auto& deadline = M == PollMode::kRead ? pd->rd : pd->wd;
   // No deadline: nothing to do, and the lock is left alone. A firing that
   // was popped before poll_close returns here, so it never holds the lock
@@ -166,7 +165,7 @@ void deadline_fired(TimerNode* node) {
       // was): arm it again for the current deadline. Only if no one re-armed
       // it meanwhile: adds happen under pd->lock only, so owner == null here
       // means it is in no heap and nobody else can add it.
-      if (t->owner.load(std::memory_order_acquire) == nullptr) arm(pd, *t, d);
+      if (node->owner.load(std::memory_order_acquire) == nullptr) arm(pd, *node, d);
       return;
     }
     deadline.store(-1, std::memory_order_seq_cst);
@@ -220,17 +219,16 @@ NetPoll::~NetPoll() {
 
 bool NetPoll::init(int* error) {
   // Address space only: pages are committed as descriptors are first used.
-  const int prot = PROT_READ | PROT_WRITE, flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
-  void* slots = mmap(nullptr, kMaxPollDescs * kPdStride, prot, flags, -1, 0);
-  void* seqs = mmap(nullptr, kMaxPollDescs * sizeof(uint32_t), prot, flags, -1, 0);
-  if (slots == MAP_FAILED || seqs == MAP_FAILED) {
+  auto reserve = [](std::size_t bytes) -> void* {
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
+  };
+  slots_ = static_cast<char*>(reserve(kMaxPollDescs * kPdStride));
+  seqs_ = static_cast<uint32_t*>(reserve(kMaxPollDescs * sizeof(uint32_t)));
+  if (slots_ == nullptr || seqs_ == nullptr) {
     *error = errno;
-    if (slots != MAP_FAILED) munmap(slots, kMaxPollDescs * kPdStride);
-    if (seqs != MAP_FAILED) munmap(seqs, kMaxPollDescs * sizeof(uint32_t));
-    return false;
+    return false;  // the destructor unmaps what was reserved
   }
-  slots_ = static_cast<char*>(slots);
-  seqs_ = static_cast<uint32_t*>(seqs);
   descs_per_page_ = page_size() / kPdStride;
   return backend_.init(error);
 }
@@ -238,7 +236,7 @@ bool NetPoll::init(int* error) {
 // Constructs a page's descriptors (fresh, or given back: zeros either way)
 // and puts them on the free list. Their seqs carry on in the seq table.
 void NetPoll::build_page(std::size_t page) {
-  char* base = slots_ + page * page_size();
+  char* base = page_base(page);
   for (std::size_t i = descs_per_page_; i-- > 0;) {
     auto* pd = new (base + i * kPdStride) PollDesc;
     pd->sched = sched_;
@@ -264,7 +262,7 @@ PollDesc* NetPoll::alloc() {
   }
   PollDesc* pd = free_list_;
   unlink_free(pd);
-  Page& page = pages_[index_of(pd) / descs_per_page_];
+  Page& page = page_of(pd);
   --page.free;
   page.touched = true;
   return pd;
@@ -289,7 +287,7 @@ void NetPoll::free(PollDesc* pd) {
   std::atomic_ref<uint32_t>(seqs_[index_of(pd)]).fetch_add(1, std::memory_order_seq_cst);
   SpinGuard guard(cache_lock_);
   push_free(pd);
-  Page& page = pages_[index_of(pd) / descs_per_page_];
+  Page& page = page_of(pd);
   ++page.free;
   // A page goes back only a whole period after its last free, so a party
   // still holding the descriptor from before (netpoll.h) finds it in place.
@@ -313,15 +311,15 @@ std::size_t NetPoll::scavenge() {
       if (page.state == PageState::kWarm && page.free == descs_per_page_ && !page.touched) {
         page.state = PageState::kCooling;
         cooling.push_back(uint32_t(i));
-        char* base = slots_ + i * page_size();
-        for (std::size_t k = 0; k < descs_per_page_; ++k) unlink_free(reinterpret_cast<PollDesc*>(base + k * kPdStride));
+        for (std::size_t k = 0; k < descs_per_page_; ++k)
+          unlink_free(reinterpret_cast<PollDesc*>(page_base(i) + k * kPdStride));
       }
       page.touched = false;
     }
     if (cooling.empty()) return 0;
   }
   MadviseBatch dontneed(MADV_DONTNEED);
-  for (uint32_t page : cooling) dontneed.add(slots_ + std::size_t(page) * page_size(), page_size());
+  for (uint32_t page : cooling) dontneed.add(page_base(page), page_size());
   dontneed.flush();
   SpinGuard guard(cache_lock_);
   for (uint32_t page : cooling) {

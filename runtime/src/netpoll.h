@@ -204,6 +204,8 @@ class NetPoll {
   uint32_t index_of(const PollDesc* pd) const {
     return uint32_t((reinterpret_cast<const char*>(pd) - slots_) / kPdStride);
   }
+  Page& page_of(const PollDesc* pd) GORT_REQUIRES(cache_lock_) { return pages_[index_of(pd) / descs_per_page_]; }
+  char* page_base(std::size_t page) const { return slots_ + page * page_size(); }
   void build_page(std::size_t page) GORT_REQUIRES(cache_lock_);
   void push_free(PollDesc* pd) GORT_REQUIRES(cache_lock_);
   void unlink_free(PollDesc* pd) GORT_REQUIRES(cache_lock_);

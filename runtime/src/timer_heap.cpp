@@ -50,7 +50,10 @@ void TimerHeap::erase_at(uint32_t i) {
     sift_down(i);
     sift_up(last->index);
   }
-  // After a peak of timers the array would keep its peak size for good.
+}
+
+void TimerHeap::shrink() {
+  SpinGuard guard(lock_);
   if (heap_.capacity() > 4096 && heap_.size() * 8 < heap_.capacity()) heap_.shrink_to_fit();
 }
 

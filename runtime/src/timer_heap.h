@@ -48,6 +48,9 @@ class TimerHeap {
   int64_t next_when() const { return next_when_.load(std::memory_order_acquire); }
   // Timers in the heap (takes the lock: for metrics, not for hot paths).
   std::size_t pending();
+  // Gives back the array's room when it is mostly empty: after a peak of
+  // timers it would keep its peak size for good. The scavenger's.
+  void shrink();
 
  private:
   void sift_up(uint32_t i) GORT_REQUIRES(lock_);

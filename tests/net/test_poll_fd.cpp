@@ -164,37 +164,46 @@ gort::detail::NetPoll* this_netpoll() { return gort::detail::netpoll_of(gort::de
 
 std::size_t descs_per_page() { return gort::detail::page_size() / gort::detail::kPdStride; }
 
+// n pipes, each read end watched by a PollFd (opened: each fails the test
+// if it cannot open).
+struct WatchedPipes {
+  std::vector<std::unique_ptr<Pipe>> pipes;
+  std::vector<PollFd> watches;
+  explicit WatchedPipes(std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      pipes.push_back(std::make_unique<Pipe>());
+      auto w = PollFd::open(pipes.back()->r);
+      EXPECT_TRUE(w) << w.error().message();
+      watches.push_back(w ? std::move(*w) : PollFd());
+    }
+  }
+};
+
+// Sleeps until done() holds or 20 s pass; returns done().
+template <class Done>
+bool wait_until(Done done) {
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!done() && std::chrono::steady_clock::now() < deadline) gort::sleep_for(5ms);
+  return done();
+}
+
 TEST_P(ScavengedPollDescs, PagesGoBackAfterAPeakAndComeBackWorking) {
   run([] {
     constexpr std::size_t kPipes = 1000;
     std::size_t carved = 0;
     {
-      std::vector<std::unique_ptr<Pipe>> pipes;
-      std::vector<PollFd> watches;
-      for (std::size_t i = 0; i < kPipes; ++i) {
-        pipes.push_back(std::make_unique<Pipe>());
-        auto w = PollFd::open(pipes.back()->r);
-        ASSERT_TRUE(w) << w.error().message();
-        watches.push_back(std::move(*w));
-      }
+      WatchedPipes peak(kPipes);
       carved = this_netpoll()->pages_carved();
       EXPECT_GE(carved, kPipes / descs_per_page());
     }
     // Every page but the one a descriptor of the runtime may still hold.
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (this_netpoll()->pages_cold() + 1 < carved && std::chrono::steady_clock::now() < deadline)
-      gort::sleep_for(5ms);
+    wait_until([&] { return this_netpoll()->pages_cold() + 1 >= carved; });
     std::size_t cold = this_netpoll()->pages_cold();
     EXPECT_GE(cold + 1, carved) << "descriptor pages not given back";
 
-    std::vector<std::unique_ptr<Pipe>> pipes;
-    std::vector<PollFd> watches;
-    for (std::size_t i = 0; i < kPipes; ++i) {
-      pipes.push_back(std::make_unique<Pipe>());
-      auto w = PollFd::open(pipes.back()->r);
-      ASSERT_TRUE(w) << w.error().message();
-      watches.push_back(std::move(*w));
-    }
+    WatchedPipes again(kPipes);
+    auto& pipes = again.pipes;
+    auto& watches = again.watches;
     EXPECT_LT(this_netpoll()->pages_cold(), cold) << "rebuilt pages were not reused";
     EXPECT_EQ(this_netpoll()->pages_carved(), carved) << "new pages carved while given-back ones were free";
     for (std::size_t i = 0; i < kPipes; i += 7) {
@@ -218,15 +227,11 @@ TEST_P(ScavengedPollDescs, ChurnWhilePagesGoBack) {
     constexpr int kRounds = 20, kPipes = 128;
     std::size_t most_cold = 0;
     for (int round = 0; round < kRounds; ++round) {
-      std::vector<std::unique_ptr<Pipe>> pipes(kPipes);
-      std::vector<PollFd> watches(kPipes);
-      for (int i = 0; i < kPipes; ++i) {
-        pipes[std::size_t(i)] = std::make_unique<Pipe>();
-        auto w = PollFd::open(pipes[std::size_t(i)]->r);
-        ASSERT_TRUE(w) << w.error().message();
-        watches[std::size_t(i)] = std::move(*w);
+      WatchedPipes burst(kPipes);
+      auto& pipes = burst.pipes;
+      auto& watches = burst.watches;
+      for (int i = 0; i < kPipes; ++i)
         watches[std::size_t(i)].set_read_deadline(gort::net::Clock::now() + std::chrono::microseconds(500 + 20 * i));
-      }
       gort::WaitGroup waiters;
       std::atomic<int> ready{0}, timed_out{0};
       for (int i = 0; i < kPipes; i += 2) {
@@ -251,12 +256,8 @@ TEST_P(ScavengedPollDescs, ChurnWhilePagesGoBack) {
     }
     // Whatever the scavenger's timing did between the bursts, with nothing
     // open the pages go back within a bounded time.
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (most_cold == 0 && std::chrono::steady_clock::now() < deadline) {
-      gort::sleep_for(5ms);
-      most_cold = this_netpoll()->pages_cold();
-    }
-    EXPECT_GT(most_cold, std::size_t(0)) << "no page was given back";
+    EXPECT_TRUE(most_cold > 0 || wait_until([] { return this_netpoll()->pages_cold() > 0; }))
+        << "no page was given back";
   });
 }
 
