@@ -2,11 +2,11 @@
 //
 // Design
 //  * The runtime keeps no list of its fibers (spawn and exit would pay for
-//    one). Every fiber's control block sits at the top of its stack, and
-//    every stack lies in a slab of the StackPool, so the dump walks the
-//    slabs and reads each stack's top, as tools/gdb/gort.py does from
-//    outside. A block whose id is 0 (a stack never used, or given back whole
-//    by the scavenger, which zeroes it) or whose state is kDead (its fiber
+//    one). Every fiber's control block is a record of the FiberPool, all
+//    carved from one reservation (fiber_pool.h), so the dump walks the
+//    records carved so far and reads each, as tools/gdb/gort.py does from
+//    outside. A record whose id is 0 (never used, or its page given back by
+//    the scavenger, which zeroes it) or whose state is kDead (its fiber
 //    returned, or spawn_abort gave it up) is not a fiber.
 //  * The workers keep running: the dump does not stop the world. Each
 //    block is copied field by field (read_block), and then formatted from
@@ -17,14 +17,15 @@
 //    by fiber id after that.
 //
 // What a concurrent reader may see, and why it is safe
-//  * The memory is always there: a slab, once published by slab_count()
-//    (release/acquire on StackPool::nslabs_), stays mapped until the
-//    StackPool is destroyed, when gort::run returns; the top page of a stack
-//    is never a guard. A scavenged stack's top page is given back to the
-//    kernel (MADV_DONTNEED) and reads as zeros: id 0, skipped. So no read
-//    can fault, as long as gort::run does not return meanwhile (debug.h).
+//  * The memory is always there: the records' reservation stays mapped
+//    until the FiberPool is destroyed, when gort::run returns, and records
+//    up to FiberPool::carved() (release/acquire) are committed or read as
+//    zeros; a given-back page reads as zeros too: id 0, skipped. A parked
+//    fiber's stack (copied for its backtrace) lies in a slab, mapped until
+//    the StackPool is destroyed. So no read can fault, as long as gort::run
+//    does not return meanwhile (debug.h).
 //  * A block may change while it is copied: a fiber parks, is woken,
-//    starts, returns, or its stack is handed to a new fiber (spawn_prepare
+//    starts, returns, or its record is handed to a new fiber (spawn_prepare
 //    constructs the block again with plain stores). Every field is an
 //    aligned word or byte read with one load of its width (racy_load), so
 //    each value read is one that was stored, never a torn mix; but the fields may come
@@ -167,10 +168,11 @@ namespace {
 // is one racy_load (see "What a concurrent reader may see" above); the
 // std::atomic fields are read through their value's address (std::atomic<T>
 // holds exactly a T; the enums are read as their uint8_t).
-__attribute__((no_sanitize("address", "thread"))) bool read_block(const char* block, uintptr_t top, FiberView* out) {
+__attribute__((no_sanitize("address", "thread"))) bool read_block(const char* block, FiberView* out) {
   const auto* f = reinterpret_cast<const Fiber*>(block);
   out->block = block;
-  out->top = top;
+  // 0 while no stack is bound (a fiber that has not run yet).
+  out->top = racy_load<uintptr_t>(&f->stack.base) + racy_load<std::size_t>(&f->stack.size);
   out->id = racy_load<uint64_t>(&f->id);
   if (out->id == 0) return false;
   out->state = FiberState(racy_load<uint8_t>(&f->state));
@@ -183,17 +185,13 @@ __attribute__((no_sanitize("address", "thread"))) bool read_block(const char* bl
   return true;
 }
 
-// Calls visit(view) for every live fiber, in stack order.
+// Calls visit(view) for every live fiber, in record order.
 template <class Visit>
 void for_each_live_fiber(Scheduler* s, Visit&& visit) {
-  StackPool& pool = s->stack_pool;
-  for (std::size_t i = 0, n = pool.slab_count(); i < n; ++i) {
-    StackPool::SlabSpan slab = pool.slab(i);
-    for (int k = 0; k < slab.count; ++k) {
-      FiberView v;
-      char* top = slab.base + slab.stack_size * std::size_t(k + 1);
-      if (read_block(fiber_block_at(top), uintptr_t(top), &v)) visit(v);
-    }
+  const FiberPool& pool = s->fiber_pool;
+  for (std::size_t i = 0, n = pool.carved(); i < n; ++i) {
+    FiberView v;
+    if (read_block(pool.base() + i * kFiberRecordBytes, &v)) visit(v);
   }
 }
 
@@ -343,11 +341,11 @@ class StackPrinter {
   void append(std::string& out, const FiberView& v) {
     constexpr std::size_t kMaxCopy = 64 * 1024;  // the innermost part; deeper frames are cut
     FiberView before, after;
-    bool copied = read_block(v.block, v.top, &before) && same_wait(v, before) &&
+    bool copied = read_block(v.block, &before) && same_wait(v, before) && v.top != 0 &&
                   copy_stack(v.ctx, v.top, kMaxCopy, &copy_);
     // seq_cst: the reads of the copy above must not pass the reads below.
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (!copied || !read_block(v.block, v.top, &after) || !same_wait(v, after)) {
+    if (!copied || !read_block(v.block, &after) || !same_wait(v, after)) {
       out += "    (woke while the dump was made: no stack)\n";
       return;
     }

@@ -1,9 +1,12 @@
 // fiber.h: the fiber control block and its states.
 //
-// A Fiber lives at the top of its own stack, followed by its task (the
-// callable and its arguments, moved in by spawn). Spawning therefore costs no
-// heap allocation: a stack from the worker's cache, two placement-news and a
-// make_context.
+// A Fiber lives in a record of its own (fiber_pool.h), followed by its task
+// (the callable and its arguments, moved in by spawn) when the task fits
+// there. Its stack is bound when it first runs, on the worker that runs it
+// (bind_stack_on_first_run); a task too large for the record is put at the
+// top of a stack bound at spawn instead. Spawning therefore costs no heap
+// allocation and, for a small task, no stack: a record from the worker's
+// cache and two placement-news.
 //
 // States say where the fiber lives and who may touch it:
 //
@@ -35,6 +38,7 @@
 #include <gort/detail/wait_reason.h>
 
 #include "context.h"
+#include "fiber_pool.h"
 #include "platform.h"
 #include "stack.h"
 
@@ -46,8 +50,8 @@ const char* state_name(FiberState s);
 struct Worker;
 
 struct Fiber {
-  Context ctx = nullptr;  // saved registers while not running
-  Stack stack;            // the reservation this block lives in
+  Context ctx = nullptr;  // saved registers while not running; null until a stack is bound
+  Stack stack;            // empty until a stack is bound (at the first run, or at spawn for a large task)
   std::atomic<FiberState> state{FiberState::kRunnable};
   // Why and since when the fiber is parked: written by the fiber itself on
   // its way out (note_wait), read by the fiber dump from any thread. All
@@ -63,6 +67,7 @@ struct Fiber {
   void* task = nullptr;                // callable + arguments, on this stack
   void (*run_task)(void*) = nullptr;   // invokes *task
   void (*drop_task)(void*) = nullptr;  // destroys *task
+  std::size_t stack_usable = 0;        // the usable size its stack is to have
   bool started = false;                // has run at least once (its task is live)
   void* entry_request = nullptr;       // first switch-in came directly from this fiber's SwitchRequest
   SanitizerContext san;                // ASan/TSan view of this stack
@@ -114,12 +119,16 @@ struct Fiber {
   [[noreturn]] void bad_transition(FiberState actual, FiberState from, FiberState to);
 };
 
-// Where the control block of a fiber lives, given its stack's top: just
-// below it, aligned down (spawn_prepare puts it there; the fiber
-// dump and tools/gdb/gort.py look for it there).
-inline char* fiber_block_at(char* stack_top) {
-  return reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(stack_top) - sizeof(Fiber)) &
-                                 ~(uintptr_t(alignof(Fiber)) - 1));
+static_assert(sizeof(Fiber) + 64 <= kFiberRecordBytes, "a fiber's record must leave room for a small task");
+
+// Where a task of this size and alignment goes in f's record, or null if
+// it does not fit there (then it goes on a stack bound at spawn).
+inline char* record_task_space(Fiber* f, std::size_t size, std::size_t align) {
+  align = align < 16 ? 16 : align;
+  uintptr_t begin = (reinterpret_cast<uintptr_t>(f) + sizeof(Fiber) + align - 1) & ~(uintptr_t(align) - 1);
+  uintptr_t end = reinterpret_cast<uintptr_t>(f) + kFiberRecordBytes;
+  if (align > kFiberRecordBytes || size > end - begin) return nullptr;
+  return reinterpret_cast<char*>(begin);
 }
 
 }  // namespace gort::detail

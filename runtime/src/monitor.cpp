@@ -99,8 +99,10 @@ void Monitor::scavenge_if_due(int64_t now) {
   // too, and goes back with them. Only then: a trim walks the allocator's
   // free lists under its locks.
   std::size_t given_back = sched_->stack_pool.scavenge();
-  // Likewise the pages of poll descriptors no connection used for a period.
+  // Likewise the pages of poll descriptors no connection used for a
+  // period, and those of fiber records.
   if (NetPoll* np = netpoll_of(sched_)) given_back += np->scavenge();
+  given_back += sched_->fiber_pool.scavenge();
   for (int i = 0; i < sched_->slot_count(); ++i) sched_->worker_at(i)->timers.shrink();
   if (given_back > 0) release_free_heap_memory();
   next_scavenge_ = now + config_.scavenge_period_ns;
@@ -281,6 +283,7 @@ void Monitor::join_exited_spares() {
 bool Monitor::wait_in_spare_pool(Worker* w) {
   Scheduler* s = sched_;
   w->own.stacks.flush();  // a pooled spare holds no stacks
+  w->own.fibers.flush();  // nor records
   {
     std::lock_guard lock(s->idle_mu);
     // Under idle_mu, as Scheduler::stop sets every wake_word: either we see

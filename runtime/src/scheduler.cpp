@@ -29,7 +29,7 @@ namespace gort::detail {
 namespace {
 
 std::atomic<Scheduler*> g_sched{nullptr};
-TeardownCounts g_last_teardown{0, 0};  // written by run_main's thread after its workers joined
+TeardownCounts g_last_teardown{0, 0, 0};  // written by run_main's thread after its workers joined
 
 int affinity_cpus() {
   cpu_set_t set;
@@ -146,7 +146,7 @@ Scheduler::~Scheduler() {
   // abandons goroutines at exit. Those that never ran get their task
   // destroyed; those that ran are simply dropped with their slabs.
   auto drop = [](Fiber* f) {
-    if (f->ctx != nullptr && f->run_task != nullptr && !f->started) f->drop_task(f->task);
+    if (f->run_task != nullptr && !f->started) f->drop_task(f->task);
     f->san.destroy();
   };
   Fiber* f;
@@ -302,6 +302,35 @@ __attribute__((noinline, cold)) void preempt_current() {
 
 // ---- spawning ----
 
+namespace {
+
+// Gives f's record back: to this worker's cache, or to the pool from any
+// other thread. Marked dead first, for the fiber dump (debug.cpp).
+void free_record(Scheduler* s, Fiber* f) {
+  f->state.store(FiberState::kDead, std::memory_order_relaxed);
+  f->~Fiber();
+  Worker* w = current_worker();
+  if (w != nullptr && w->sched == s) {
+    w->own.fibers.put(f);
+  } else {
+    s->fiber_pool.release(f);
+  }
+}
+
+char* align_down(char* p, std::size_t a) {
+  return reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(p) & ~(uintptr_t(a) - 1));
+}
+
+// The fiber runs on st from sp down.
+void bind_stack(Fiber* f, Stack st, char* sp) {
+  f->stack = st;
+  std::size_t usable = std::size_t(sp - st.usable_bottom());
+  f->ctx = make_context(sp, usable, fiber_entry);
+  f->san.init_fiber(st.usable_bottom(), usable);
+}
+
+}  // namespace
+
 Fiber* spawn_prepare(const SpawnOptions& opts, std::size_t task_size, std::size_t task_align, void** task_storage) {
   Scheduler* s = current_scheduler();
   if (s == nullptr || s->stopping.load(std::memory_order_relaxed))
@@ -311,28 +340,48 @@ Fiber* spawn_prepare(const SpawnOptions& opts, std::size_t task_size, std::size_
                                 " exceeds the 1 GiB maximum");
   std::size_t size = opts.stack_size ? opts.stack_size : s->default_stack;
   Worker* w = current_worker();
-  Stack st = (w != nullptr && w->sched == s) ? w->own.stacks.get(size) : s->stack_pool.allocate(size);
-
-  auto align_down = [](char* p, std::size_t a) {
-    return reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(p) & ~(uintptr_t(a) - 1));
-  };
-  char* fp = fiber_block_at(st.top());
-  char* tp = align_down(fp - task_size, std::max<std::size_t>(task_align, 16));
+  bool on_worker = w != nullptr && w->sched == s;
+  auto* f = new (on_worker ? w->own.fibers.get() : s->fiber_pool.allocate()) Fiber;
+  f->id = s->next_fiber_id.fetch_add(1, std::memory_order_relaxed);
+  f->name = opts.name;
+  f->stack_usable = size;
+  if (char* tp = record_task_space(f, task_size, task_align)) {
+    // The usual case: the stack is bound when the fiber first runs.
+    f->task = tp;
+    *task_storage = tp;
+    return f;
+  }
+  // A task too large for the record goes at the top of a stack bound now.
+  Stack st;
+  try {
+    st = on_worker ? w->own.stacks.get(size) : s->stack_pool.allocate(size);
+  } catch (...) {
+    free_record(s, f);
+    throw;
+  }
+  char* tp = align_down(st.top() - task_size, std::max<std::size_t>(task_align, 16));
   char* sp = align_down(tp, 64);
   if (sp - st.usable_bottom() < 4096) {
     s->stack_pool.release(st);
+    free_record(s, f);
     throw std::length_error("gort::spawn: the fiber's arguments do not fit its stack");
   }
-  auto* f = new (fp) Fiber;
-  f->stack = st;
-  f->id = s->next_fiber_id.fetch_add(1, std::memory_order_relaxed);
-  f->name = opts.name;
   f->task = tp;
-  std::size_t usable = std::size_t(sp - st.usable_bottom());
-  f->ctx = make_context(sp, usable, fiber_entry);
-  f->san.init_fiber(st.usable_bottom(), usable);
+  bind_stack(f, st, sp);
   *task_storage = tp;
   return f;
+}
+
+__attribute__((noinline)) void bind_stack_on_first_run(Worker* w, Fiber* f) {
+  Stack st;
+  try {
+    st = w->own.stacks.get(f->stack_usable);
+  } catch (const std::bad_alloc&) {
+    // Nobody to throw to: the spawner has moved on. Go does the same.
+    fatal("fiber %llu: no memory for its stack (%zu KiB): the kernel refused the reservation",
+          (unsigned long long)f->id, f->stack_usable / 1024);
+  }
+  bind_stack(f, st, align_down(st.top(), 64));
 }
 
 void spawn_abort(Fiber* f) {
@@ -340,9 +389,9 @@ void spawn_abort(Fiber* f) {
   Stack st = f->stack;
   f->san.destroy();
   // Never queued, so never seen by anyone but the fiber dump (debug.cpp),
-  // which skips a dead block: without this it would list a fiber that never ran.
-  f->state.store(FiberState::kDead, std::memory_order_relaxed);
-  f->~Fiber();
+  // which skips a dead record: free_record marks it so.
+  free_record(s, f);
+  if (!st) return;
   Worker* w = current_worker();
   if (w != nullptr && w->sched == s) {
     w->own.stacks.put(st);
@@ -440,8 +489,12 @@ int run_main(const Config& config, void (*body)(void*), void* arg) {
   remove_terminate_handler();
   remove_quit_handler();
   stop_runtime_services();  // blocking pool, pending runtime timers (services.h)
-  for (int i = 0, slots = sched.slot_count(); i < slots; ++i) sched.worker_at(i)->own.stacks.flush();
-  g_last_teardown = TeardownCounts{sched.live_fibers.load(), sched.stack_pool.in_use()};
+  for (int i = 0, slots = sched.slot_count(); i < slots; ++i) {
+    sched.worker_at(i)->own.stacks.flush();
+    sched.worker_at(i)->own.fibers.flush();
+  }
+  g_last_teardown = TeardownCounts{sched.live_fibers.load(), sched.stack_pool.in_use(),
+                                   int64_t(sched.fiber_pool.carved()) - int64_t(sched.fiber_pool.free_count())};
   g_sched.store(nullptr, std::memory_order_release);
   return 0;
 }

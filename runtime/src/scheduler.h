@@ -198,8 +198,10 @@ struct alignas(64) Worker {
   // Every access is written `own.x` (or `w->own.x` by code running on w's
   // thread), so a reach into another worker's Own stands out.
   struct Own {
-    Own(StackPool* pool, std::size_t default_stack, uint64_t seed) : stacks(pool, default_stack), rng(seed) {}
+    Own(StackPool* pool, FiberPool* records, std::size_t default_stack, uint64_t seed)
+        : stacks(pool, default_stack), fibers(records), rng(seed) {}
     StackCache stacks;            // this worker's free stacks
+    FiberCache fibers;            // this worker's free fiber records
     Context sched_ctx = nullptr;  // schedule loop's context while a fiber runs
     SanitizerContext sched_san;   // sanitizer view of the schedule loop's stack
     // Schedules left before the injector's fairness turn. A countdown rather
@@ -264,6 +266,7 @@ struct Scheduler {
   std::size_t default_stack;  // usable bytes
   bool detect_deadlock;
   StackPool stack_pool;  // declared before the workers: their caches return to it
+  FiberPool fiber_pool;  // likewise
   // Every worker ever started: slots [0, nworkers) are the workers, the
   // rest spares (monitor.h). A slot, once filled, keeps its Worker until
   // the runtime stops, so a pointer read from it stays valid; `nslots` is
@@ -280,12 +283,17 @@ struct Scheduler {
   std::vector<Worker*> idle_list;
   std::vector<Worker*> spare_pool;          // retired spares waiting to be reused (their threads alive)
   std::atomic<uint64_t> wake_epoch{0};      // bumped on every worker wake (deadlock check)
-  std::atomic<int64_t> live_fibers{0};      // spawned and not yet dead
   std::atomic<int64_t> external_wakers{0};  // things outside the workers that may ready a fiber
   std::atomic<int> helper_threads{0};       // threads the runtime owns besides workers (blocking pool)
   std::atomic<bool> stopping{false};
   std::atomic<NetPoll*> netpoll{nullptr};  // created by the first poll_open, freed with us
-  std::atomic<uint64_t> next_fiber_id{1};
+  // Written on every spawn (both) and every exit (live_fibers): each on a
+  // cache line of its own, so that a fan-out, which spawns on one worker
+  // while another runs the fibers and frees them, moves one line per
+  // counter between the cores and none of the read-mostly fields above
+  // (stopping is read on every spawn).
+  alignas(64) std::atomic<int64_t> live_fibers{0};  // spawned and not yet dead
+  alignas(64) std::atomic<uint64_t> next_fiber_id{1};
   // The cycle counter and the clock read together at start-up: the fiber
   // dump turns a wait's start (Fiber::wait_since, in cycles) into elapsed
   // time by the rate between this pair and a pair it reads itself.
@@ -331,6 +339,7 @@ Fiber* current_fiber();
 struct TeardownCounts {
   int64_t live_fibers;
   int64_t stacks_in_use;
+  int64_t records_in_use;  // fiber records not back in the pool
 };
 TeardownCounts last_teardown();
 
@@ -338,9 +347,9 @@ TeardownCounts last_teardown();
 // max_fibers fibers and a count of the rest (debug.cpp). Any thread, while
 // s runs; it allocates, so not from a signal handler.
 void append_fiber_dump(Scheduler* s, std::string& out, std::size_t max_fibers);
-// Parked fibers by wait reason, counted by the same walk of the stacks as
-// the dump (debug.cpp): counts[r] for each WaitReason r. Any thread, while
-// s runs; it costs a read of every stack's top.
+// Parked fibers by wait reason, counted by the same walk of the fiber
+// records as the dump (debug.cpp): counts[r] for each WaitReason r. Any
+// thread, while s runs; it costs a read of every record carved.
 struct FiberCensus {
   int64_t runnable = 0;
   int64_t running = 0;
@@ -373,6 +382,12 @@ void remove_terminate_handler();
 // Yields the running fiber of w because its time slice ran out (out of
 // line: it runs at most once per slice).
 void preempt(Worker* w);
+
+// Binds a stack to f, which has none yet, as w is about to run it for the
+// first time: the stack w freed last, hot in its caches (fiber_pool.h says
+// why). Fatal if no stack can be had: the spawner, which could have caught
+// an exception, has moved on.
+void bind_stack_on_first_run(Worker* w, Fiber* f);
 
 // The check a runtime call that did not block makes, for a caller that
 // holds its worker (read since its last suspension).
@@ -493,6 +508,7 @@ __attribute__((always_inline)) inline Worker* switch_out(Worker* w, Fiber* self,
     next->set_state(FiberState::kRunnable, FiberState::kRunning);
     w->current.store(next, std::memory_order_release);  // see Worker::current
     w->note_switch(2);                                  // still odd: a fiber runs
+    if (next->ctx == nullptr) bind_stack_on_first_run(w, next);
     annotate_switch_begin(&self->san, &next->san, suspended);
     if (next->started) {
       t = jump_ontop(next->ctx, req, &finish_on_next<K>);

@@ -80,6 +80,26 @@ uint64_t StackPool::committed_bytes() const {
   return pages * page;
 }
 
+int64_t StackPool::in_use() const {
+  std::lock_guard lock(mu_);
+  int64_t n = in_use_.load(std::memory_order_relaxed);
+  for (const StackCache* c : caches_) n += c->net();
+  return n;
+}
+
+void StackPool::add_cache(const StackCache* c) {
+  std::lock_guard lock(mu_);
+  caches_.push_back(c);
+}
+
+// The cache's count stays in the total: its stacks still in use are
+// returned to other caches or the pool, whose counts fall for them.
+void StackPool::remove_cache(const StackCache* c, int64_t net) {
+  std::lock_guard lock(mu_);
+  caches_.erase(std::find(caches_.begin(), caches_.end(), c));
+  in_use_.fetch_add(net, std::memory_order_relaxed);
+}
+
 std::size_t StackPool::cold_count() const {
   std::lock_guard lock(mu_);
   std::size_t n = 0;
@@ -125,8 +145,8 @@ bool StackPool::install_guards(char* base, std::size_t stack_size) {
   return ok;
 }
 
-// Every fiber touches its stack's top page (its control block and task live
-// there): commit them all in one call rather than one page fault per fiber.
+// Every fiber touches its stack's top page (its first frames go there):
+// commit them all in one call rather than one page fault per fiber.
 // Only where that is one call; failure (memory pressure) is harmless.
 void StackPool::populate_tops(char* base, std::size_t stack_size) {
   if (!MadviseBatch::batched()) return;
@@ -200,7 +220,13 @@ void StackPool::release(Stack s) {
 void StackPool::release_batch(std::vector<Stack>& in) {
   trim(in.data(), in.size());
   std::lock_guard lock(mu_);
-  for (Stack& s : in) free_list(s.size).warm.push_back(s);
+  // The stacks of a batch are almost always of one size: look its list up
+  // once per run of equal sizes, not once per stack.
+  FreeList* list = nullptr;
+  for (Stack& s : in) {
+    if (list == nullptr || list->stack_size != s.size) list = &free_list(s.size);
+    list->warm.push_back(s);
+  }
   in.clear();
 }
 
@@ -224,19 +250,47 @@ char* deep_end(const Stack& s) { return s.top() - kRetainedBytes; }
 // physical page, so the scan stays in the cache. A frame larger than a page
 // that leaves the sentinel page untouched is missed; the scavenger still
 // gives the whole stack back once it goes unused.
+//
+// The scan is most of what a trim costs per stack, and almost every page
+// it reads is all zeros, so it is built for that case: the whole page is
+// OR-ed into four independent accumulators and tested once at the end (no
+// early exit, no reduction per step), with 32-byte loads where the CPU has
+// them. What remains is mostly the TLB miss on the sentinel's address.
 // Not instrumented: the dead fiber's frames may still be poisoned (ASan),
 // and their writes were made on another thread before the stack was freed.
-__attribute__((no_sanitize("address", "thread"))) bool went_deep(const Stack& s) {
-  // 16-byte vectors, two cache lines per test: the scan is most of what a
-  // trim costs per stack.
-  using Chunk = uint64_t __attribute__((vector_size(16)));
-  auto* chunk = reinterpret_cast<const Chunk*>(deep_end(s) - page_size());
-  for (std::size_t i = 0, n = page_size() / sizeof(Chunk); i < n; i += 8) {
-    Chunk any = chunk[i] | chunk[i + 1] | chunk[i + 2] | chunk[i + 3] | chunk[i + 4] | chunk[i + 5] | chunk[i + 6] |
-                chunk[i + 7];
-    if ((any[0] | any[1]) != 0) return true;
+template <class Vec>
+__attribute__((always_inline, no_sanitize("address", "thread"))) inline bool any_nonzero(const char* page) {
+  auto* v = reinterpret_cast<const Vec*>(page);
+  const std::size_t n = page_size() / sizeof(Vec);
+  Vec a = v[0], b = v[1], c = v[2], d = v[3];
+  for (std::size_t i = 4; i < n; i += 4) {
+    a |= v[i];
+    b |= v[i + 1];
+    c |= v[i + 2];
+    d |= v[i + 3];
   }
-  return false;
+  a |= b | c | d;
+  uint64_t any = 0;
+  for (std::size_t k = 0; k < sizeof(Vec) / sizeof(uint64_t); ++k) any |= a[k];
+  return any != 0;
+}
+
+using Vec16 = uint64_t __attribute__((vector_size(16)));
+using Vec32 = uint64_t __attribute__((vector_size(32)));
+
+__attribute__((noinline, no_sanitize("address", "thread"))) bool any_nonzero_16(const char* page) {
+  return any_nonzero<Vec16>(page);
+}
+__attribute__((noinline, target("avx2"), no_sanitize("address", "thread"))) bool any_nonzero_32(const char* page) {
+  return any_nonzero<Vec32>(page);
+}
+
+bool went_deep(const Stack& s) {
+  // Asked once: the CPU does not change under us. (__builtin_cpu_init
+  // first: this may run before libgcc's own constructor has.)
+  static const bool have_avx2 = (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
+  const char* sentinel = deep_end(s) - page_size();
+  return have_avx2 ? any_nonzero_32(sentinel) : any_nonzero_16(sentinel);
 }
 
 }  // namespace
@@ -296,7 +350,7 @@ Stack StackCache::get(std::size_t usable_size) {
   }
   Stack s = cache_.back();
   cache_.pop_back();
-  pool_->note_acquired();
+  count(+1);
   return s;
 }
 
@@ -306,7 +360,7 @@ void StackCache::put(Stack s) {
     pool_->release(s);
     return;
   }
-  pool_->note_returned();
+  count(-1);
   cache_.push_back(s);
   if (++frees_since_trim_ >= kTrimBatch) trim();
   if (cache_.size() > kCacheLimit) {

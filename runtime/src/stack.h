@@ -98,6 +98,7 @@ struct Stack {
 };
 
 enum class GuardMode { kGuardInstall, kMprotect };
+class StackCache;
 
 inline constexpr std::size_t kMinStackSize = 16 * 1024;
 inline constexpr std::size_t kDefaultStackSize = 256 * 1024;
@@ -133,8 +134,10 @@ class StackPool {
 
   GuardMode guard_mode() const { return mode_; }
   std::size_t slab_count() const;
-  // Stacks handed out and not yet released to a cache or the pool.
-  int64_t in_use() const { return in_use_.load(std::memory_order_relaxed); }
+  // Stacks handed out and not yet released to a cache or the pool: the
+  // pool's own count plus every cache's (StackCache::net_). Any thread; a
+  // walk under the pool's lock.
+  int64_t in_use() const;
   void note_acquired() { in_use_.fetch_add(1, std::memory_order_relaxed); }
   void note_returned() { in_use_.fetch_sub(1, std::memory_order_relaxed); }
   // System calls the stack code has made (mmap, guards, populates,
@@ -178,15 +181,19 @@ class StackPool {
   static bool take_one(FreeList& list, Stack* out);
   void populate_sentinels(char* base, std::size_t stack_size);
   void count_syscalls(int n) { syscalls_.fetch_add(n, std::memory_order_relaxed); }
+  friend class StackCache;  // registers itself, for in_use()
+  void add_cache(const StackCache* c);
+  void remove_cache(const StackCache* c, int64_t net);
 
   GuardMode mode_;
   mutable std::mutex mu_;
   std::vector<FreeList> free_;  // by stack size; guarded by mu_
+  std::vector<const StackCache*> caches_;  // every live cache, for in_use(); guarded by mu_
   // Every slab, for unmapping at shutdown (append-only).
   static constexpr int kMaxSlabs = 1 << 16;
   Slab* slabs_;  // kMaxSlabs entries
   std::atomic<int> nslabs_{0};
-  std::atomic<int64_t> in_use_{0};
+  std::atomic<int64_t> in_use_{0};  // stacks the pool itself handed out, net
   std::atomic<int64_t> syscalls_{0};
 };
 
@@ -196,8 +203,15 @@ std::size_t round_stack_size(std::size_t usable_size);
 class StackCache {
  public:
   StackCache(StackPool* pool, std::size_t default_usable)
-      : pool_(pool), default_size_(round_stack_size(default_usable)) {}
-  ~StackCache() { flush(); }
+      : pool_(pool), default_size_(round_stack_size(default_usable)) {
+    pool_->add_cache(this);
+  }
+  ~StackCache() {
+    flush();
+    pool_->remove_cache(this, net());
+  }
+  StackCache(const StackCache&) = delete;
+  StackCache& operator=(const StackCache&) = delete;
   Stack get(std::size_t usable_size);
   void put(Stack s);
   void trim();  // returns the deep pages of every dirty cached stack
@@ -205,12 +219,25 @@ class StackCache {
   // rest go to the pool, where the scavenger can reach them.
   void shrink_when_idle();
   void flush();  // everything back to the pool
+  // Stacks this cache handed out minus those returned to it (negative on
+  // a worker that frees more fibers than it spawns). Any thread.
+  int64_t net() const { return net_.load(std::memory_order_relaxed); }
 
  private:
+  // Only the owner writes net_, so a load and a store do, with no locked
+  // instruction: a fan-out gets on one worker and puts on another, and a
+  // shared count would move a cache line between them on every fiber.
+  // relaxed: a statistic. A reader that needs it exact (the leak checks)
+  // first acquires something the owner released after its last count:
+  // live_fibers, which every exit decrements (seq_cst) after putting its
+  // stack back, or the owner thread's join.
+  void count(int64_t d) { net_.store(net_.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
+
   StackPool* pool_;
   std::vector<Stack> cache_;  // stacks of the default size only; others go to the pool
   std::size_t default_size_;  // usable size of the stacks this cache keeps
   int frees_since_trim_ = 0;
+  std::atomic<int64_t> net_{0};
 };
 
 }  // namespace gort::detail

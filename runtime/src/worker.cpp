@@ -39,7 +39,7 @@ __attribute__((noinline)) Fiber* current_fiber() {
 }
 
 Worker::Worker(Scheduler* s, int i, Kind k, std::size_t default_stack)
-    : sched(s), index(i), kind(k), own(&s->stack_pool, default_stack, 0x9E3779B97F4A7C15ull * uint64_t(i + 1)) {}
+    : sched(s), index(i), kind(k), own(&s->stack_pool, &s->fiber_pool, default_stack, 0x9E3779B97F4A7C15ull * uint64_t(i + 1)) {}
 
 uint64_t Worker::next_random() {
   own.rng ^= own.rng << 13;
@@ -93,6 +93,7 @@ void Worker::stop_spinning() {
 // (switch_out) the fiber that comes back need not be f.
 void Worker::execute(Fiber* f) {
   f->set_state(FiberState::kRunnable, FiberState::kRunning);
+  if (f->ctx == nullptr) bind_stack_on_first_run(this, f);
   current.store(f, std::memory_order_release);  // see Worker::current
   note_switch(1);                               // odd: a fiber runs
   --own.until_fairness_turn;                    // >= 1: find_runnable resets it when it reaches 0
@@ -112,8 +113,9 @@ void Worker::finish_exit(Fiber* from) {
   from->set_state(FiberState::kRunning, FiberState::kDead);
   from->san.destroy();
   Stack s = from->stack;
-  from->~Fiber();
+  from->~Fiber();  // the record keeps kDead: the fiber dump skips it
   own.stacks.put(s);
+  own.fibers.put(from);
   // seq_cst: read by the deadlock check.
   sched->live_fibers.fetch_sub(1);
 }
@@ -365,6 +367,7 @@ void Worker::park_worker() {
   // Idle for real: give deep stack pages back while nothing runs here, and
   // surplus stacks to the pool, where the monitor's scavenger reaches them.
   own.stacks.shrink_when_idle();
+  own.fibers.shrink_when_idle();
   bool deadlock_suspect = false;
   uint64_t epoch = 0;
   int64_t deadline = sleep_deadline(&deadlock_suspect, &epoch);

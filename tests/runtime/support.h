@@ -4,7 +4,7 @@
 // fixture from WorkersTest and instantiate with GORT_WORKER_COUNTS. run()
 // boots a runtime with that many workers, runs the body as the main fiber,
 // and before returning checks that nothing leaked: every fiber the body
-// spawned has finished and its stack is back in a cache.
+// spawned has finished and its stack and record are back in the pools.
 #pragma once
 
 #include <gort/gort.h>
@@ -54,6 +54,27 @@ inline constexpr bool kThreadSanitizer = true;
 inline constexpr bool kThreadSanitizer = false;
 #endif
 
+// Spawns n fibers that all park, runs at_peak while every one of them is
+// parked, then releases them and waits until all have returned. From a
+// fiber.
+template <class F>
+void with_parked_fibers(int n, F at_peak) {
+  gort::WaitGroup parked, release, finished;
+  parked.add(n);
+  release.add(1);
+  finished.add(n);
+  for (int i = 0; i < n; ++i)
+    go_spawn([&] {
+      parked.done();
+      release.wait();
+      finished.done();
+    });
+  parked.wait();
+  at_peak();
+  release.done();
+  finished.wait();
+}
+
 class WorkersTest : public ::testing::TestWithParam<int> {
  protected:
   int workers() const { return GetParam(); }
@@ -71,6 +92,7 @@ class WorkersTest : public ::testing::TestWithParam<int> {
     gort::detail::TeardownCounts left = gort::detail::last_teardown();
     EXPECT_EQ(left.live_fibers, 0) << "fibers still alive when the runtime stopped";
     EXPECT_EQ(left.stacks_in_use, 0) << "stacks not returned when the runtime stopped";
+    EXPECT_EQ(left.records_in_use, 0) << "fiber records not returned when the runtime stopped";
   }
 
   // Fibers that signalled completion may still be on their way out; give

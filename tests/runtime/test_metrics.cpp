@@ -55,8 +55,10 @@ TEST_P(MetricsTest, FollowWhatTheRuntimeDoes) {
       });
     }
     auto far_timer = gort::after(1h);  // one timer pending somewhere
-    gort::sleep_for(10ms);             // the spawned fibers park on the channel
-    gort::Metrics parked = gort::metrics();
+    // The spawned fibers park on the channel (bounded wait: a fiber binds
+    // its stack only when it first runs, so all must have run).
+    gort::Metrics parked = metrics_once(
+        [](const gort::Metrics& m) { return m.fibers_parked >= n && m.stacks_in_use >= n + 1; }, 10000);
     EXPECT_EQ(parked.fibers, n + 1);
     EXPECT_GE(parked.fibers_spawned, before.fibers_spawned + n);
     EXPECT_GE(parked.stacks_in_use, n + 1);

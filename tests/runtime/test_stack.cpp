@@ -18,30 +18,11 @@
 
 using namespace std::chrono_literals;
 using gort_test::kScale;
+using gort_test::with_parked_fibers;
 using gort_test::WorkersTest;
 namespace d = gort::detail;
 
 namespace {
-
-// Spawns n fibers that all park, runs at_peak while every one of them is
-// parked, then releases them and waits until all have returned.
-template <class F>
-void with_parked_fibers(int n, F at_peak) {
-  gort::WaitGroup parked, release, finished;
-  parked.add(n);
-  release.add(1);
-  finished.add(n);
-  for (int i = 0; i < n; ++i)
-    go_spawn([&] {
-      parked.done();
-      release.wait();
-      finished.done();
-    });
-  parked.wait();
-  at_peak();
-  release.done();
-  finished.wait();
-}
 
 int count_mappings() {
   std::ifstream maps("/proc/self/maps");

@@ -8,11 +8,12 @@
 #
 # Works on a live process stopped by gdb (gdb -p PID) and needs the
 # program's debug information. How it finds the fibers: every fiber's
-# control block sits at the top of its stack, and every stack lies in a slab
-# of the runtime's StackPool (scheduler.cpp's g_sched -> stack_pool.slabs_), so
-# the script walks the slabs and reads each stack's top; a block whose id is
-# 0 (a stack never used, or given back) or whose state is kDead (its fiber
-# returned) is not a fiber. The process is stopped: nothing moves meanwhile.
+# control block is a fixed-size record of the runtime's FiberPool, all carved
+# from one reservation (scheduler.cpp's g_sched -> fiber_pool.base_, and
+# carved_ records so far; runtime/src/fiber_pool.h), so the script reads
+# every record; a record whose id is 0 (never used, or given back) or whose
+# state is kDead (its fiber returned) is not a fiber. The process is
+# stopped: nothing moves meanwhile.
 #
 # A fiber that is not running has its registers saved by Boost.Context's
 # jump_fcontext/ontop_fcontext at the address in Fiber::ctx (x86-64 System V:
@@ -64,29 +65,33 @@ def _scheduler():
     return sched.dereference()
 
 
+def _record_bytes():
+    """fiber_pool.h's kFiberRecordBytes: from the debug information when the
+    constant was emitted there, else its value when this script was written."""
+    try:
+        return int(gdb.parse_and_eval("gort::detail::kFiberRecordBytes"))
+    except gdb.error:
+        return 256
+
+
 def fibers():
     """Every live fiber, as a gdb.Value of type gort::detail::Fiber."""
-    pool = _scheduler()["stack_pool"]
-    nslabs = int(_atomic(pool["nslabs_"]))
-    slabs = pool["slabs_"]
+    pool = _scheduler()["fiber_pool"]
+    base = int(pool["base_"])
+    carved = int(_atomic(pool["carved_"]))
+    record = _record_bytes()
     fiber_t = gdb.lookup_type("gort::detail::Fiber")
-    size = fiber_t.sizeof
-    align = fiber_t.alignof
     inferior = gdb.selected_inferior()
-    for i in range(nslabs):
-        slab = slabs[i]
-        base, stack_size, count = int(slab["base"]), int(slab["stack_size"]), int(slab["count"])
-        for k in range(count):
-            top = base + stack_size * (k + 1)
-            address = (top - size) & ~(align - 1)
-            try:
-                inferior.read_memory(address, size)
-            except gdb.MemoryError:
-                continue
-            f = gdb.Value(address).cast(fiber_t.pointer()).dereference()
-            if int(f["id"]) == 0 or int(_atomic(f["state"])) == 3:
-                continue
-            yield f
+    for k in range(carved):
+        address = base + k * record
+        try:
+            inferior.read_memory(address, fiber_t.sizeof)
+        except gdb.MemoryError:
+            continue
+        f = gdb.Value(address).cast(fiber_t.pointer()).dereference()
+        if int(f["id"]) == 0 or int(_atomic(f["state"])) == 3:
+            continue
+        yield f
 
 
 def _name(f):

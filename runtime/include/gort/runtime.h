@@ -58,7 +58,10 @@ struct Task {
 // Starts fn(args...) on a new fiber. Arguments are moved (or copied) into the
 // fiber, like `go f(x)`. Callable from fibers and from other threads while
 // the runtime runs; throws std::logic_error when no runtime is running and
-// std::bad_alloc when no stack can be reserved.
+// std::bad_alloc when no fiber record (or, for arguments too large for the
+// record, no stack) can be reserved. The stack of a fiber whose arguments
+// fit its record is bound when it first runs; if the kernel refuses it
+// then, the runtime stops with a fatal error naming the fiber.
 template <class F, class... Args>
 requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>
 void spawn(const SpawnOptions& opts, F&& fn, Args&&... args) {

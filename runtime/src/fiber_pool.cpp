@@ -1,0 +1,164 @@
+// fiber_pool.cpp: see fiber_pool.h for the design.
+#include "fiber_pool.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <new>
+
+#include "platform.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+namespace gort::detail {
+
+FiberPool::FiberPool() {
+  void* p = mmap(nullptr, kMaxFiberRecords * kFiberRecordBytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  base_ = static_cast<char*>(p);
+}
+
+FiberPool::~FiberPool() { munmap(base_, kMaxFiberRecords * kFiberRecordBytes); }
+
+std::size_t FiberPool::free_count() const {
+  std::lock_guard lock(mu_);
+  return free_.size() + cold_.size();
+}
+
+std::size_t FiberPool::cold_count() const {
+  std::lock_guard lock(mu_);
+  return cold_.size();
+}
+
+// Called with mu_ held. Every record of the chunk is written by its first
+// spawn: commit the chunk in one call rather than a page fault per 16
+// records (failure, under memory pressure, is harmless: they fault later).
+void FiberPool::carve() {
+  std::size_t n = carved_.load(std::memory_order_relaxed);
+  if (n + kRecordsPerCarve > kMaxFiberRecords) throw std::bad_alloc();
+  char* chunk = base_ + n * kFiberRecordBytes;
+  madvise(chunk, kRecordsPerCarve * kFiberRecordBytes, MADV_POPULATE_WRITE);
+  // Handed out from the back: the chunk's first record first.
+  for (std::size_t i = kRecordsPerCarve; i-- > 0;) free_.push_back(chunk + i * kFiberRecordBytes);
+  // release: the dump reads records up to carved() without the lock.
+  carved_.store(n + kRecordsPerCarve, std::memory_order_release);
+}
+
+// Called with mu_ held: warm records first, then those on given-back
+// pages, then a new chunk.
+void* FiberPool::take_one() {
+  if (free_.empty() && cold_.empty()) carve();
+  void* r;
+  if (!free_.empty()) {
+    r = free_.back();
+    free_.pop_back();
+    low_water_ = std::min(low_water_, free_.size());
+  } else {
+    r = cold_.back();
+    cold_.pop_back();
+  }
+  return r;
+}
+
+void* FiberPool::allocate() {
+  std::lock_guard lock(mu_);
+  return take_one();
+}
+
+void FiberPool::release(void* record) {
+  std::lock_guard lock(mu_);
+  free_.push_back(record);
+}
+
+bool FiberPool::take_batch(std::vector<void*>& out, std::size_t max) {
+  std::lock_guard lock(mu_);
+  std::size_t n = std::min(max, free_.size());
+  out.insert(out.end(), free_.end() - std::ptrdiff_t(n), free_.end());
+  free_.resize(free_.size() - n);
+  low_water_ = std::min(low_water_, free_.size());
+  for (; n < max && !cold_.empty(); ++n) {
+    out.push_back(cold_.back());
+    cold_.pop_back();
+  }
+  return n != 0;
+}
+
+void FiberPool::release_batch(std::vector<void*>& in) {
+  std::lock_guard lock(mu_);
+  free_.insert(free_.end(), in.begin(), in.end());
+  in.clear();
+}
+
+std::size_t FiberPool::scavenge() {
+  std::vector<void*> idle;
+  {
+    std::lock_guard lock(mu_);
+    std::size_t n = std::min(low_water_, free_.size());
+    idle.assign(free_.begin(), free_.begin() + std::ptrdiff_t(n));
+    free_.erase(free_.begin(), free_.begin() + std::ptrdiff_t(n));
+    low_water_ = free_.size();
+    // After a peak the list's array would keep its peak size for good.
+    if (free_.capacity() > 4 * free_.size() + 1024) free_.shrink_to_fit();
+  }
+  if (idle.empty()) return 0;
+  // A page goes back when all of its records are idle: sorted, they are
+  // then consecutive, starting at the page's first record. Those go cold;
+  // the others back to the warm list's cold end (its front).
+  std::sort(idle.begin(), idle.end());
+  const std::size_t page = page_size();
+  const std::size_t per_page = page / kFiberRecordBytes;
+  std::vector<void*> cold, warm;
+  {
+    MadviseBatch dontneed(MADV_DONTNEED);
+    for (std::size_t i = 0; i < idle.size();) {
+      auto* first = static_cast<char*>(idle[i]);
+      bool page_start = (reinterpret_cast<uintptr_t>(first) & (page - 1)) == 0;
+      if (page_start && i + per_page <= idle.size() &&
+          static_cast<char*>(idle[i + per_page - 1]) == first + page - kFiberRecordBytes) {
+        dontneed.add(first, page);
+        cold.insert(cold.end(), idle.begin() + std::ptrdiff_t(i), idle.begin() + std::ptrdiff_t(i + per_page));
+        i += per_page;
+      } else {
+        warm.push_back(idle[i++]);
+      }
+    }
+    dontneed.flush();
+  }
+  std::lock_guard lock(mu_);
+  free_.insert(free_.begin(), warm.begin(), warm.end());
+  low_water_ += warm.size();
+  cold_.insert(cold_.end(), cold.begin(), cold.end());
+  if (cold_.capacity() > 4 * cold_.size() + 1024) cold_.shrink_to_fit();
+  return cold.size() / per_page;
+}
+
+void* FiberCache::get() {
+  if (cache_.empty() && !pool_->take_batch(cache_, kRecordCacheLimit / 4)) return pool_->allocate();
+  void* r = cache_.back();
+  cache_.pop_back();
+  return r;
+}
+
+void FiberCache::put(void* record) {
+  cache_.push_back(record);
+  if (cache_.size() > kRecordCacheLimit) {
+    // Give the older half back to the shared pool.
+    std::vector<void*> half(cache_.begin(), cache_.begin() + std::ptrdiff_t(cache_.size() / 2));
+    cache_.erase(cache_.begin(), cache_.begin() + std::ptrdiff_t(cache_.size() / 2));
+    pool_->release_batch(half);
+  }
+}
+
+void FiberCache::shrink_when_idle() {
+  if (cache_.size() <= kIdleRecordsKept) return;
+  std::vector<void*> older(cache_.begin(), cache_.end() - std::ptrdiff_t(kIdleRecordsKept));
+  cache_.erase(cache_.begin(), cache_.end() - std::ptrdiff_t(kIdleRecordsKept));
+  pool_->release_batch(older);
+}
+
+void FiberCache::flush() { pool_->release_batch(cache_); }
+
+}  // namespace gort::detail

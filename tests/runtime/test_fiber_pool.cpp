@@ -1,0 +1,163 @@
+// Fiber records (runtime/src/fiber_pool.h): a fiber's control block and
+// small task live in a record apart from its stack, which is bound when the
+// fiber first runs; records are cached per worker, and their pages go back
+// to the kernel after a peak.
+#include <sys/resource.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <numeric>
+#include <string>
+#include <thread>
+
+#include "export_test.h"
+#include "support.h"
+
+using namespace std::chrono_literals;
+using gort_test::kScale;
+using gort_test::with_parked_fibers;
+using gort_test::WorkersTest;
+namespace d = gort::detail;
+
+namespace {
+
+d::Scheduler* sched() { return d::current_worker()->sched; }
+
+// Waits, bounded, until done() holds; returns whether it did.
+template <class F>
+bool wait_until(F done, std::chrono::seconds limit = 20s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    gort::sleep_for(20ms);
+  }
+  return true;
+}
+
+// With one worker, fibers spawned by the running fiber wait in its queue:
+// they hold a record each and no stack until they run.
+TEST(FiberRecords, QueuedFibersHoldNoStack) {
+  const int kFibers = 200;
+  gort::Stats seen;
+  int ran_then = -1, finished_then = -1;
+  std::atomic<int> ran{0}, finished{0};
+  gort::run(gort::Config{.workers = 1}, [&] {
+    gort::WaitGroup wg;
+    wg.add(kFibers);
+    for (int i = 0; i < kFibers; ++i) go_spawn([&] {
+        ran.fetch_add(1, std::memory_order_relaxed);
+        wg.done();
+        finished.fetch_add(1, std::memory_order_relaxed);  // the last thing it does
+      });
+    // Nothing else runs while the main fiber looks (one worker). A time
+    // slice may have ended during the loop and let some run: those that
+    // finished returned their stacks, one still running holds its own.
+    seen = gort::stats();
+    ran_then = ran.load();
+    finished_then = finished.load();
+    wg.wait();
+  });
+  EXPECT_LT(ran_then, kFibers) << "every fiber ran before the main fiber looked: nothing was queued";
+  EXPECT_EQ(seen.live_fibers, 1 + kFibers - finished_then);
+  EXPECT_EQ(seen.stacks_in_use, 1 + ran_then - finished_then)
+      << kFibers - ran_then << " fibers queued, not yet run, should hold no stack";
+  EXPECT_EQ(ran.load(), kFibers);
+  EXPECT_EQ(d::last_teardown().records_in_use, 0);
+}
+
+// A task too large for the record is put on a stack bound at spawn, and
+// arrives whole.
+TEST(FiberRecords, LargeTaskGoesOnAStackBoundAtSpawn) {
+  int64_t stacks_after_spawn = -1;
+  long sum = -1;
+  gort::run(gort::Config{.workers = 1}, [&] {
+    std::array<unsigned char, 2048> big;
+    std::iota(big.begin(), big.end(), 0);
+    gort::WaitGroup wg;
+    wg.add(1);
+    go_spawn([&wg, &sum, big] {
+      sum = std::accumulate(big.begin(), big.end(), 0L);
+      wg.done();
+    });
+    stacks_after_spawn = gort::stats().stacks_in_use;
+    wg.wait();
+  });
+  EXPECT_EQ(stacks_after_spawn, 2) << "the main fiber's and the large task's";
+  long expected = 0;
+  for (int i = 0; i < 2048; ++i) expected += i % 256;
+  EXPECT_EQ(sum, expected);
+  EXPECT_EQ(d::last_teardown().records_in_use, 0);
+}
+
+class FiberPoolTest : public WorkersTest {};
+
+// After a peak of parked fibers, the pages of their records go back (the
+// scavenger, here with a short period), and a second fan-out reuses those
+// records, with no new carving, and runs.
+TEST_P(FiberPoolTest, RecordPagesGoBackAfterAPeakAndComeBackWorking) {
+  const int kFibers = 20000 / kScale;
+  setenv("GORT_SCAVENGE_MS", "50", 1);
+  run([&] {
+    d::FiberPool& pool = sched()->fiber_pool;
+    with_parked_fibers(kFibers, [] {});
+    std::size_t carved = pool.carved();
+    EXPECT_GE(carved, std::size_t(kFibers));
+    EXPECT_TRUE(wait_until([&] { return pool.cold_count() > std::size_t(kFibers / 2); }))
+        << pool.cold_count() << " records on given-back pages of " << carved;
+    // Records on given-back pages read as zeros: no fiber to list.
+    std::string dump = gort::debug::fibers_text();
+    EXPECT_NE(dump.find("fiber 1 \"main\""), std::string::npos) << dump;
+    // More than half the records are cold, so the second fan-out needs
+    // some of them; the pool hands them all out before it carves.
+    std::size_t cold_before = pool.cold_count(), cold_at_peak = 0;
+    with_parked_fibers(kFibers, [&] { cold_at_peak = pool.cold_count(); });
+    EXPECT_LT(cold_at_peak, cold_before) << "the second fan-out used no record from a given-back page";
+    EXPECT_TRUE(pool.carved() == carved || cold_at_peak == 0)
+        << "carved " << pool.carved() - carved << " new records with " << cold_at_peak << " cold ones left";
+  });
+  unsetenv("GORT_SCAVENGE_MS");
+}
+
+// Spawning from a thread that is no worker takes records from the pool.
+TEST_P(FiberPoolTest, SpawnFromAForeignThread) {
+  const int kFibers = 500;
+  run([&] {
+    gort::WaitGroup wg;
+    wg.add(kFibers);
+    std::atomic<int> ran{0};
+    std::thread t([&] {
+      for (int i = 0; i < kFibers; ++i) go_spawn([&] {
+          ran.fetch_add(1, std::memory_order_relaxed);
+          wg.done();
+        });
+    });
+    wg.wait();
+    t.join();
+    EXPECT_EQ(ran.load(), kFibers);
+  });
+}
+
+GORT_INSTANTIATE(FiberPoolTest);
+
+// A stack the kernel refuses when the fiber first runs has nobody to throw
+// to: the runtime says so and stops, as Go does when it runs out of memory.
+TEST(FiberRecordsDeathTest, ARefusedStackIsAFatalErrorNamingTheFiber) {
+#if defined(GORT_SANITIZER_BUILD)
+  GTEST_SKIP() << "the sanitizers need address space of their own";
+#endif
+  EXPECT_EXIT(gort::run(gort::Config{.workers = 1},
+                        [] {
+                          // No new mapping from here on.
+                          rlimit none{0, RLIM_INFINITY};
+                          getrlimit(RLIMIT_AS, &none);
+                          none.rlim_cur = 1;
+                          setrlimit(RLIMIT_AS, &none);
+                          gort::spawn(gort::SpawnOptions{.stack_size = std::size_t(1) << 30}, [] {});
+                          gort::sleep_for(10s);
+                        }),
+              ::testing::ExitedWithCode(2), "fatal error: fiber [0-9]+: no memory for its stack \\(1048576 KiB\\)");
+}
+
+}  // namespace
