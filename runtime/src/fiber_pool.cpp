@@ -73,23 +73,22 @@ void FiberPool::release(void* record) {
   free_.push_back(record);
 }
 
-bool FiberPool::take_batch(std::vector<void*>& out, std::size_t max) {
+std::size_t FiberPool::take_batch(void** out, std::size_t max) {
   std::lock_guard lock(mu_);
   std::size_t n = std::min(max, free_.size());
-  out.insert(out.end(), free_.end() - std::ptrdiff_t(n), free_.end());
+  std::copy(free_.end() - std::ptrdiff_t(n), free_.end(), out);
   free_.resize(free_.size() - n);
   low_water_ = std::min(low_water_, free_.size());
   for (; n < max && !cold_.empty(); ++n) {
-    out.push_back(cold_.back());
+    out[n] = cold_.back();
     cold_.pop_back();
   }
-  return n != 0;
+  return n;
 }
 
-void FiberPool::release_batch(std::vector<void*>& in) {
+void FiberPool::release_batch(void* const* in, std::size_t n) {
   std::lock_guard lock(mu_);
-  free_.insert(free_.end(), in.begin(), in.end());
-  in.clear();
+  free_.insert(free_.end(), in, in + n);
 }
 
 std::size_t FiberPool::scavenge() {
@@ -135,30 +134,29 @@ std::size_t FiberPool::scavenge() {
   return cold.size() / per_page;
 }
 
-void* FiberCache::get() {
-  if (cache_.empty() && !pool_->take_batch(cache_, kRecordCacheLimit / 4)) return pool_->allocate();
-  void* r = cache_.back();
-  cache_.pop_back();
-  return r;
+void FiberCache::refill() {
+  n_ = pool_->take_batch(slots_, kRecordCacheLimit / 4);
+  if (n_ == 0) slots_[n_++] = pool_->allocate();
 }
 
-void FiberCache::put(void* record) {
-  cache_.push_back(record);
-  if (cache_.size() > kRecordCacheLimit) {
-    // Give the older half back to the shared pool.
-    std::vector<void*> half(cache_.begin(), cache_.begin() + std::ptrdiff_t(cache_.size() / 2));
-    cache_.erase(cache_.begin(), cache_.begin() + std::ptrdiff_t(cache_.size() / 2));
-    pool_->release_batch(half);
-  }
+void FiberCache::overflow() {
+  std::size_t half = n_ / 2;
+  pool_->release_batch(slots_, half);
+  std::copy(slots_ + half, slots_ + n_, slots_);
+  n_ -= half;
 }
 
 void FiberCache::shrink_when_idle() {
-  if (cache_.size() <= kIdleRecordsKept) return;
-  std::vector<void*> older(cache_.begin(), cache_.end() - std::ptrdiff_t(kIdleRecordsKept));
-  cache_.erase(cache_.begin(), cache_.end() - std::ptrdiff_t(kIdleRecordsKept));
-  pool_->release_batch(older);
+  if (n_ <= kIdleRecordsKept) return;
+  std::size_t older = n_ - kIdleRecordsKept;
+  pool_->release_batch(slots_, older);
+  std::copy(slots_ + older, slots_ + n_, slots_);
+  n_ = kIdleRecordsKept;
 }
 
-void FiberCache::flush() { pool_->release_batch(cache_); }
+void FiberCache::flush() {
+  pool_->release_batch(slots_, n_);
+  n_ = 0;
+}
 
 }  // namespace gort::detail

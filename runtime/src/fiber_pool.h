@@ -67,10 +67,10 @@ class FiberPool {
   // Throws std::bad_alloc past kMaxFiberRecords.
   void* allocate();
   void release(void* record);
-  // Moves up to max records into out; false if it could move none (then
-  // allocate() carves).
-  bool take_batch(std::vector<void*>& out, std::size_t max);
-  void release_batch(std::vector<void*>& in);  // moves all of them in
+  // Moves up to max records into out[0..); returns how many (0 only if
+  // there were none: then allocate() carves).
+  std::size_t take_batch(void** out, std::size_t max);
+  void release_batch(void* const* in, std::size_t n);  // moves all n in
   // Gives back the pages whose records all stayed in the free list, not
   // handed out, for a whole period; returns how many pages. The monitor's.
   std::size_t scavenge();
@@ -103,16 +103,29 @@ class FiberCache {
   FiberCache(const FiberCache&) = delete;
   FiberCache& operator=(const FiberCache&) = delete;
 
-  void* get();
-  void put(void* record);
+  void* get() {
+    if (__builtin_expect(n_ == 0, 0)) refill();
+    return slots_[--n_];
+  }
+  void put(void* record) {
+    slots_[n_++] = record;
+    if (__builtin_expect(n_ > kRecordCacheLimit, 0)) overflow();
+  }
   // Going idle: keeps the newest kIdleRecordsKept, the rest go to the pool
   // where the scavenger can reach them.
   void shrink_when_idle();
   void flush();  // everything back to the pool
 
  private:
+  void refill();    // at least one record in
+  void overflow();  // gives the older half to the pool
+
   FiberPool* pool_;
-  std::vector<void*> cache_;  // taken from and put at the back (newest first)
+  // A fixed array rather than a vector: get and put are on every spawn and
+  // exit, and need no capacity check. Taken from and put at the top
+  // (newest first).
+  std::size_t n_ = 0;
+  void* slots_[kRecordCacheLimit + 1];
 };
 
 }  // namespace gort::detail

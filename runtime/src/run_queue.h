@@ -209,6 +209,7 @@ class RunQueue::Owner {
   }
   Fiber* set_next(Fiber* f) { return q_.set_next(f); }
   Fiber* pop() { return q_.pop(); }
+  uint32_t size() const { return q_.size(); }  // exact but for thieves taking some meanwhile
   // Takes about half of the victim's fibers into this queue and returns one
   // to run (with steal_next, the victim's next slot when its ring is empty).
   Fiber* steal_half_from(Thief victim, bool steal_next);

@@ -373,15 +373,18 @@ Fiber* spawn_prepare(const SpawnOptions& opts, std::size_t task_size, std::size_
 }
 
 __attribute__((noinline)) void bind_stack_on_first_run(Worker* w, Fiber* f) {
-  Stack st;
   try {
-    st = w->own.stacks.get(f->stack_usable);
+    f->stack = w->own.stacks.get(f->stack_usable);
   } catch (const std::bad_alloc&) {
     // Nobody to throw to: the spawner has moved on. Go does the same.
     fatal("fiber %llu: no memory for its stack (%zu KiB): the kernel refused the reservation",
           (unsigned long long)f->id, f->stack_usable / 1024);
   }
-  bind_stack(f, st, align_down(st.top(), 64));
+  // A stack's top is page-aligned: the first frame goes right below it.
+  char* sp = f->stack.top();
+  std::size_t usable = std::size_t(sp - f->stack.usable_bottom());
+  f->ctx = make_context(sp, usable, fiber_entry);
+  f->san.init_fiber(f->stack.usable_bottom(), usable);
 }
 
 void spawn_abort(Fiber* f) {

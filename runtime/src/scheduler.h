@@ -232,6 +232,7 @@ struct alignas(64) Worker {
   Fiber* take_from_injector();
   Fiber* steal();
   bool run_timers(int64_t now);
+  int local_room();  // free slots in the local ring and next slot
   bool retire_if_unneeded();  // kSpare: hand the queue back and leave the loop
   // The idle path of find_runnable, in the order argued in this file's
   // header: go_idle (1)(2), recheck_queues (3), sleep, come back.
@@ -508,11 +509,12 @@ __attribute__((always_inline)) inline Worker* switch_out(Worker* w, Fiber* self,
     next->set_state(FiberState::kRunnable, FiberState::kRunning);
     w->current.store(next, std::memory_order_release);  // see Worker::current
     w->note_switch(2);                                  // still odd: a fiber runs
-    if (next->ctx == nullptr) bind_stack_on_first_run(w, next);
-    annotate_switch_begin(&self->san, &next->san, suspended);
     if (next->started) {
+      annotate_switch_begin(&self->san, &next->san, suspended);
       t = jump_ontop(next->ctx, req, &finish_on_next<K>);
     } else {
+      if (next->ctx == nullptr) bind_stack_on_first_run(w, next);
+      annotate_switch_begin(&self->san, &next->san, suspended);
       next->entry_request = req;
       t = jump(next->ctx, req);
     }

@@ -341,8 +341,9 @@ std::size_t StackPool::scavenge() {
 }
 
 Stack StackCache::get(std::size_t usable_size) {
-  std::size_t rounded = round_stack_size(usable_size);
-  if (rounded != default_size_) return pool_->allocate(usable_size);
+  // The default size, as asked, needs no rounding to be recognized.
+  if (usable_size != default_request_ && round_stack_size(usable_size) != default_size_)
+    return pool_->allocate(usable_size);
   if (cache_.empty()) {
     // Refill a batch at once so the pool's lock is taken once per many spawns.
     pool_->take_batch(default_size_ + kGuardBytes, cache_, kCacheLimit / 4);
@@ -354,14 +355,16 @@ Stack StackCache::get(std::size_t usable_size) {
   return s;
 }
 
-void StackCache::put(Stack s) {
-  s.dirty = true;
+void StackCache::put(const Stack& s) {
   if (s.size != default_size_ + kGuardBytes) {
-    pool_->release(s);
+    Stack dirty = s;
+    dirty.dirty = true;
+    pool_->release(dirty);
     return;
   }
   count(-1);
   cache_.push_back(s);
+  cache_.back().dirty = true;
   if (++frees_since_trim_ >= kTrimBatch) trim();
   if (cache_.size() > kCacheLimit) {
     // Give the older half back to the shared pool (trimmed).

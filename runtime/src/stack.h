@@ -203,7 +203,7 @@ std::size_t round_stack_size(std::size_t usable_size);
 class StackCache {
  public:
   StackCache(StackPool* pool, std::size_t default_usable)
-      : pool_(pool), default_size_(round_stack_size(default_usable)) {
+      : pool_(pool), default_request_(default_usable), default_size_(round_stack_size(default_usable)) {
     pool_->add_cache(this);
   }
   ~StackCache() {
@@ -213,7 +213,7 @@ class StackCache {
   StackCache(const StackCache&) = delete;
   StackCache& operator=(const StackCache&) = delete;
   Stack get(std::size_t usable_size);
-  void put(Stack s);
+  void put(const Stack& s);  // its fiber ran on it: marked dirty
   void trim();  // returns the deep pages of every dirty cached stack
   // Going idle: trims, and keeps only the newest kIdleCacheKeep stacks; the
   // rest go to the pool, where the scavenger can reach them.
@@ -235,7 +235,8 @@ class StackCache {
 
   StackPool* pool_;
   std::vector<Stack> cache_;  // stacks of the default size only; others go to the pool
-  std::size_t default_size_;  // usable size of the stacks this cache keeps
+  std::size_t default_request_;  // the size asked for by default (before rounding)
+  std::size_t default_size_;     // usable size of the stacks this cache keeps
   int frees_since_trim_ = 0;
   std::atomic<int64_t> net_{0};
 };

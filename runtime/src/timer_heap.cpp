@@ -82,9 +82,9 @@ bool TimerHeap::remove(TimerNode* node) {
   }
 }
 
-int TimerHeap::run_expired(int64_t now) {
+int TimerHeap::run_expired(int64_t now, int max) {
   int fired = 0;
-  for (;;) {
+  while (fired < max) {
     TimerNode* node;
     void (*fire)(TimerNode*);
     {
@@ -104,6 +104,7 @@ int TimerHeap::run_expired(int64_t now) {
     fire(node);
     ++fired;
   }
+  return fired;
 }
 
 std::size_t TimerHeap::pending() {

@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include <gort/detail/spinlock.h>
@@ -42,8 +43,9 @@ class TimerHeap {
   bool add(TimerNode* node);
   // Removes node from whichever heap holds it; false if it is in none.
   static bool remove(TimerNode* node);
-  // Pops and fires every timer due at `now`. Returns how many fired.
-  int run_expired(int64_t now);
+  // Pops and fires the timers due at `now`, earliest first, at most `max`
+  // of them. Returns how many fired.
+  int run_expired(int64_t now, int max = std::numeric_limits<int>::max());
   // Earliest deadline, kNever when empty. Lock-free read for other workers.
   int64_t next_when() const { return next_when_.load(std::memory_order_acquire); }
   // Timers in the heap (takes the lock: for metrics, not for hot paths).

@@ -112,9 +112,8 @@ void Worker::execute(Fiber* f) {
 void Worker::finish_exit(Fiber* from) {
   from->set_state(FiberState::kRunning, FiberState::kDead);
   from->san.destroy();
-  Stack s = from->stack;
+  own.stacks.put(from->stack);
   from->~Fiber();  // the record keeps kDead: the fiber dump skips it
-  own.stacks.put(s);
   own.fibers.put(from);
   // seq_cst: read by the deadlock check.
   sched->live_fibers.fetch_sub(1);
@@ -141,16 +140,35 @@ void Worker::finish_preempt(Fiber* from) {
 Fiber* Worker::take_from_injector() {
   if (sched->injector.size_approx() == 0) return nullptr;
   Fiber* batch[kInjectorBatch];
-  // Take a fair share, not everything: other workers want some too.
+  // Take a fair share, not everything: other workers want some too. And
+  // at most half the local ring's room: on a fairness turn the ring still
+  // holds work, and a batch that overflowed it would send half of it, the
+  // fibers readied there (a due timer's) among them, to the injector's
+  // tail, behind everything waiting there (a fan-out's fibers not yet
+  // started, say). Go's fairness turn takes one.
   std::size_t want = std::clamp<std::size_t>(sched->injector.size_approx() / std::size_t(sched->active_workers()) + 1,
-                                             1, kInjectorBatch);
+                                             1, std::clamp<std::size_t>(std::size_t(local_room()) / 2, 1, kInjectorBatch));
   std::size_t n = sched->injector.pop_batch(batch, want);
   if (n == 0) return nullptr;
   for (std::size_t i = 1; i < n; ++i) push_local(batch[i], RunNext::kNo);
   return batch[0];
 }
 
-bool Worker::run_timers(int64_t now) { return timers.run_expired(now) > 0; }
+// At most as many as the local ring has room for: a burst of expired
+// timers (the worker was held up, or a fan-out's sleepers all end at once)
+// that overflowed the ring would send half of it, the woken fibers among
+// them, to the injector's tail, behind whatever waits there (a fan-out's
+// fibers not yet started, say). The rest stay due and fire on a later
+// pass, which the direct switch path makes at the next switch. A ring kept
+// full (by fibers that yield in a loop) cannot hold timers back for good:
+// the fairness turn, every kInjectorCheckInterval schedules, fires one.
+bool Worker::run_timers(int64_t now) {
+  int max = local_room();
+  if (max == 0 && own.until_fairness_turn == 0) max = 1;
+  return max > 0 && timers.run_expired(now, max) > 0;
+}
+
+int Worker::local_room() { return std::max(0, int(RunQueue::kCapacity) - int(local_queue().size())); }
 
 Fiber* Worker::steal() {
   int n = sched->slot_count();  // workers and spares: a spare's queue is stolen like any other
@@ -162,7 +180,8 @@ Fiber* Worker::steal() {
       if (victim == this) continue;
       // A busy worker's timers would be late: run them for it.
       int64_t when = victim->timers.next_when();
-      if (when != kNever && when <= now_ns() && victim->timers.run_expired(now_ns()) > 0) {
+      if (when != kNever && when <= now_ns() && local_room() > 0 &&
+          victim->timers.run_expired(now_ns(), local_room()) > 0) {
         if (Fiber* f = local_queue().pop()) return f;
       }
       if (Fiber* f = local_queue().steal_half_from(victim->queue_for_others(), last_round)) return f;

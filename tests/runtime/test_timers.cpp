@@ -1,5 +1,6 @@
 // Sleeping and the timer heaps. Bounds are generous: tests check behaviour,
 // not latency (latency belongs in the benchmarks).
+#include <algorithm>
 #include <atomic>
 #include <random>
 #include <thread>
@@ -139,6 +140,70 @@ TEST(TimerHeap, OrdersByDeadlineAndRemoves) {
   EXPECT_EQ(heap.next_when(), gort::detail::kNever);
   EXPECT_EQ(fired.size(), 66u);
   for (std::size_t i = 1; i < fired.size(); ++i) EXPECT_LE(nodes[fired[i - 1]].when, nodes[fired[i]].when);
+}
+
+// run_expired fires at most the number asked, earliest first, and leaves
+// the rest due.
+TEST(TimerHeap, RunExpiredStopsAtItsBound) {
+  using gort::detail::TimerHeap;
+  using gort::detail::TimerNode;
+  struct Node : TimerNode {
+    std::vector<int64_t>* fired;
+  };
+  std::vector<int64_t> fired;
+  std::vector<Node> nodes(10);
+  TimerHeap heap;
+  for (int i = 0; i < 10; ++i) {
+    nodes[i].when = 100 - i;
+    nodes[i].fired = &fired;
+    nodes[i].fire = [](TimerNode* n) { static_cast<Node*>(n)->fired->push_back(n->when); };
+    heap.add(&nodes[i]);
+  }
+  EXPECT_EQ(heap.run_expired(1000, 3), 3);
+  EXPECT_EQ(fired, (std::vector<int64_t>{91, 92, 93}));
+  EXPECT_EQ(heap.next_when(), 94);
+  EXPECT_EQ(heap.run_expired(1000, 0), 0);
+  EXPECT_EQ(heap.run_expired(1000), 7);
+  EXPECT_EQ(heap.next_when(), gort::detail::kNever);
+}
+
+// A burst of sleepers whose timers end together, more than the local ring
+// holds, while a backlog of fibers not yet started waits in the injector (a
+// fan-out): every sleeper resumes long before the backlog drains. Were the
+// burst readied all at once, the ring's overflow would send woken fibers,
+// with half the ring, to the injector's tail, behind the whole backlog.
+TEST(TimersUnderABacklog, ABurstOfDueTimersIsNotQueuedBehindIt) {
+  constexpr int kSleepers = 600;  // > RunQueue::kCapacity
+  constexpr int kBacklog = 40000;
+  std::atomic<int> backlog_done{0};
+  std::vector<int> done_when_woken(kSleepers, -1);
+  gort::run(gort::Config{.workers = 1}, [&] {
+    gort::WaitGroup all;
+    all.add(kSleepers + kBacklog);
+    auto wake_at = Clock::now() + 20ms;
+    for (int i = 0; i < kSleepers; ++i)
+      go_spawn([&, i] {
+        gort::sleep_until(wake_at);
+        done_when_woken[std::size_t(i)] = backlog_done.load(std::memory_order_relaxed);
+        all.done();
+      });
+    gort::sleep_for(1ms);  // they start and park
+    // The backlog: queued faster than it runs, most of it in the injector.
+    for (int i = 0; i < kBacklog; ++i)
+      go_spawn([&] {
+        auto until = Clock::now() + 5us;
+        while (Clock::now() < until) {
+        }
+        backlog_done.fetch_add(1, std::memory_order_relaxed);
+        all.done();
+      });
+    all.wait();
+  });
+  static_assert(kBacklog * 5 >= 5 * 20'000, "the backlog's busy time (5 us each) must outlast the 20 ms sleep several times");
+  int latest = *std::max_element(done_when_woken.begin(), done_when_woken.end());
+  EXPECT_GE(*std::min_element(done_when_woken.begin(), done_when_woken.end()), 0) << "a sleeper never ran";
+  EXPECT_LT(latest, kBacklog / 2) << "a sleeper resumed only after " << latest << " of the " << kBacklog
+                                  << " fibers queued behind it had run";
 }
 
 // A thread outside the runtime adds a timer (through after()) just as the
