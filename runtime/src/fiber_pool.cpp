@@ -28,6 +28,28 @@ std::size_t FiberPool::free_count() const {
   return free_.size() + cold_.size();
 }
 
+std::size_t FiberPool::pages_fully_free() const {
+  std::vector<char*> all;
+  {
+    std::lock_guard lock(mu_);
+    for (void* r : free_) all.push_back(static_cast<char*>(r));
+    for (void* r : cold_) all.push_back(static_cast<char*>(r));
+  }
+  std::sort(all.begin(), all.end());
+  const std::size_t page = page_size(), per_page = page / kFiberRecordBytes;
+  std::size_t pages = 0;
+  for (std::size_t i = 0; i + per_page <= all.size();) {
+    bool page_start = (reinterpret_cast<uintptr_t>(all[i]) & (page - 1)) == 0;
+    if (page_start && all[i + per_page - 1] == all[i] + page - kFiberRecordBytes) {
+      ++pages;
+      i += per_page;
+    } else {
+      ++i;
+    }
+  }
+  return pages;
+}
+
 std::size_t FiberPool::cold_count() const {
   std::lock_guard lock(mu_);
   return cold_.size();

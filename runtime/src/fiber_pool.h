@@ -82,6 +82,9 @@ class FiberPool {
   std::size_t carved() const { return carved_.load(std::memory_order_acquire); }
   std::size_t free_count() const;  // in the pool (not in caches)
   std::size_t cold_count() const;  // in the pool, on given-back pages
+  // Pages all of whose records are in the pool, warm or cold: those the
+  // scavenger can give back. For tests; a walk of the pool under its lock.
+  std::size_t pages_fully_free() const;
 
  private:
   void carve();      // with mu_ held: kRecordsPerCarve more records into free_
