@@ -4,8 +4,9 @@
 //   debug_fibers_text/fibers:N   gort::debug::fibers_text(): every fiber's
 //                                line and its backtrace (a copy of its stack,
 //                                an unwind, names looked up once per address)
-//   metrics/fibers:N             gort::metrics(): its walk of the stacks by
-//                                wait reason and the mincore of the slabs
+//   metrics/fibers:N             gort::metrics(): its walk of the fiber
+//                                records by wait reason and the mincore of
+//                                the stack slabs
 // One item = one fiber (run_micro.py shows ns per fiber). Counter:
 //   dump_bytes                   the length of the dump's text
 // No Go peer: Go's equivalents stop the world, and the figure that matters

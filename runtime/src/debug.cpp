@@ -135,7 +135,7 @@ struct FiberView {
   uint64_t since;     // cpu_ticks()
   uintptr_t ctx;      // saved stack pointer, while not running
   const char* block;  // where the block was read
-  uintptr_t top;      // the top of its stack
+  uintptr_t top;      // the top of its stack; 0 while it has none (not yet run)
 };
 
 // One load of a word or byte that another thread may be writing: a
@@ -318,7 +318,7 @@ void append_fiber(Text& t, const FiberView& v, const TickClock& clock) {
 // Whether two reads of a block saw the same parked wait: the park stamp
 // is the sequence number of backtrace.cpp's sequence-lock read.
 bool same_wait(const FiberView& a, const FiberView& b) {
-  return a.id == b.id && a.state == b.state && a.since == b.since && a.ctx == b.ctx;
+  return a.id == b.id && a.state == b.state && a.since == b.since && a.ctx == b.ctx && a.top == b.top;
 }
 
 // The backtraces of a dump: one stack copy reused for every fiber, names

@@ -64,7 +64,7 @@ struct Fiber {
 
   uint64_t id = 0;                     // unique, for messages (never reused)
   const char* name = nullptr;          // optional, static string from SpawnOptions
-  void* task = nullptr;                // callable + arguments, on this stack
+  void* task = nullptr;                // callable + arguments: in this record, or at its stack's top if large
   void (*run_task)(void*) = nullptr;   // invokes *task
   void (*drop_task)(void*) = nullptr;  // destroys *task
   std::size_t stack_usable = 0;        // the usable size its stack is to have

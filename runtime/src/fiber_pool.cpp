@@ -62,6 +62,9 @@ void FiberPool::carve() {
   std::size_t n = carved_.load(std::memory_order_relaxed);
   if (n + kRecordsPerCarve > kMaxFiberRecords) throw std::bad_alloc();
   char* chunk = base_ + n * kFiberRecordBytes;
+  // Room first: a push that threw halfway would leave part of the chunk
+  // listed while carved_ says it is not, to be listed again by the next carve.
+  free_.reserve(free_.size() + kRecordsPerCarve);
   madvise(chunk, kRecordsPerCarve * kFiberRecordBytes, MADV_POPULATE_WRITE);
   // Handed out from the back: the chunk's first record first.
   for (std::size_t i = kRecordsPerCarve; i-- > 0;) free_.push_back(chunk + i * kFiberRecordBytes);

@@ -5,15 +5,15 @@
 //  * A fiber is a record of kFiberRecordBytes: its control block (Fiber)
 //    and, right after it, room for a small task (the callable and its
 //    arguments). Its stack is bound when the fiber first runs, on the
-//    worker that runs it (scheduler.cpp, bind_stack): spawning writes one
-//    record and takes no stack. Go keeps its g apart from its stack too.
-//    What that buys a fan-out: the spawner writes records that sit 16 to a
-//    page instead of one stack top per page, and the worker that runs the
-//    fibers takes for each the stack the previous one just gave back, hot
-//    in its cache and TLB, instead of a stack the spawner wrote from
+//    worker that runs it (bind_stack_on_first_run, scheduler.h): spawning
+//    writes one record and takes no stack. Go keeps its g apart from its
+//    stack too. What that buys a fan-out: the spawner writes records that
+//    share pages instead of one stack top per page, and the worker that
+//    runs the fibers takes for each a stack a fiber just gave back there,
+//    hot in its cache and TLB, instead of a stack the spawner wrote from
 //    another core; a fiber queued and not yet run holds no stack at all.
-//    A task too large for the record goes on a stack bound at spawn, as
-//    every fiber's did before.
+//    A task too large for the record goes at the top of a stack bound at
+//    spawn.
 //  * Records are carved from one MAP_NORESERVE reservation of
 //    kMaxFiberRecords (address space, not memory), kRecordsPerCarve at a
 //    time, with the chunk's pages committed in one call. The reservation is

@@ -321,12 +321,11 @@ char* align_down(char* p, std::size_t a) {
   return reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(p) & ~(uintptr_t(a) - 1));
 }
 
-// The fiber runs on st from sp down.
-void bind_stack(Fiber* f, Stack st, char* sp) {
-  f->stack = st;
-  std::size_t usable = std::size_t(sp - st.usable_bottom());
+// The fiber runs on its stack (f->stack, bound) from sp down.
+void make_fiber_context(Fiber* f, char* sp) {
+  std::size_t usable = std::size_t(sp - f->stack.usable_bottom());
   f->ctx = make_context(sp, usable, fiber_entry);
-  f->san.init_fiber(st.usable_bottom(), usable);
+  f->san.init_fiber(f->stack.usable_bottom(), usable);
 }
 
 }  // namespace
@@ -367,7 +366,8 @@ Fiber* spawn_prepare(const SpawnOptions& opts, std::size_t task_size, std::size_
     throw std::length_error("gort::spawn: the fiber's arguments do not fit its stack");
   }
   f->task = tp;
-  bind_stack(f, st, sp);
+  f->stack = st;
+  make_fiber_context(f, sp);
   *task_storage = tp;
   return f;
 }
@@ -381,10 +381,13 @@ __attribute__((noinline)) void bind_stack_on_first_run(Worker* w, Fiber* f) {
           (unsigned long long)f->id, f->stack_usable / 1024);
   }
   // A stack's top is page-aligned: the first frame goes right below it.
-  char* sp = f->stack.top();
-  std::size_t usable = std::size_t(sp - f->stack.usable_bottom());
-  f->ctx = make_context(sp, usable, fiber_entry);
-  f->san.init_fiber(f->stack.usable_bottom(), usable);
+  make_fiber_context(f, f->stack.top());
+}
+
+bool bind_stack_from_cache(Worker* w, Fiber* f) {
+  if (!w->own.stacks.try_get(f->stack_usable, &f->stack)) return false;
+  make_fiber_context(f, f->stack.top());
+  return true;
 }
 
 void spawn_abort(Fiber* f) {

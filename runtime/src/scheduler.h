@@ -232,7 +232,7 @@ struct alignas(64) Worker {
   Fiber* take_from_injector();
   Fiber* steal();
   bool run_timers(int64_t now);
-  int local_room();  // free slots in the local ring and next slot
+  int local_room();  // free slots in the local ring (one fewer while the next slot is full)
   bool retire_if_unneeded();  // kSpare: hand the queue back and leave the loop
   // The idle path of find_runnable, in the order argued in this file's
   // header: go_idle (1)(2), recheck_queues (3), sleep, come back.
@@ -289,10 +289,11 @@ struct Scheduler {
   std::atomic<bool> stopping{false};
   std::atomic<NetPoll*> netpoll{nullptr};  // created by the first poll_open, freed with us
   // Written on every spawn (both) and every exit (live_fibers): each on a
-  // cache line of its own, so that a fan-out, which spawns on one worker
-  // while another runs the fibers and frees them, moves one line per
-  // counter between the cores and none of the read-mostly fields above
-  // (stopping is read on every spawn).
+  // cache line apart from the other and from the fields above, so that a
+  // fan-out, which spawns on one worker while another runs the fibers and
+  // frees them, moves no read-mostly field between the cores with them
+  // (stopping is read on every spawn). next_fiber_id shares its line with
+  // the start-up constants below, read only by the dump.
   alignas(64) std::atomic<int64_t> live_fibers{0};  // spawned and not yet dead
   alignas(64) std::atomic<uint64_t> next_fiber_id{1};
   // The cycle counter and the clock read together at start-up: the fiber
@@ -384,11 +385,15 @@ void remove_terminate_handler();
 // line: it runs at most once per slice).
 void preempt(Worker* w);
 
-// Binds a stack to f, which has none yet, as w is about to run it for the
+// Bind a stack to f, which has none yet, as w is about to run it for the
 // first time: the stack w freed last, hot in its caches (fiber_pool.h says
-// why). Fatal if no stack can be had: the spawner, which could have caught
-// an exception, has moved on.
+// why). bind_stack_on_first_run refills w's cache from the pool if need be
+// (the pool's lock, maybe a new slab), so only the schedule loop, holding
+// no lock, calls it; it is fatal if no stack can be had: the spawner, which
+// could have caught an exception, has moved on. bind_stack_from_cache only
+// pops w's cache (no lock, no system call) and says whether it could.
 void bind_stack_on_first_run(Worker* w, Fiber* f);
+bool bind_stack_from_cache(Worker* w, Fiber* f);
 
 // The check a runtime call that did not block makes, for a caller that
 // holds its worker (read since its last suspension).
@@ -505,6 +510,14 @@ __attribute__((always_inline)) inline Worker* switch_out(Worker* w, Fiber* self,
   Transfer t;
   Fiber* next = nullptr;
   if constexpr (K != SwitchRequest::kPreempt) next = w->next_for_direct_switch();
+  if (next != nullptr && __builtin_expect(next->ctx == nullptr, 0) && !bind_stack_from_cache(w, next)) {
+    // Its stack must come from the pool (its lock, maybe a new slab's
+    // system calls): not here, where the fiber switching out may hold a
+    // wait queue's spinlock until its request is carried out. Back to the
+    // front of the queue; the schedule loop binds it, with no lock held.
+    w->push_local(next, RunNext::kYes);
+    next = nullptr;
+  }
   if (next != nullptr) {
     next->set_state(FiberState::kRunnable, FiberState::kRunning);
     w->current.store(next, std::memory_order_release);  // see Worker::current
@@ -513,7 +526,6 @@ __attribute__((always_inline)) inline Worker* switch_out(Worker* w, Fiber* self,
       annotate_switch_begin(&self->san, &next->san, suspended);
       t = jump_ontop(next->ctx, req, &finish_on_next<K>);
     } else {
-      if (next->ctx == nullptr) bind_stack_on_first_run(w, next);
       annotate_switch_begin(&self->san, &next->san, suspended);
       next->entry_request = req;
       t = jump(next->ctx, req);

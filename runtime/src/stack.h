@@ -213,6 +213,14 @@ class StackCache {
   StackCache(const StackCache&) = delete;
   StackCache& operator=(const StackCache&) = delete;
   Stack get(std::size_t usable_size);
+  // A cached stack of this size, if there is one: no lock, no system call.
+  bool try_get(std::size_t usable_size, Stack* out) {
+    if (usable_size != default_request_ || cache_.empty()) return false;
+    *out = cache_.back();
+    cache_.pop_back();
+    count(+1);
+    return true;
+  }
   void put(const Stack& s);  // its fiber ran on it: marked dirty
   void trim();  // returns the deep pages of every dirty cached stack
   // Going idle: trims, and keeps only the newest kIdleCacheKeep stacks; the

@@ -162,6 +162,9 @@ Fiber* Worker::take_from_injector() {
 // pass, which the direct switch path makes at the next switch. A ring kept
 // full (by fibers that yield in a loop) cannot hold timers back for good:
 // the fairness turn, every kInjectorCheckInterval schedules, fires one.
+// The bound counts timers, not the fibers they ready: a timer whose
+// callback readies several (a channel's, an after_func's) can still
+// overflow the ring; sleeps and deadlines ready one.
 bool Worker::run_timers(int64_t now) {
   int max = local_room();
   if (max == 0 && own.until_fairness_turn == 0) max = 1;

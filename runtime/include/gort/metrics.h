@@ -7,7 +7,7 @@
 // Reading costs nothing on the runtime's fast paths: every figure is state
 // the runtime keeps anyway (counters each worker writes alone, queue sizes,
 // the poller's and the stack pool's counts), summed when read; the parked
-// fibers by wait reason are counted by reading every stack's top, as the
+// fibers by wait reason are counted by reading every fiber record, as the
 // fiber dump does (<gort/debug.h>), and the stacks' committed bytes are
 // asked of the kernel (mincore over the stack slabs), so reading takes
 // longer the more fibers there are. A snapshot is not atomic across fields: each is read on its
@@ -34,7 +34,7 @@ struct WorkerMetrics {
 
 struct Metrics {
   int64_t fibers = 0;           // live: spawned and not yet returned
-  // Live fibers by state, from the same walk of the stacks as
+  // Live fibers by state, from the same walk of the fiber records as
   // parked_by_reason (so they may not add up to `fibers` exactly while
   // fibers come and go).
   int64_t fibers_runnable = 0;  // in a run queue
@@ -63,7 +63,7 @@ struct Metrics {
   int blocking_calls_queued = 0;        // waiting for a helper
   // Parked fibers by why they wait, as the fiber dump names the reasons
   // ("chan receive", "I/O read", ...: <gort/debug.h>); reasons no fiber
-  // waits for are left out. Counting reads every stack's top (the dump's
+  // waits for are left out. Counting reads every fiber record (the dump's
   // walk): the one figure whose cost grows with the fibers
   // (docs/BENCHMARKS.md has what it takes).
   struct Waiting {
