@@ -28,19 +28,31 @@ std::size_t FiberPool::free_count() const {
   return free_.size() + cold_.size();
 }
 
+namespace {
+
+// Whether sorted[i..] starts with every record of one page (the records of
+// a page, sorted, are consecutive from the page's first).
+bool whole_page_at(const std::vector<void*>& sorted, std::size_t i) {
+  const std::size_t page = page_size(), per_page = page / kFiberRecordBytes;
+  auto* first = static_cast<char*>(sorted[i]);
+  return (reinterpret_cast<uintptr_t>(first) & (page - 1)) == 0 && i + per_page <= sorted.size() &&
+         static_cast<char*>(sorted[i + per_page - 1]) == first + page - kFiberRecordBytes;
+}
+
+}  // namespace
+
 std::size_t FiberPool::pages_fully_free() const {
-  std::vector<char*> all;
+  std::vector<void*> all;
   {
     std::lock_guard lock(mu_);
-    for (void* r : free_) all.push_back(static_cast<char*>(r));
-    for (void* r : cold_) all.push_back(static_cast<char*>(r));
+    all = free_;
+    all.insert(all.end(), cold_.begin(), cold_.end());
   }
   std::sort(all.begin(), all.end());
-  const std::size_t page = page_size(), per_page = page / kFiberRecordBytes;
+  const std::size_t per_page = page_size() / kFiberRecordBytes;
   std::size_t pages = 0;
-  for (std::size_t i = 0; i + per_page <= all.size();) {
-    bool page_start = (reinterpret_cast<uintptr_t>(all[i]) & (page - 1)) == 0;
-    if (page_start && all[i + per_page - 1] == all[i] + page - kFiberRecordBytes) {
+  for (std::size_t i = 0; i < all.size();) {
+    if (whole_page_at(all, i)) {
       ++pages;
       i += per_page;
     } else {
@@ -128,9 +140,8 @@ std::size_t FiberPool::scavenge() {
     if (free_.capacity() > 4 * free_.size() + 1024) free_.shrink_to_fit();
   }
   if (idle.empty()) return 0;
-  // A page goes back when all of its records are idle: sorted, they are
-  // then consecutive, starting at the page's first record. Those go cold;
-  // the others back to the warm list's cold end (its front).
+  // A page goes back when all of its records are idle. Those go cold; the
+  // others back to the warm list's cold end (its front).
   std::sort(idle.begin(), idle.end());
   const std::size_t page = page_size();
   const std::size_t per_page = page / kFiberRecordBytes;
@@ -138,11 +149,8 @@ std::size_t FiberPool::scavenge() {
   {
     MadviseBatch dontneed(MADV_DONTNEED);
     for (std::size_t i = 0; i < idle.size();) {
-      auto* first = static_cast<char*>(idle[i]);
-      bool page_start = (reinterpret_cast<uintptr_t>(first) & (page - 1)) == 0;
-      if (page_start && i + per_page <= idle.size() &&
-          static_cast<char*>(idle[i + per_page - 1]) == first + page - kFiberRecordBytes) {
-        dontneed.add(first, page);
+      if (whole_page_at(idle, i)) {
+        dontneed.add(idle[i], page);
         cold.insert(cold.end(), idle.begin() + std::ptrdiff_t(i), idle.begin() + std::ptrdiff_t(i + per_page));
         i += per_page;
       } else {

@@ -386,8 +386,8 @@ void remove_terminate_handler();
 void preempt(Worker* w);
 
 // Bind a stack to f, which has none yet, as w is about to run it for the
-// first time: the stack w freed last, hot in its caches (fiber_pool.h says
-// why). bind_stack_on_first_run refills w's cache from the pool if need be
+// first time: from w's cache, where a fiber that died on w gave it back,
+// hot in w's caches (fiber_pool.h says why). bind_stack_on_first_run refills w's cache from the pool if need be
 // (the pool's lock, maybe a new slab), so only the schedule loop, holding
 // no lock, calls it; it is fatal if no stack can be had: the spawner, which
 // could have caught an exception, has moved on. bind_stack_from_cache only
