@@ -78,6 +78,7 @@ void FiberPool::carve() {
   // listed while carved_ says it is not, to be listed again by the next carve.
   free_.reserve(free_.size() + kRecordsPerCarve);
   madvise(chunk, kRecordsPerCarve * kFiberRecordBytes, MADV_POPULATE_WRITE);
+  unpoison_fresh_memory(chunk, kRecordsPerCarve * kFiberRecordBytes);
   // Handed out from the back: the chunk's first record first.
   for (std::size_t i = kRecordsPerCarve; i-- > 0;) free_.push_back(chunk + i * kFiberRecordBytes);
   // release: the dump reads records up to carved() without the lock.

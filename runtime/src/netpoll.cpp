@@ -237,6 +237,7 @@ bool NetPoll::init(int* error) {
 // and puts them on the free list. Their seqs carry on in the seq table.
 void NetPoll::build_page(std::size_t page) {
   char* base = page_base(page);
+  unpoison_fresh_memory(base, page_size());
   for (std::size_t i = descs_per_page_; i-- > 0;) {
     auto* pd = new (base + i * kPdStride) PollDesc;
     pd->sched = sched_;

@@ -14,6 +14,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#if GORT_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace gort::detail {
 
 void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, int64_t deadline_ns) {
@@ -65,6 +69,12 @@ void fatal_with(const char* detail, const char* fmt, ...) {
 std::size_t page_size() {
   static const std::size_t size = std::size_t(sysconf(_SC_PAGESIZE));
   return size;
+}
+
+void unpoison_fresh_memory([[maybe_unused]] void* p, [[maybe_unused]] std::size_t n) {
+#if GORT_ASAN
+  __asan_unpoison_memory_region(p, n);
+#endif
 }
 
 void release_free_heap_memory() {

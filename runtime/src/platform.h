@@ -78,6 +78,13 @@ inline void futex_wait_until_set(std::atomic<uint32_t>* word, int64_t deadline_n
 
 std::size_t page_size();
 
+// Under ASan, marks [p, p + n) addressable: memory from a fresh mmap may lie
+// where an earlier mapping was unmapped with its shadow still poisoned (a
+// stack slab's dead frames' redzones: munmap does not clear them), so
+// objects constructed in reserved memory start from a clean shadow. A no-op
+// in other builds.
+void unpoison_fresh_memory(void* p, std::size_t n);
+
 // Gives the C allocator's free memory back to the kernel: every whole free
 // page in the middle of its heaps as well as at their ends (glibc's
 // malloc_trim(0); nothing elsewhere). The allocator keeps freed memory for

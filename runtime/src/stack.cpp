@@ -170,10 +170,13 @@ void StackPool::populate_sentinels(char* base, std::size_t stack_size) {
   count_syscalls(populate.syscalls());
 }
 
-// Called with mu_ held.
-void StackPool::add_slab(std::size_t stack_size) {
-  int index = nslabs_.load(std::memory_order_relaxed);
-  if (index >= kMaxSlabs) throw std::bad_alloc();
+// Without mu_: the system calls of a carve take a few hundred microseconds,
+// and a worker that finds the pool empty while another carves carves a slab
+// of its own rather than wait for the lock, so a burst on several workers
+// faults its stacks in on several cores. Returns one of the new stacks (the
+// caller's) and lists the rest as warm.
+Stack StackPool::carve_slab(std::size_t stack_size) {
+  if (nslabs_.load(std::memory_order_relaxed) >= kMaxSlabs) throw std::bad_alloc();
   std::size_t bytes = stack_size * kStacksPerSlab;
   count_syscalls(1);
   void* p =
@@ -188,26 +191,34 @@ void StackPool::add_slab(std::size_t stack_size) {
   }
   populate_tops(base, stack_size);
   populate_sentinels(base, stack_size);
+  std::unique_lock lock(mu_);
+  int index = nslabs_.load(std::memory_order_relaxed);
+  if (index >= kMaxSlabs) {  // others carved the last entries meanwhile
+    lock.unlock();
+    munmap(base, bytes);
+    throw std::bad_alloc();
+  }
   std::vector<Stack>& warm = free_list(stack_size).warm;
-  for (int i = kStacksPerSlab - 1; i >= 0; --i)
+  for (int i = kStacksPerSlab - 1; i >= 1; --i)
     warm.push_back(Stack{base + std::size_t(i) * stack_size, stack_size, kGuardBytes, false});
   slabs_[index] = Slab{base, stack_size, kStacksPerSlab};
   // release: pairs with slab_count()'s acquire load.
   nslabs_.store(index + 1, std::memory_order_release);
+  note_acquired();
+  return Stack{base, stack_size, kGuardBytes, false};
 }
 
 Stack StackPool::allocate(std::size_t usable_size) {
   std::size_t stack_size = round_stack_size(usable_size) + kGuardBytes;
-  std::lock_guard lock(mu_);
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  {
+    std::lock_guard lock(mu_);
     Stack s;
     if (take_one(free_list(stack_size), &s)) {
       note_acquired();
       return s;
     }
-    add_slab(stack_size);
   }
-  throw std::bad_alloc();
+  return carve_slab(stack_size);
 }
 
 void StackPool::release(Stack s) {

@@ -18,7 +18,10 @@
 //    it, and the shared zero page is mapped under every sentinel page (see
 //    below) in a third (MADV_POPULATE_READ): a slab costs four system calls
 //    for kStacksPerSlab stacks instead of one per guard and a page fault or
-//    two per fiber. On older kernels the guard falls back
+//    two per fiber. Those calls run without the pool's lock: a worker that
+//    finds the pool empty while another carves carves a slab of its own,
+//    so a burst's fresh pages fault in on every worker's core at once, and
+//    the lock covers only the listing. On older kernels the guard falls back
 //    to mprotect(PROT_NONE), which splits the slab into two mappings per stack
 //    (the limit is then ~32 000 live fibers); GORT_GUARD=mprotect forces that
 //    mode for testing.
@@ -173,7 +176,7 @@ class StackPool {
     std::vector<char*> cold;    // bases of stacks with nothing committed (clean, kGuardBytes)
     std::size_t low_water = 0;  // fewest warm stacks since the last scavenge
   };
-  void add_slab(std::size_t stack_size);
+  Stack carve_slab(std::size_t stack_size);  // without mu_; see stack.cpp
   bool install_guards(char* base, std::size_t stack_size);
   void populate_tops(char* base, std::size_t stack_size);
   // The free list of stacks of this whole size (created empty if new).

@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <numeric>
 #include <string>
@@ -160,11 +161,20 @@ TEST(FiberRecordsDeathTest, ARefusedStackIsAFatalErrorNamingTheFiber) {
 #endif
   EXPECT_EXIT(gort::run(gort::Config{.workers = 1},
                         [] {
-                          // No new mapping from here on.
-                          rlimit none{0, RLIM_INFINITY};
-                          getrlimit(RLIMIT_AS, &none);
-                          none.rlim_cur = 1;
-                          setrlimit(RLIMIT_AS, &none);
+                          // Room for anything but the slab of 1 GiB stacks
+                          // (128 GiB of reservation): the rest of the
+                          // process (a thread's first malloc, which maps an
+                          // arena; the timer heap) may still map meanwhile.
+                          long pages = 0;
+                          if (FILE* statm = std::fopen("/proc/self/statm", "r")) {
+                            if (std::fscanf(statm, "%ld", &pages) != 1) pages = 0;
+                            std::fclose(statm);
+                          }
+                          ASSERT_GT(pages, 0);
+                          rlimit limit{0, RLIM_INFINITY};
+                          getrlimit(RLIMIT_AS, &limit);
+                          limit.rlim_cur = rlim_t(pages) * d::page_size() + (rlim_t(16) << 30);
+                          setrlimit(RLIMIT_AS, &limit);
                           gort::spawn(gort::SpawnOptions{.stack_size = std::size_t(1) << 30}, [] {});
                           gort::sleep_for(10s);
                         }),

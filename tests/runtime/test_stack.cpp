@@ -5,12 +5,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "export_test.h"
@@ -110,6 +112,38 @@ TEST(StackPool, GuardsCostNoExtraMapping) {
   // and under ASan a few mappings of its allocator's; never one per stack.
   EXPECT_LE(added, 1000 / 32);
   for (auto& s : stacks) pool.release(s);
+  EXPECT_EQ(pool.in_use(), 0);
+}
+
+// Threads that find the pool empty carve slabs of their own at once (the
+// system calls run without the pool's lock): every stack handed out is
+// distinct and whole, and the slabs account for every one.
+TEST(StackPool, ThreadsCarveAtOnceAndEveryStackIsTheirsAlone) {
+  d::StackPool pool;
+  constexpr int kThreads = 4, kEach = 3 * d::kStacksPerSlab / 2;
+  std::vector<std::vector<d::Stack>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&pool, &mine = got[std::size_t(t)], t] {
+      for (int i = 0; i < kEach; ++i) {
+        mine.push_back(pool.allocate(d::kDefaultStackSize));
+        mine.back().top()[-1] = char(t);  // the top is writable, and this thread's
+      }
+    });
+  for (auto& th : threads) th.join();
+  std::vector<char*> bases;
+  for (int t = 0; t < kThreads; ++t)
+    for (const d::Stack& st : got[std::size_t(t)]) {
+      EXPECT_EQ(st.top()[-1], char(t)) << "a stack handed to two threads";
+      bases.push_back(st.base);
+    }
+  std::sort(bases.begin(), bases.end());
+  EXPECT_EQ(std::adjacent_find(bases.begin(), bases.end()), bases.end()) << "a stack handed out twice";
+  EXPECT_EQ(pool.in_use(), kThreads * kEach);
+  EXPECT_EQ(pool.carved(), pool.slab_count() * std::size_t(d::kStacksPerSlab));
+  EXPECT_GE(pool.carved(), std::size_t(kThreads * kEach));
+  for (auto& mine : got)
+    for (const d::Stack& st : mine) pool.release(st);
   EXPECT_EQ(pool.in_use(), 0);
 }
 
