@@ -109,8 +109,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") usage(0);
-    if (a == "--stacks") n = std::size_t(positive_arg(argc, argv, i));
-    else if (a == "--rounds") rounds = int(positive_arg(argc, argv, i));
+    if (a == "--stacks")
+      n = std::size_t(positive_arg(argc, argv, i));
+    else if (a == "--rounds")
+      rounds = int(positive_arg(argc, argv, i));
     else {
       std::fprintf(stderr, "stack_floor: unknown argument '%s'\n", argv[i]);
       usage(2);

@@ -29,7 +29,7 @@ namespace gort::detail {
 namespace {
 
 std::atomic<Scheduler*> g_sched{nullptr};
-TeardownCounts g_last_teardown{0, 0, 0};  // written by run_main's thread after its workers joined
+TeardownCounts g_last_teardown{0, 0, 0, 0};  // written by run_main's thread after its workers joined
 
 int affinity_cpus() {
   cpu_set_t set;
@@ -499,8 +499,12 @@ int run_main(const Config& config, void (*body)(void*), void* arg) {
     sched.worker_at(i)->own.stacks.flush();
     sched.worker_at(i)->own.fibers.flush();
   }
-  g_last_teardown = TeardownCounts{sched.live_fibers.load(), sched.stack_pool.in_use(),
-                                   int64_t(sched.fiber_pool.carved()) - int64_t(sched.fiber_pool.free_count())};
+  int64_t sleeps_already_due = 0;
+  for (int i = 0, slots = sched.slot_count(); i < slots; ++i)
+    sleeps_already_due += sched.worker_at(i)->sleeps_already_due.load(std::memory_order_relaxed);
+  g_last_teardown =
+      TeardownCounts{sched.live_fibers.load(), sched.stack_pool.in_use(),
+                     int64_t(sched.fiber_pool.carved()) - int64_t(sched.fiber_pool.free_count()), sleeps_already_due};
   g_sched.store(nullptr, std::memory_order_release);
   return 0;
 }

@@ -164,6 +164,11 @@ struct alignas(64) Worker {
   // stale read delays the yield by one runtime call.
   std::atomic<bool> preempt_flag{false};
   std::atomic<uint64_t> preemptions{0};  // yields the mark caused; owner writes, stats() sums
+  // Sleeps of park_worker whose deadline had passed when computed: each is
+  // a pass of the idle loop that slept not at all. A timer that came due
+  // just then makes one; many would be the idle loop spinning. Owner
+  // writes, relaxed (a count); summed at teardown (TeardownCounts), for tests.
+  std::atomic<int64_t> sleeps_already_due{0};
   // Time in the schedule loop outside park_worker's sleep (running fibers
   // or looking for them), for metrics: busy_ns is the total up to
   // busy_since, the start of the current busy stretch (0 while asleep or
@@ -232,8 +237,10 @@ struct alignas(64) Worker {
   Fiber* take_from_injector();
   Fiber* steal();
   bool run_timers(int64_t now);
-  int local_room();  // free slots in the local ring (one fewer while the next slot is full)
-  bool retire_if_unneeded();  // kSpare: hand the queue back and leave the loop
+  bool run_timers_of(Worker* other);  // other's due timers, into our ring: true if any fired
+  bool run_others_due_timers();       // the same over every other worker
+  int local_room();                   // free slots in the local ring (one fewer while the next slot is full)
+  bool retire_if_unneeded();          // kSpare: hand the queue back and leave the loop
   // The idle path of find_runnable, in the order argued in this file's
   // header: go_idle (1)(2), recheck_queues (3), sleep, come back.
   void park_worker();
@@ -341,7 +348,8 @@ Fiber* current_fiber();
 struct TeardownCounts {
   int64_t live_fibers;
   int64_t stacks_in_use;
-  int64_t records_in_use;  // fiber records not back in the pool
+  int64_t records_in_use;      // fiber records not back in the pool
+  int64_t sleeps_already_due;  // summed over the workers (Worker::sleeps_already_due)
 };
 TeardownCounts last_teardown();
 

@@ -39,7 +39,10 @@ __attribute__((noinline)) Fiber* current_fiber() {
 }
 
 Worker::Worker(Scheduler* s, int i, Kind k, std::size_t default_stack)
-    : sched(s), index(i), kind(k), own(&s->stack_pool, &s->fiber_pool, default_stack, 0x9E3779B97F4A7C15ull * uint64_t(i + 1)) {}
+    : sched(s),
+      index(i),
+      kind(k),
+      own(&s->stack_pool, &s->fiber_pool, default_stack, 0x9E3779B97F4A7C15ull * uint64_t(i + 1)) {}
 
 uint64_t Worker::next_random() {
   own.rng ^= own.rng << 13;
@@ -146,8 +149,9 @@ Fiber* Worker::take_from_injector() {
   // fibers readied there (a due timer's) among them, to the injector's
   // tail, behind everything waiting there (a fan-out's fibers not yet
   // started, say). Go's fairness turn takes one.
-  std::size_t want = std::clamp<std::size_t>(sched->injector.size_approx() / std::size_t(sched->active_workers()) + 1,
-                                             1, std::clamp<std::size_t>(std::size_t(local_room()) / 2, 1, kInjectorBatch));
+  std::size_t want =
+      std::clamp<std::size_t>(sched->injector.size_approx() / std::size_t(sched->active_workers()) + 1, 1,
+                              std::clamp<std::size_t>(std::size_t(local_room()) / 2, 1, kInjectorBatch));
   std::size_t n = sched->injector.pop_batch(batch, want);
   if (n == 0) return nullptr;
   for (std::size_t i = 1; i < n; ++i) push_local(batch[i], RunNext::kNo);
@@ -171,6 +175,20 @@ bool Worker::run_timers(int64_t now) {
   return max > 0 && timers.run_expired(now, max) > 0;
 }
 
+bool Worker::run_timers_of(Worker* other) {
+  int64_t when = other->timers.next_when();
+  if (when == kNever) return false;
+  int64_t now = now_ns();
+  return when <= now && local_room() > 0 && other->timers.run_expired(now, local_room()) > 0;
+}
+
+bool Worker::run_others_due_timers() {
+  bool fired = false;
+  for (int i = 0, n = sched->slot_count(); i < n; ++i)
+    if (Worker* other = sched->worker_at(i); other != this) fired |= run_timers_of(other);
+  return fired;
+}
+
 int Worker::local_room() { return std::max(0, int(RunQueue::kCapacity) - int(local_queue().size())); }
 
 Fiber* Worker::steal() {
@@ -182,11 +200,8 @@ Fiber* Worker::steal() {
       Worker* victim = sched->worker_at((start + k) % n);
       if (victim == this) continue;
       // A busy worker's timers would be late: run them for it.
-      int64_t when = victim->timers.next_when();
-      if (when != kNever && when <= now_ns() && local_room() > 0 &&
-          victim->timers.run_expired(now_ns(), local_room()) > 0) {
+      if (run_timers_of(victim))
         if (Fiber* f = local_queue().pop()) return f;
-      }
       if (Fiber* f = local_queue().steal_half_from(victim->queue_for_others(), last_round)) return f;
     }
   }
@@ -267,7 +282,15 @@ Fiber* Worker::find_runnable() {
       if (Fiber* f = steal()) return f;
     }
 
-    // 5. Nothing: park this worker until woken or a timer is due.
+    // 5. Another worker's timer that is due: run it here. Its owner may be
+    //    busy, or woken for it and not yet on a CPU, and our sleep would
+    //    end at once (we sleep until the earliest timer of any worker):
+    //    without this, a worker not allowed to steal would spin through
+    //    park_worker, keeping off its CPU the very thread that owns the
+    //    timer, for as long as the kernel lets it.
+    if (run_others_due_timers()) continue;
+
+    // 6. Nothing: park this worker until woken or a timer is due.
     park_worker();
   }
 }
@@ -394,6 +417,8 @@ void Worker::park_worker() {
   uint64_t epoch = 0;
   int64_t deadline = sleep_deadline(&deadlock_suspect, &epoch);
   if (deadline < 0) return;
+  if (deadline <= now_ns())
+    sleeps_already_due.store(sleeps_already_due.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   ReadyBatch io;
   busy_end();
   sleep_until_woken(deadline, io);

@@ -47,7 +47,8 @@ TEST(FiberRecords, QueuedFibersHoldNoStack) {
   gort::run(gort::Config{.workers = 1}, [&] {
     gort::WaitGroup wg;
     wg.add(kFibers);
-    for (int i = 0; i < kFibers; ++i) go_spawn([&] {
+    for (int i = 0; i < kFibers; ++i)
+      go_spawn([&] {
         ran.fetch_add(1, std::memory_order_relaxed);
         wg.done();
         finished.fetch_add(1, std::memory_order_relaxed);  // the last thing it does
@@ -115,8 +116,8 @@ TEST_P(FiberPoolTest, RecordPagesGoBackAfterAPeakAndComeBackWorking) {
       pool.scavenge();
       std::size_t cold_pages = pool.cold_count() / per_page;
       return cold_pages > 0 && cold_pages == pool.pages_fully_free();
-    })) << pool.cold_count() / per_page << " pages given back of " << pool.pages_fully_free() << " that could be, "
-        << carved / per_page << " carved";
+    })) << pool.cold_count() / per_page
+        << " pages given back of " << pool.pages_fully_free() << " that could be, " << carved / per_page << " carved";
     // Records on given-back pages read as zeros: no fiber to list but main.
     std::string dump = gort::debug::fibers_text();
     EXPECT_NE(dump.find(", 1 fibers\n"), std::string::npos) << dump;
@@ -140,7 +141,8 @@ TEST_P(FiberPoolTest, SpawnFromAForeignThread) {
     wg.add(kFibers);
     std::atomic<int> ran{0};
     std::thread t([&] {
-      for (int i = 0; i < kFibers; ++i) go_spawn([&] {
+      for (int i = 0; i < kFibers; ++i)
+        go_spawn([&] {
           ran.fetch_add(1, std::memory_order_relaxed);
           wg.done();
         });

@@ -1,5 +1,7 @@
 // Sleeping and the timer heaps. Bounds are generous: tests check behaviour,
 // not latency (latency belongs in the benchmarks).
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 #include <random>
@@ -173,7 +175,7 @@ TEST(TimerHeap, RunExpiredStopsAtItsBound) {
 // burst readied all at once, the ring's overflow would send woken fibers,
 // with half the ring, to the injector's tail, behind the whole backlog.
 TEST(TimersUnderABacklog, ABurstOfDueTimersIsNotQueuedBehindIt) {
-  constexpr int kSleepers = 600;  // > RunQueue::kCapacity
+  constexpr int kSleepers = 600;   // > RunQueue::kCapacity
   constexpr int kBacklog = 40000;  // 5 us of work each: ten times the 20 ms sleep
   std::atomic<int> backlog_done{0};
   std::vector<int> done_when_woken(kSleepers, -1);
@@ -203,6 +205,40 @@ TEST(TimersUnderABacklog, ABurstOfDueTimersIsNotQueuedBehindIt) {
   EXPECT_GE(*std::min_element(done_when_woken.begin(), done_when_woken.end()), 0) << "a sleeper never ran";
   EXPECT_LT(latest, kBacklog / 2) << "a sleeper resumed only after " << latest << " of the " << kBacklog
                                   << " fibers queued behind it had run";
+}
+
+// Two workers sharing one CPU, sleepers' timers ending together: a worker
+// woken for its timers can wait for the CPU behind the other, which, not
+// allowed to steal (the first counts as spinning), used to go round its idle
+// loop without sleeping (the earliest deadline, the first's, had passed)
+// until the kernel preempted it, a time slice later. It runs the due timers
+// itself instead: a pass that finds its deadline already past is then rare.
+TEST(TimersOnOneCpu, AnIdleWorkerRunsAnotherWorkersDueTimersInsteadOfSpinning) {
+  constexpr int kRounds = 20, kSleepers = 1000 / kScale;
+  cpu_set_t all, one;
+  ASSERT_EQ(sched_getaffinity(0, sizeof all, &all), 0);
+  CPU_ZERO(&one);
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &all)) {
+      CPU_SET(c, &one);
+      break;
+    }
+  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);  // the workers inherit it
+  gort::run(gort::Config{.workers = 2}, [&] {
+    for (int r = 0; r < kRounds; ++r) {
+      gort::WaitGroup wg;
+      wg.add(kSleepers);
+      for (int i = 0; i < kSleepers; ++i)
+        go_spawn([&] {
+          gort::sleep_for(2ms);
+          wg.done();
+        });
+      wg.wait();
+    }
+  });
+  sched_setaffinity(0, sizeof all, &all);
+  EXPECT_LT(gort::detail::last_teardown().sleeps_already_due, kRounds * 20)
+      << "idle passes that did not sleep: a worker spun on a timer it would not run";
 }
 
 // A thread outside the runtime adds a timer (through after()) just as the
