@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -46,11 +47,27 @@ std::size_t round_stack_size(std::size_t usable_size) {
   return (usable_size + page - 1) / page * page;
 }
 
-StackPool::StackPool() : mode_(probe_guard_mode()), slabs_(new Slab[kMaxSlabs]) {}
+namespace {
+
+// Under vm.overcommit_memory=2 the kernel charges a private writable
+// mapping's whole size against the commit limit, MAP_NORESERVE or not: there
+// a reservation holds one slab, as the stacks in use need anyway.
+bool strict_overcommit() {
+  FILE* f = std::fopen("/proc/sys/vm/overcommit_memory", "r");
+  if (f == nullptr) return false;
+  int mode = 0;
+  bool strict = std::fscanf(f, "%d", &mode) == 1 && mode == 2;
+  std::fclose(f);
+  return strict;
+}
+
+}  // namespace
+
+StackPool::StackPool()
+    : mode_(probe_guard_mode()), one_slab_per_reservation_(strict_overcommit()), slabs_(new Slab[kMaxSlabs]) {}
 
 StackPool::~StackPool() {
-  int n = nslabs_.load(std::memory_order_acquire);
-  for (int i = 0; i < n; ++i) munmap(slabs_[i].base, slabs_[i].stack_size * slabs_[i].count);
+  for (const Reservation& r : reservations_) munmap(r.base, r.bytes);
   delete[] slabs_;
 }
 
@@ -178,15 +195,11 @@ void StackPool::populate_sentinels(char* base, std::size_t stack_size) {
 Stack StackPool::carve_slab(std::size_t stack_size) {
   if (nslabs_.load(std::memory_order_relaxed) >= kMaxSlabs) throw std::bad_alloc();
   std::size_t bytes = stack_size * kStacksPerSlab;
-  count_syscalls(1);
-  void* p =
-      mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-  char* base = static_cast<char*>(p);
+  char* base = slab_space(stack_size, bytes);
   if (!install_guards(base, stack_size)) {
     // Either the kernel is out of mappings (mprotect mode: ENOMEM) or out of
-    // memory for page tables. Give back what we took and report.
-    munmap(base, bytes);
+    // memory for page tables. The range stays reserved, unused, until the
+    // pool unmaps its reservations.
     throw std::bad_alloc();
   }
   populate_tops(base, stack_size);
@@ -206,6 +219,50 @@ Stack StackPool::carve_slab(std::size_t stack_size) {
   nslabs_.store(index + 1, std::memory_order_release);
   note_acquired();
   return Stack{base, stack_size, kGuardBytes, false};
+}
+
+// A slab's address range, from the reservation of its stack size: one mmap
+// per kSlabsPerReservation slabs (capped at kMaxReservationBytes), since
+// mmap takes the address space's lock for writing, and a writer waiting
+// behind one worker's populate calls holds up every other worker's (the
+// kernel then carves for one worker at a time).
+char* StackPool::slab_space(std::size_t stack_size, std::size_t bytes) {
+  {
+    std::lock_guard lock(mu_);
+    FreeList& list = free_list(stack_size);
+    if (std::size_t(list.reserved_end - list.reserved_next) >= bytes) {
+      char* p = list.reserved_next;
+      list.reserved_next += bytes;
+      return p;
+    }
+  }
+  std::size_t slabs =
+      one_slab_per_reservation_ ? 1 : std::clamp<std::size_t>(kMaxReservationBytes / bytes, 1, kSlabsPerReservation);
+  const int prot = PROT_READ | PROT_WRITE, flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK;
+  count_syscalls(1);
+  void* p = mmap(nullptr, bytes * slabs, prot, flags, -1, 0);
+  if (p == MAP_FAILED && slabs > 1) {  // short of address space: one slab will do
+    slabs = 1;
+    count_syscalls(1);
+    p = mmap(nullptr, bytes, prot, flags, -1, 0);
+  }
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  char* base = static_cast<char*>(p);
+  std::lock_guard lock(mu_);
+  try {
+    reservations_.push_back(Reservation{base, bytes * slabs});
+  } catch (...) {
+    munmap(base, bytes * slabs);
+    throw;
+  }
+  // Another worker may have reserved meanwhile: keep the larger remainder
+  // for the next slabs (the other stays reserved, unused, until the end).
+  FreeList& list = free_list(stack_size);
+  if (std::size_t(list.reserved_end - list.reserved_next) < bytes * (slabs - 1)) {
+    list.reserved_next = base + bytes;
+    list.reserved_end = base + bytes * slabs;
+  }
+  return base;
 }
 
 Stack StackPool::allocate(std::size_t usable_size) {

@@ -7,8 +7,11 @@
 //    from base + size. The kernel commits a page only when it is first touched,
 //    so a fiber that uses little stack costs about one page of memory however
 //    large its reservation.
-//  * Stacks are carved from slabs: one mmap(MAP_NORESERVE) holds kStacksPerSlab
-//    stacks of one size. Each stack's guard is installed with
+//  * Stacks are carved from slabs of kStacksPerSlab stacks of one size, and
+//    slabs from reservations: one mmap(MAP_NORESERVE) per
+//    kSlabsPerReservation slabs (one under vm.overcommit_memory=2, which
+//    charges the whole mapping), because mmap takes the address space's
+//    lock for writing (see slab_space). Each stack's guard is installed with
 //    MADV_GUARD_INSTALL (Linux >= 6.13), which marks page-table entries and
 //    does NOT split the mapping: 100 000 stacks cost at most one mapping per
 //    slab (adjacent slabs even merge), far under vm.max_map_count (65 530).
@@ -16,9 +19,9 @@
 //    process_madvise call (MadviseBatch), the top page of every stack is
 //    committed in a second (MADV_POPULATE_WRITE), since every fiber touches
 //    it, and the shared zero page is mapped under every sentinel page (see
-//    below) in a third (MADV_POPULATE_READ): a slab costs four system calls
-//    for kStacksPerSlab stacks instead of one per guard and a page fault or
-//    two per fiber. Those calls run without the pool's lock: a worker that
+//    below) in a third (MADV_POPULATE_READ): a slab costs three system
+//    calls (and a share of its reservation's mmap) for kStacksPerSlab
+//    stacks instead of one per guard and a page fault or two per fiber. Those calls run without the pool's lock: a worker that
 //    finds the pool empty while another carves carves a slab of its own,
 //    so a burst's fresh pages fault in on every worker's core at once, and
 //    the lock covers only the listing. On older kernels the guard falls back
@@ -69,7 +72,8 @@
 // Invariants
 //  * A stack is in exactly one place: a live fiber, a StackCache, the global
 //    pool (warm or cold), or, for the length of one scavenge, the scavenger's
-//    hands. Slabs are only unmapped when the runtime stops.
+//    hands. Reservations (and so slabs) are only unmapped when the runtime
+//    stops.
 //  * Guard ranges are never madvise(DONTNEED)'d, populated or written.
 //  * A stack's sentinel page holds only zeros unless its fiber went below
 //    the retained top since the stack was last trimmed or scavenged.
@@ -175,8 +179,19 @@ class StackPool {
     std::vector<Stack> warm;    // may hold committed top pages; taken first, from the back
     std::vector<char*> cold;    // bases of stacks with nothing committed (clean, kGuardBytes)
     std::size_t low_water = 0;  // fewest warm stacks since the last scavenge
+    // [reserved_next, reserved_end): reserved address space not yet carved
+    // into slabs of this size (slab_space).
+    char* reserved_next = nullptr;
+    char* reserved_end = nullptr;
   };
+  struct Reservation {  // one mmap; unmapped by the destructor
+    char* base;
+    std::size_t bytes;
+  };
+  static constexpr std::size_t kSlabsPerReservation = 32;
+  static constexpr std::size_t kMaxReservationBytes = std::size_t(4) << 30;
   Stack carve_slab(std::size_t stack_size);  // without mu_; see stack.cpp
+  char* slab_space(std::size_t stack_size, std::size_t bytes);
   bool install_guards(char* base, std::size_t stack_size);
   void populate_tops(char* base, std::size_t stack_size);
   // The free list of stacks of this whole size (created empty if new).
@@ -189,10 +204,12 @@ class StackPool {
   void remove_cache(const StackCache* c, int64_t net);
 
   GuardMode mode_;
+  bool one_slab_per_reservation_;  // vm.overcommit_memory=2: see slab_space
   mutable std::mutex mu_;
-  std::vector<FreeList> free_;  // by stack size; guarded by mu_
+  std::vector<FreeList> free_;             // by stack size; guarded by mu_
   std::vector<const StackCache*> caches_;  // every live cache, for in_use(); guarded by mu_
-  // Every slab, for unmapping at shutdown (append-only).
+  std::vector<Reservation> reservations_;  // every mmap of slabs; guarded by mu_
+  // Every slab, for the fiber dump's walk and committed_bytes (append-only).
   static constexpr int kMaxSlabs = 1 << 16;
   Slab* slabs_;  // kMaxSlabs entries
   std::atomic<int> nslabs_{0};
@@ -225,7 +242,7 @@ class StackCache {
     return true;
   }
   void put(const Stack& s);  // its fiber ran on it: marked dirty
-  void trim();  // returns the deep pages of every dirty cached stack
+  void trim();               // returns the deep pages of every dirty cached stack
   // Going idle: trims, and keeps only the newest kIdleCacheKeep stacks; the
   // rest go to the pool, where the scavenger can reach them.
   void shrink_when_idle();
@@ -245,7 +262,7 @@ class StackCache {
   void count(int64_t d) { net_.store(net_.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
 
   StackPool* pool_;
-  std::vector<Stack> cache_;  // stacks of the default size only; others go to the pool
+  std::vector<Stack> cache_;     // stacks of the default size only; others go to the pool
   std::size_t default_request_;  // the size asked for by default (before rounding)
   std::size_t default_size_;     // usable size of the stacks this cache keeps
   int frees_since_trim_ = 0;
