@@ -78,7 +78,10 @@ gort::detail::PollDesc* NetFd::attach_slow() {
   if (!owns_fd_) return nullptr;
   int err = 0;
   gort::detail::PollDesc* p = gort::detail::poll_open(fd_, &err);
-  if (p == nullptr) return nullptr;  // no runtime (or out of memory): nothing waits
+  if (p == nullptr) {  // no runtime, or out of descriptors or memory: nothing waits
+    attach_errno_.store(err, std::memory_order_relaxed);
+    return nullptr;
+  }
   runtime_id_ = gort::detail::poll_runtime_id();
   // Deadlines set before registration apply from now on.
   if (int64_t rd = user_rd_.load(std::memory_order_relaxed); rd != 0)
@@ -138,7 +141,10 @@ Error NetFd::wait_error(PollStatus st) const {
 
 Result<void> NetFd::wait(PollMode mode, gort::detail::WaitReason why) {
   gort::detail::PollDesc* p = pd();
-  if (p == nullptr) return Errc::kNotInFiber;  // never attached: no runtime to wait in
+  if (p == nullptr) {  // never attached: no runtime to wait in, or it could not register us
+    int err = attach_errno_.load(std::memory_order_relaxed);
+    return err == 0 || err == EPERM ? Error(Errc::kNotInFiber) : Error::from_errno(err);
+  }
   PollStatus st = gort::detail::poll_wait(p, mode, why);
   if (st != PollStatus::kReady) return wait_error(st);
   return {};

@@ -106,8 +106,9 @@ class NetFd {
   void leave();
   void destroy();
   gort::detail::PollDesc* pd() const { return pd_.load(std::memory_order_acquire); }
-  // pd(), registering first if needed; null: no runtime. Inline: every
-  // operation calls it, and after the first it is one load.
+  // pd(), registering first if needed; null: not registered (no runtime, or
+  // the kernel refused: attach_errno_ says which). Inline: every operation
+  // calls it, and after the first it is one load.
   gort::detail::PollDesc* attach() {
     if (auto* p = pd()) return p;
     return attach_slow();
@@ -130,7 +131,12 @@ class NetFd {
   // Null until registered (attach); written once, under attach_mu_.
   // release/acquire: runtime_id_ is written before pd_ is published.
   std::atomic<gort::detail::PollDesc*> pd_{nullptr};
-  uint64_t runtime_id_ = 0;          // poll_runtime_id() when registered
+  uint64_t runtime_id_ = 0;  // poll_runtime_id() when registered
+  // Why the last attach_slow could not register (poll_open's errno: EPERM
+  // for no runtime, EMFILE, ENOMEM...), for wait() to report. Relaxed: a
+  // diagnosis written under attach_mu_ before the operation's syscall and
+  // read by the same operation.
+  std::atomic<int> attach_errno_{0};
   // One registration; and a borrowed fd's deregistration (close_borrowed)
   // against set_deadline's use of the descriptor.
   gort::Mutex attach_mu_;
