@@ -4,13 +4,16 @@
 // tells the kernel's share of fanout_park's time per fiber from the
 // runtime's own.
 //
-//   stack_floor [--stacks N] [--rounds R]      (default 1000000 stacks, 3 rounds)
+//   stack_floor [--stacks N] [--rounds R] [--threads T]
+//                                      (default 1000000 stacks, 3 rounds, 1 thread)
 //
 // Each round measures, in an order that alternates between rounds, and
 // reports the median per stack:
-//   pool    a fresh detail::StackPool hands out N default-size stacks: the
-//           slabs' mmap, guard install and populate calls, exactly as a
-//           fan-out's first round pays them (stack.cpp, carve_slab);
+//   pool    a fresh detail::StackPool hands out N default-size stacks, to T
+//           threads at once (N / T each): the reservations' mmap and the
+//           slabs' guard install and populate calls, exactly as a fan-out's
+//           first round pays them on T workers (stack.cpp, carve_slab); the
+//           figure is wall time per stack;
 //   page    N fresh 4 KiB pages committed with MADV_POPULATE_WRITE in one
 //           dense mapping without transparent huge pages: the least one
 //           private page per fiber costs, page tables nearly shared;
@@ -21,6 +24,7 @@
 //           printed.
 // Nothing is timed but the calls above; unmapping is not.
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -28,6 +32,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "stack.h"
@@ -35,29 +40,41 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr std::size_t kPage = 4096;
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 double ns_since(Clock::time_point t0) { return std::chrono::duration<double, std::nano>(Clock::now() - t0).count(); }
 
-double pool_ns_per_stack(std::size_t n) {
+double pool_ns_per_stack(std::size_t n, int threads) {
   gort::detail::StackPool pool;
-  std::vector<gort::detail::Stack> stacks;
-  stacks.reserve(n);
+  std::vector<std::vector<gort::detail::Stack>> stacks(static_cast<std::size_t>(threads));
+  std::size_t each = n / std::size_t(threads);
+  for (auto& mine : stacks) mine.reserve(each);
   auto t0 = Clock::now();
-  for (std::size_t i = 0; i < n; ++i) stacks.push_back(pool.allocate(gort::detail::kDefaultStackSize));
+  std::vector<std::thread> carvers;
+  for (auto& mine : stacks)
+    carvers.emplace_back([&pool, &mine, each] {
+      for (std::size_t i = 0; i < each; ++i) mine.push_back(pool.allocate(gort::detail::kDefaultStackSize));
+    });
+  for (auto& t : carvers) t.join();
   double ns = ns_since(t0);
-  for (const gort::detail::Stack& s : stacks) pool.release(s);  // none may be in use when it unmaps
-  return ns / double(n);
+  for (auto& mine : stacks)
+    for (const gort::detail::Stack& s : mine) pool.release(s);  // none may be in use when it unmaps
+  return ns / double(each * std::size_t(threads));
 }
 
 // Returns -1 when the kernel refuses the mapping or the populate.
 double populate_ns_per_page(std::size_t pages, bool huge) {
-  std::size_t bytes = pages * kPage;
+  std::size_t bytes = pages * std::size_t(sysconf(_SC_PAGESIZE));
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return -1;
-  madvise(p, bytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  if (madvise(p, bytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) != 0) {  // no transparent huge pages here
+    munmap(p, bytes);
+    return -1;
+  }
   auto t0 = Clock::now();
-  int rc = madvise(p, bytes, 23 /* MADV_POPULATE_WRITE */);
+  int rc = madvise(p, bytes, MADV_POPULATE_WRITE);
   double ns = ns_since(t0);
   munmap(p, bytes);
   return rc == 0 ? ns / double(pages) : -1;
@@ -81,9 +98,10 @@ double median(std::vector<double> v) {
 
 [[noreturn]] void usage(int status) {
   std::fputs(
-      "usage: stack_floor [--stacks N] [--rounds R]\n\n"
+      "usage: stack_floor [--stacks N] [--rounds R] [--threads T]\n\n"
       "Per stack, medians over R rounds (default 3) of N stacks (default 1000000):\n"
-      "  pool  a fresh gort stack pool handing out N default-size stacks\n"
+      "  pool  a fresh gort stack pool handing out N default-size stacks to T threads\n"
+      "        (default 1) at once; wall time\n"
       "  page  one fresh 4 KiB page per stack, committed in one call, no huge pages\n"
       "  huge  the same bytes advised MADV_HUGEPAGE, as Go advises its heap\n",
       status == 0 ? stdout : stderr);
@@ -105,7 +123,7 @@ long positive_arg(int argc, char** argv, int& i) {
 
 int main(int argc, char** argv) {
   std::size_t n = 1'000'000;
-  int rounds = 3;
+  int rounds = 3, threads = 1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") usage(0);
@@ -113,10 +131,16 @@ int main(int argc, char** argv) {
       n = std::size_t(positive_arg(argc, argv, i));
     else if (a == "--rounds")
       rounds = int(positive_arg(argc, argv, i));
+    else if (a == "--threads")
+      threads = int(positive_arg(argc, argv, i));
     else {
       std::fprintf(stderr, "stack_floor: unknown argument '%s'\n", argv[i]);
       usage(2);
     }
+  }
+  if (std::size_t(threads) > n || threads > 256) {
+    std::fprintf(stderr, "stack_floor: --threads must be at most --stacks and 256 (got %d)\n", threads);
+    return 2;
   }
   std::vector<double> pool, page, huge;
   for (int r = 0; r < rounds; ++r) {
@@ -125,18 +149,19 @@ int main(int argc, char** argv) {
     // (free lists, page tables) helps the next in turn.
     for (int k = 0; k < 3; ++k) {
       switch ((r % 2 == 0) ? k : 2 - k) {
-        case 0: pool.push_back(pool_ns_per_stack(n)); break;
+        case 0: pool.push_back(pool_ns_per_stack(n, threads)); break;
         case 1: page.push_back(populate_ns_per_page(n, false)); break;
         case 2: huge.push_back(populate_ns_per_page(n, true)); break;
       }
     }
   }
   if (*std::min_element(page.begin(), page.end()) < 0 || *std::min_element(huge.begin(), huge.end()) < 0) {
-    std::fputs("stack_floor: the kernel refused a mapping or a populate (memory?)\n", stderr);
+    std::fputs("stack_floor: the kernel refused a mapping or an advice (memory? transparent huge pages?)\n", stderr);
     return 1;
   }
   double mp = median(pool), mg = median(page), mh = median(huge);
-  std::printf("%zu stacks, median of %d rounds, ns per stack:\n", n, rounds);
+  std::printf("%zu stacks, median of %d rounds, ns per stack (pool: %d thread%s):\n", n, rounds, threads,
+              threads == 1 ? "" : "s");
   std::printf("  pool  %8.0f   (gort's carve: mmap, guards, top page, sentinel)\n", mp);
   std::printf("  page  %8.0f   (one fresh 4 KiB page)\n", mg);
   std::printf("  huge  %8.0f   (4 KiB of a mapping advised MADV_HUGEPAGE)\n", mh);

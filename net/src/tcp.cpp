@@ -46,7 +46,8 @@ std::string endpoint(int fd, bool peer) {
 // Out of descriptors or kernel memory: wait for some to free up.
 bool is_resource_shortage(const Error& e) {
   int n = e.sys_errno();
-  return n == EMFILE || n == ENFILE || n == ENOBUFS || n == ENOMEM;
+  // ENOSPC: the poller's epoll_ctl past fs.epoll.max_user_watches.
+  return n == EMFILE || n == ENFILE || n == ENOBUFS || n == ENOMEM || n == ENOSPC;
 }
 
 }  // namespace

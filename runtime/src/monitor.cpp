@@ -118,7 +118,8 @@ bool Monitor::round(int64_t now) {
   bool work_on_stuck = false;
   for (int i = 0; i < n; ++i) acted |= watch_worker(i, now, &nstuck, &work_on_stuck);
 
-  // Retired spares' due timers: nobody else runs a heap whose owner is gone.
+  // Retired spares' due timers: their owner is gone, and idle workers run
+  // them only when they look (find_runnable): with all of them busy, nobody would.
   for (int i = s->nworkers; i < n; ++i) {
     Worker* w = s->worker_at(i);
     int64_t when = w->timers.next_when();

@@ -28,8 +28,8 @@
 //    queue to the injector and waits in the spare pool, and its thread
 //    exits after kSpareIdleNs unused. A stuck worker's queue and next slot
 //    are stolen from like any busy worker's; its due timers, and those of
-//    retired spares, are run by the monitor itself, so nothing a stuck
-//    thread holds waits for it. Workers plus spares are bounded by
+//    retired spares, are run by the monitor itself (and by any idle worker
+//    before it parks), so nothing a stuck thread holds waits for it. Workers plus spares are bounded by
 //    GORT_MAX_THREADS (fatal error past it).
 //  * Report. The first time in an episode that a fiber holds its worker
 //    for GORT_STUCK_WARN_MS (default 100; 0: never), one line on stderr

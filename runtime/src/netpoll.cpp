@@ -238,6 +238,7 @@ bool NetPoll::init(int* error) {
 void NetPoll::build_page(std::size_t page) {
   char* base = page_base(page);
   unpoison_fresh_memory(base, page_size());
+  unpoison_fresh_memory(&seqs_[page * descs_per_page_], descs_per_page_ * sizeof(uint32_t));
   for (std::size_t i = descs_per_page_; i-- > 0;) {
     auto* pd = new (base + i * kPdStride) PollDesc;
     pd->sched = sched_;

@@ -17,8 +17,9 @@
 //    work and was the last spinner wakes another, so ready work is never
 //    left with every other worker asleep.
 //  * Each worker has a TimerHeap. An idle worker sleeps until the earliest
-//    deadline of any heap and runs other workers' expired timers when they
-//    are busy.
+//    deadline of any heap, and before it sleeps runs any other worker's
+//    expired timers (whether that worker is busy, retired or itself just
+//    woken), so that no deadline it sleeps until has already passed.
 //  * Network poller (netpoll.h): while fibers wait for I/O, one idle worker
 //    sleeps in the poller (epoll_wait) instead of on its futex, until the
 //    same deadline; the others sleep on their futex. Busy workers poll

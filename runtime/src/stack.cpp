@@ -16,6 +16,9 @@
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
+#ifndef MADV_GUARD_REMOVE
+#define MADV_GUARD_REMOVE 103
+#endif
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
 #endif
@@ -187,31 +190,36 @@ void StackPool::populate_sentinels(char* base, std::size_t stack_size) {
   count_syscalls(populate.syscalls());
 }
 
-// Without mu_: the system calls of a carve take a few hundred microseconds,
-// and a worker that finds the pool empty while another carves carves a slab
-// of its own rather than wait for the lock, so a burst on several workers
-// faults its stacks in on several cores. Returns one of the new stacks (the
-// caller's) and lists the rest as warm.
+// Without mu_: a worker that finds the pool empty while another carves
+// carves a slab of its own rather than wait for the lock, so a burst on
+// several workers faults its stacks in on several cores. Returns one of the
+// new stacks (the caller's) and lists the rest as warm.
 Stack StackPool::carve_slab(std::size_t stack_size) {
+  // relaxed: a hint that spares a reservation once the table is full; the
+  // check that counts is made again under mu_.
   if (nslabs_.load(std::memory_order_relaxed) >= kMaxSlabs) throw std::bad_alloc();
   std::size_t bytes = stack_size * kStacksPerSlab;
   char* base = slab_space(stack_size, bytes);
   if (!install_guards(base, stack_size)) {
     // Either the kernel is out of mappings (mprotect mode: ENOMEM) or out of
-    // memory for page tables. The range stays reserved, unused, until the
-    // pool unmaps its reservations.
+    // memory for page tables. Undo what was installed (a split mapping
+    // merges back) and hand the range back if it is still the reservation's
+    // last cut, for a later try.
+    remove_guards(base, bytes);
+    std::lock_guard lock(mu_);
+    FreeList& list = free_list(stack_size);
+    if (list.reserved_next == base + bytes) list.reserved_next = base;
     throw std::bad_alloc();
   }
   populate_tops(base, stack_size);
   populate_sentinels(base, stack_size);
-  std::unique_lock lock(mu_);
+  std::lock_guard lock(mu_);
   int index = nslabs_.load(std::memory_order_relaxed);
-  if (index >= kMaxSlabs) {  // others carved the last entries meanwhile
-    lock.unlock();
-    munmap(base, bytes);
-    throw std::bad_alloc();
-  }
+  // Others carved the last entries meanwhile: the range stays reserved,
+  // unused (never unmapped alone: it lies inside a reservation).
+  if (index >= kMaxSlabs) throw std::bad_alloc();
   std::vector<Stack>& warm = free_list(stack_size).warm;
+  warm.reserve(warm.size() + kStacksPerSlab - 1);  // a throw here changes nothing
   for (int i = kStacksPerSlab - 1; i >= 1; --i)
     warm.push_back(Stack{base + std::size_t(i) * stack_size, stack_size, kGuardBytes, false});
   slabs_[index] = Slab{base, stack_size, kStacksPerSlab};
@@ -221,23 +229,32 @@ Stack StackPool::carve_slab(std::size_t stack_size) {
   return Stack{base, stack_size, kGuardBytes, false};
 }
 
-// A slab's address range, from the reservation of its stack size: one mmap
-// per kSlabsPerReservation slabs (capped at kMaxReservationBytes), since
-// mmap takes the address space's lock for writing, and a writer waiting
-// behind one worker's populate calls holds up every other worker's (the
-// kernel then carves for one worker at a time).
+// A slab's address range, cut from the reservation of its stack size. mmap
+// takes the address space's lock for writing, and a writer waiting behind
+// one worker's populate calls holds up every other worker's (the kernel
+// then carves for one worker at a time), so a reservation holds many slabs:
+// twice as many as the size's previous one, up to kSlabsPerReservation and
+// kMaxReservationBytes, so that a stack size used for a few fibers reserves
+// little.
 char* StackPool::slab_space(std::size_t stack_size, std::size_t bytes) {
+  std::size_t slabs;
   {
     std::lock_guard lock(mu_);
     FreeList& list = free_list(stack_size);
+    if (std::size_t(list.reserved_end - list.reserved_next) < bytes && list.spare_next != nullptr) {
+      list.reserved_next = list.spare_next;  // what a lost race left: see below
+      list.reserved_end = list.spare_end;
+      list.spare_next = list.spare_end = nullptr;
+    }
     if (std::size_t(list.reserved_end - list.reserved_next) >= bytes) {
       char* p = list.reserved_next;
       list.reserved_next += bytes;
       return p;
     }
+    slabs = list.next_reservation_slabs;
   }
-  std::size_t slabs =
-      one_slab_per_reservation_ ? 1 : std::clamp<std::size_t>(kMaxReservationBytes / bytes, 1, kSlabsPerReservation);
+  if (one_slab_per_reservation_) slabs = 1;
+  slabs = std::clamp<std::size_t>(std::min(slabs, kMaxReservationBytes / bytes), 1, kSlabsPerReservation);
   const int prot = PROT_READ | PROT_WRITE, flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK;
   count_syscalls(1);
   void* p = mmap(nullptr, bytes * slabs, prot, flags, -1, 0);
@@ -248,21 +265,46 @@ char* StackPool::slab_space(std::size_t stack_size, std::size_t bytes) {
   }
   if (p == MAP_FAILED) throw std::bad_alloc();
   char* base = static_cast<char*>(p);
-  std::lock_guard lock(mu_);
-  try {
-    reservations_.push_back(Reservation{base, bytes * slabs});
-  } catch (...) {
-    munmap(base, bytes * slabs);
-    throw;
+  std::size_t keep = bytes * slabs;  // what stays mapped of ours
+  {
+    std::lock_guard lock(mu_);
+    FreeList& list = free_list(stack_size);
+    list.next_reservation_slabs = std::min(2 * slabs, kSlabsPerReservation);
+    // Another worker may have reserved meanwhile: then the rest of ours
+    // waits as the spare, taken when theirs runs out (an mmap saved, and
+    // no munmap, which takes the same lock); if a spare is already
+    // waiting, the rest, which nobody else has seen, goes back.
+    bool theirs_has_room = std::size_t(list.reserved_end - list.reserved_next) >= bytes;
+    bool to_spare = theirs_has_room && slabs > 1 && list.spare_next == nullptr;
+    if (theirs_has_room && !to_spare) keep = bytes;
+    try {
+      reservations_.push_back(Reservation{base, keep});
+    } catch (...) {
+      munmap(base, bytes * slabs);
+      throw;
+    }
+    if (to_spare) {
+      list.spare_next = base + bytes;
+      list.spare_end = base + keep;
+    } else if (!theirs_has_room) {
+      list.reserved_next = base + bytes;
+      list.reserved_end = base + keep;
+    }
   }
-  // Another worker may have reserved meanwhile: keep the larger remainder
-  // for the next slabs (the other stays reserved, unused, until the end).
-  FreeList& list = free_list(stack_size);
-  if (std::size_t(list.reserved_end - list.reserved_next) < bytes * (slabs - 1)) {
-    list.reserved_next = base + bytes;
-    list.reserved_end = base + bytes * slabs;
+  if (keep < bytes * slabs) {
+    count_syscalls(1);
+    munmap(base + keep, bytes * slabs - keep);
   }
   return base;
+}
+
+// Undoes install_guards over a slab whose guards could not all go in.
+void StackPool::remove_guards(char* base, std::size_t bytes) {
+  count_syscalls(1);
+  if (mode_ == GuardMode::kMprotect)
+    mprotect(base, bytes, PROT_READ | PROT_WRITE);
+  else
+    madvise(base, bytes, MADV_GUARD_REMOVE);
 }
 
 Stack StackPool::allocate(std::size_t usable_size) {

@@ -8,26 +8,27 @@
 //    so a fiber that uses little stack costs about one page of memory however
 //    large its reservation.
 //  * Stacks are carved from slabs of kStacksPerSlab stacks of one size, and
-//    slabs from reservations: one mmap(MAP_NORESERVE) per
-//    kSlabsPerReservation slabs (one under vm.overcommit_memory=2, which
-//    charges the whole mapping), because mmap takes the address space's
-//    lock for writing (see slab_space). Each stack's guard is installed with
+//    slabs from reservations: one mmap(MAP_NORESERVE) each, of twice as
+//    many slabs as the size's previous reservation, up to
+//    kSlabsPerReservation (one under vm.overcommit_memory=2, which charges
+//    the whole mapping), because mmap takes the address space's lock for
+//    writing (see slab_space). Each stack's guard is installed with
 //    MADV_GUARD_INSTALL (Linux >= 6.13), which marks page-table entries and
 //    does NOT split the mapping: 100 000 stacks cost at most one mapping per
-//    slab (adjacent slabs even merge), far under vm.max_map_count (65 530).
-//    The whole slab's guards go in one
-//    process_madvise call (MadviseBatch), the top page of every stack is
-//    committed in a second (MADV_POPULATE_WRITE), since every fiber touches
-//    it, and the shared zero page is mapped under every sentinel page (see
-//    below) in a third (MADV_POPULATE_READ): a slab costs three system
-//    calls (and a share of its reservation's mmap) for kStacksPerSlab
-//    stacks instead of one per guard and a page fault or two per fiber. Those calls run without the pool's lock: a worker that
-//    finds the pool empty while another carves carves a slab of its own,
-//    so a burst's fresh pages fault in on every worker's core at once, and
-//    the lock covers only the listing. On older kernels the guard falls back
-//    to mprotect(PROT_NONE), which splits the slab into two mappings per stack
-//    (the limit is then ~32 000 live fibers); GORT_GUARD=mprotect forces that
-//    mode for testing.
+//    reservation (adjacent ones even merge), far under vm.max_map_count
+//    (65 530). The whole slab's guards go in one process_madvise call
+//    (MadviseBatch), the top page of every stack is committed in a second
+//    (MADV_POPULATE_WRITE), since every fiber touches it, and the shared
+//    zero page is mapped under every sentinel page (see below) in a third
+//    (MADV_POPULATE_READ): a slab costs three system calls (and a share of
+//    its reservation's mmap) for kStacksPerSlab stacks instead of one per
+//    guard and a page fault or two per fiber. Those calls run without the
+//    pool's lock: a worker that finds the pool empty while another carves
+//    carves a slab of its own, so a burst's fresh pages fault in on every
+//    worker's core at once, and the lock covers only the listing. On older
+//    kernels the guard falls back to mprotect(PROT_NONE), which splits the
+//    slab into two mappings per stack (the limit is then ~32 000 live
+//    fibers); GORT_GUARD=mprotect forces that mode for testing.
 //  * Freed stacks go to the freeing worker's StackCache (no locks), which
 //    overflows half of itself to the global pool. A stack that comes back may
 //    have touched pages below its retained top (kRetainedBytes). Every
@@ -183,6 +184,11 @@ class StackPool {
     // into slabs of this size (slab_space).
     char* reserved_next = nullptr;
     char* reserved_end = nullptr;
+    std::size_t next_reservation_slabs = 1;  // doubles with each reservation
+    // [spare_next, spare_end): the rest of a reservation made while another
+    // worker's still had room, taken when that one runs out.
+    char* spare_next = nullptr;
+    char* spare_end = nullptr;
   };
   struct Reservation {  // one mmap; unmapped by the destructor
     char* base;
@@ -192,6 +198,7 @@ class StackPool {
   static constexpr std::size_t kMaxReservationBytes = std::size_t(4) << 30;
   Stack carve_slab(std::size_t stack_size);  // without mu_; see stack.cpp
   char* slab_space(std::size_t stack_size, std::size_t bytes);
+  void remove_guards(char* base, std::size_t bytes);
   bool install_guards(char* base, std::size_t stack_size);
   void populate_tops(char* base, std::size_t stack_size);
   // The free list of stacks of this whole size (created empty if new).

@@ -176,7 +176,7 @@ TEST(FiberRecordsDeathTest, ARefusedStackIsAFatalErrorNamingTheFiber) {
                           rlimit limit{0, RLIM_INFINITY};
                           getrlimit(RLIMIT_AS, &limit);
                           limit.rlim_cur = rlim_t(pages) * d::page_size() + (rlim_t(16) << 30);
-                          setrlimit(RLIMIT_AS, &limit);
+                          ASSERT_EQ(setrlimit(RLIMIT_AS, &limit), 0);
                           gort::spawn(gort::SpawnOptions{.stack_size = std::size_t(1) << 30}, [] {});
                           gort::sleep_for(10s);
                         }),

@@ -215,15 +215,26 @@ TEST(TimersUnderABacklog, ABurstOfDueTimersIsNotQueuedBehindIt) {
 // itself instead: a pass that finds its deadline already past is then rare.
 TEST(TimersOnOneCpu, AnIdleWorkerRunsAnotherWorkersDueTimersInsteadOfSpinning) {
   constexpr int kRounds = 20, kSleepers = 1000 / kScale;
-  cpu_set_t all, one;
-  ASSERT_EQ(sched_getaffinity(0, sizeof all, &all), 0);
-  CPU_ZERO(&one);
-  for (int c = 0; c < CPU_SETSIZE; ++c)
-    if (CPU_ISSET(c, &all)) {
-      CPU_SET(c, &one);
-      break;
+  // The workers inherit the affinity; the rest of the binary gets it back.
+  struct OneCpu {
+    cpu_set_t all;
+    bool set = false;
+    OneCpu() {
+      if (sched_getaffinity(0, sizeof all, &all) != 0) return;
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      for (int c = 0; c < CPU_SETSIZE; ++c)
+        if (CPU_ISSET(c, &all)) {
+          CPU_SET(c, &one);
+          break;
+        }
+      set = sched_setaffinity(0, sizeof one, &one) == 0;
     }
-  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);  // the workers inherit it
+    ~OneCpu() {
+      if (set) sched_setaffinity(0, sizeof all, &all);
+    }
+  } pin;
+  ASSERT_TRUE(pin.set);
   gort::run(gort::Config{.workers = 2}, [&] {
     for (int r = 0; r < kRounds; ++r) {
       gort::WaitGroup wg;
@@ -236,7 +247,6 @@ TEST(TimersOnOneCpu, AnIdleWorkerRunsAnotherWorkersDueTimersInsteadOfSpinning) {
       wg.wait();
     }
   });
-  sched_setaffinity(0, sizeof all, &all);
   EXPECT_LT(gort::detail::last_teardown().sleeps_already_due, kRounds * 20)
       << "idle passes that did not sleep: a worker spun on a timer it would not run";
 }
