@@ -47,7 +47,7 @@ Result<std::unique_ptr<NetFd>> NetFd::open(int fd) {
   std::unique_ptr<NetFd> nfd(new NetFd(fd));
   int err = 0;
   gort::detail::PollDesc* pd = gort::detail::poll_open(fd, &err);
-  if (pd == nullptr && err != EPERM) {  // EPERM: no runtime yet; attach registers later
+  if (pd == nullptr && err != 0) {  // 0: no runtime yet; attach registers later
     ::close(fd);
     nfd.release();  // nothing else to undo; avoid ~NetFd's close
     return Error::from_errno(err);
@@ -62,7 +62,7 @@ Result<std::unique_ptr<NetFd>> NetFd::open(int fd) {
 Result<std::unique_ptr<NetFd>> NetFd::borrow(int fd) {
   int err = 0;
   gort::detail::PollDesc* pd = gort::detail::poll_open(fd, &err);
-  if (pd == nullptr) return err == EPERM ? Error(Errc::kNotInFiber) : Error::from_errno(err);
+  if (pd == nullptr) return err == 0 ? Error(Errc::kNotInFiber) : Error::from_errno(err);
   std::unique_ptr<NetFd> nfd(new NetFd(fd));
   nfd->owns_fd_ = false;
   nfd->runtime_id_ = gort::detail::poll_runtime_id();
@@ -143,7 +143,7 @@ Result<void> NetFd::wait(PollMode mode, gort::detail::WaitReason why) {
   gort::detail::PollDesc* p = pd();
   if (p == nullptr) {  // never attached: no runtime to wait in, or it could not register us
     int err = attach_errno_.load(std::memory_order_relaxed);
-    return err == 0 || err == EPERM ? Error(Errc::kNotInFiber) : Error::from_errno(err);
+    return err == 0 ? Error(Errc::kNotInFiber) : Error::from_errno(err);
   }
   PollStatus st = gort::detail::poll_wait(p, mode, why);
   if (st != PollStatus::kReady) return wait_error(st);

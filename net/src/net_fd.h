@@ -132,8 +132,8 @@ class NetFd {
   // release/acquire: runtime_id_ is written before pd_ is published.
   std::atomic<gort::detail::PollDesc*> pd_{nullptr};
   uint64_t runtime_id_ = 0;  // poll_runtime_id() when registered
-  // Why the last attach_slow could not register (poll_open's errno: EPERM
-  // for no runtime, EMFILE, ENOMEM...), for wait() to report. Relaxed: a
+  // Why the last attach_slow could not register (poll_open's *error: 0 for
+  // no runtime, else an errno), for wait() to report. Relaxed: a
   // diagnosis written under attach_mu_ before the operation's syscall and
   // read by the same operation.
   std::atomic<int> attach_errno_{0};

@@ -396,7 +396,7 @@ static NetPoll* ensure_netpoll(Scheduler* s, int* error) {
 PollDesc* poll_open(int fd, int* error) {
   Scheduler* s = current_scheduler();
   if (s == nullptr) {
-    *error = EPERM;
+    *error = 0;  // no runtime: not an errno (see netpoll.h)
     return nullptr;
   }
   NetPoll* np = ensure_netpoll(s, error);

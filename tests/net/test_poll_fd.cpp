@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <memory>
 #include <vector>
 
@@ -136,6 +137,15 @@ TEST_P(PollFdTest, BadUseIsAClearError) {
     auto twice = PollFd::open(p.r);  // one registration per descriptor
     ASSERT_FALSE(twice);
     EXPECT_EQ(twice.error().sys_errno(), EEXIST) << twice.error().message();
+    // A descriptor epoll will not watch (a regular file) is the kernel's
+    // refusal, not "outside a fiber".
+    FILE* file = std::tmpfile();
+    ASSERT_NE(file, nullptr);
+    auto regular = PollFd::open(fileno(file));
+    std::fclose(file);
+    ASSERT_FALSE(regular);
+    EXPECT_NE(regular.error().code(), Errc::kNotInFiber) << regular.error().message();
+    EXPECT_EQ(regular.error().sys_errno(), EPERM) << regular.error().message();
     PollFd empty;
     EXPECT_EQ(empty.wait_readable().error(), Errc::kClosed);
     EXPECT_EQ(empty.fd(), -1);
@@ -260,7 +270,6 @@ TEST_P(ScavengedPollDescs, ChurnWhilePagesGoBack) {
         << "no page was given back";
   });
 }
-
 
 // set_deadline holds a reference but no direction lock, and close()
 // deregisters a borrowed descriptor while references remain: the two

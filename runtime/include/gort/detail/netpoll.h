@@ -38,8 +38,9 @@ enum class PollStatus : uint8_t {
 };
 
 // Registers fd (nonblocking) with the running runtime's poller, creating the
-// poller on first use. Returns null and sets *error (an errno value) on
-// failure, including when no runtime is running.
+// poller on first use. Returns null on failure and sets *error: 0 when no
+// runtime is running, else the errno (EPERM: epoll refuses the descriptor's
+// type, a regular file say; EEXIST, EMFILE, ENOMEM, ENOSPC...).
 PollDesc* poll_open(int fd, int* error);
 // Deregisters and frees pd. Precondition: poll_evict(pd) was called and no
 // fiber is inside poll_wait on it. Call before close(fd).
