@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include "platform.h"
 
@@ -131,7 +132,9 @@ std::size_t StackPool::cold_count() const {
 StackPool::FreeList& StackPool::free_list(std::size_t stack_size) {
   for (FreeList& list : free_)
     if (list.stack_size == stack_size) return list;
-  return free_.emplace_back(FreeList{stack_size, {}, {}, 0});
+  FreeList fresh;
+  fresh.stack_size = stack_size;
+  return free_.emplace_back(std::move(fresh));
 }
 
 // Called with mu_ held. Warm stacks first (newest first: the likeliest to
@@ -208,7 +211,7 @@ Stack StackPool::carve_slab(std::size_t stack_size) {
     remove_guards(base, bytes);
     std::lock_guard lock(mu_);
     FreeList& list = free_list(stack_size);
-    if (list.reserved_next == base + bytes) list.reserved_next = base;
+    if (list.reserved.next == base + bytes) list.reserved.next = base;
     throw std::bad_alloc();
   }
   populate_tops(base, stack_size);
@@ -241,14 +244,13 @@ char* StackPool::slab_space(std::size_t stack_size, std::size_t bytes) {
   {
     std::lock_guard lock(mu_);
     FreeList& list = free_list(stack_size);
-    if (std::size_t(list.reserved_end - list.reserved_next) < bytes && list.spare_next != nullptr) {
-      list.reserved_next = list.spare_next;  // what a lost race left: see below
-      list.reserved_end = list.spare_end;
-      list.spare_next = list.spare_end = nullptr;
+    if (list.reserved.room() < bytes && list.spare.room() > 0) {
+      list.reserved = list.spare;  // what a lost race left: see below
+      list.spare = Range{};
     }
-    if (std::size_t(list.reserved_end - list.reserved_next) >= bytes) {
-      char* p = list.reserved_next;
-      list.reserved_next += bytes;
+    if (list.reserved.room() >= bytes) {
+      char* p = list.reserved.next;
+      list.reserved.next += bytes;
       return p;
     }
     slabs = list.next_reservation_slabs;
@@ -274,8 +276,8 @@ char* StackPool::slab_space(std::size_t stack_size, std::size_t bytes) {
     // waits as the spare, taken when theirs runs out (an mmap saved, and
     // no munmap, which takes the same lock); if a spare is already
     // waiting, the rest, which nobody else has seen, goes back.
-    bool theirs_has_room = std::size_t(list.reserved_end - list.reserved_next) >= bytes;
-    bool to_spare = theirs_has_room && slabs > 1 && list.spare_next == nullptr;
+    bool theirs_has_room = list.reserved.room() >= bytes;
+    bool to_spare = theirs_has_room && slabs > 1 && list.spare.room() == 0;
     if (theirs_has_room && !to_spare) keep = bytes;
     try {
       reservations_.push_back(Reservation{base, keep});
@@ -283,13 +285,10 @@ char* StackPool::slab_space(std::size_t stack_size, std::size_t bytes) {
       munmap(base, bytes * slabs);
       throw;
     }
-    if (to_spare) {
-      list.spare_next = base + bytes;
-      list.spare_end = base + keep;
-    } else if (!theirs_has_room) {
-      list.reserved_next = base + bytes;
-      list.reserved_end = base + keep;
-    }
+    if (to_spare)
+      list.spare = Range{base + bytes, base + keep};
+    else if (!theirs_has_room)
+      list.reserved = Range{base + bytes, base + keep};
   }
   if (keep < bytes * slabs) {
     count_syscalls(1);

@@ -175,20 +175,21 @@ class StackPool {
     std::size_t stack_size;  // whole reservation per stack, guard included
     int count;
   };
+  struct Range {  // [next, end): reserved address space not yet handed out
+    char* next = nullptr;
+    char* end = nullptr;
+    std::size_t room() const { return std::size_t(end - next); }
+  };
   struct FreeList {
-    std::size_t stack_size;     // whole reservation, guard included
-    std::vector<Stack> warm;    // may hold committed top pages; taken first, from the back
-    std::vector<char*> cold;    // bases of stacks with nothing committed (clean, kGuardBytes)
-    std::size_t low_water = 0;  // fewest warm stacks since the last scavenge
-    // [reserved_next, reserved_end): reserved address space not yet carved
-    // into slabs of this size (slab_space).
-    char* reserved_next = nullptr;
-    char* reserved_end = nullptr;
+    std::size_t stack_size = 0;  // whole reservation, guard included
+    std::vector<Stack> warm;     // may hold committed top pages; taken first, from the back
+    std::vector<char*> cold;     // bases of stacks with nothing committed (clean, kGuardBytes)
+    std::size_t low_water = 0;   // fewest warm stacks since the last scavenge
+    Range reserved;              // reserved address space not yet cut into slabs of this size (slab_space)
+    // The rest of a reservation made while another worker's still had room,
+    // taken when that one runs out.
+    Range spare;
     std::size_t next_reservation_slabs = 1;  // doubles with each reservation
-    // [spare_next, spare_end): the rest of a reservation made while another
-    // worker's still had room, taken when that one runs out.
-    char* spare_next = nullptr;
-    char* spare_end = nullptr;
   };
   struct Reservation {  // one mmap; unmapped by the destructor
     char* base;
