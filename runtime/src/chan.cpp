@@ -14,12 +14,24 @@
 //    invariants, under the lock:
 //        recvq non-empty  =>  count == 0   (a receiver waits only when empty)
 //        sendq non-empty  =>  count == capacity
-//        closed           =>  recvq and sendq empty (close wakes everyone)
+//        closed           =>  nobody joins recvq or sendq, and nobody is
+//                             matched with a party still on them; both are
+//                             empty once close() has returned
 //  * A receiver that finds a parked sender on a full buffered channel takes
 //    the oldest buffered value and moves the sender's value into the slot it
 //    freed (the ring's tail is its head when full), keeping FIFO order.
 //  * close() marks the channel and takes every waiter off both queues;
-//    receivers wake with an empty optional, senders throw ChanClosed.
+//    receivers wake with an empty optional, senders throw ChanClosed. It
+//    works in batches of kCloseBatch: each batch is taken off under the
+//    lock, with a preemption point between batches and between the wakes
+//    after the last one, so that closing a channel that a million fibers
+//    wait on holds neither the lock nor the worker for longer than a batch
+//    past its time slice (Go's closechan does it all at once, but Go does
+//    not count the runtime's own code against a slice). Between batches the
+//    channel is closed to everyone: send finds it closed, and receive does
+//    not take a value from a sender still queued (recv_locked). Every wake
+//    comes after the last access to the channel, as the wait-queue protocol
+//    requires: a woken party may destroy it.
 //
 // Select (Go's selectgo)
 //  1. Shuffle the cases into pollorder (uniform random: fairness when several
@@ -68,6 +80,10 @@
 namespace gort::detail {
 
 namespace {
+
+// Waiters close() takes off its queues per lock hold: as many as it wakes
+// between two preemption points.
+constexpr int kCloseBatch = WaiterChain::kWakeBatch;
 
 // Wakes a dequeued channel waiter. A kernel thread waiting in select sleeps
 // on the claim word first (it cannot know which of its waiters will be
@@ -132,7 +148,9 @@ __attribute__((always_inline)) inline ChanCore::Op ChanCore::send_locked(void* v
 }
 
 __attribute__((always_inline)) inline ChanCore::Op ChanCore::recv_locked(void* out, Waiter** woken) {
-  if (Waiter* s = dequeue_claimed(sendq_)) {
+  // A sender still queued on a closed channel is one close() has yet to
+  // reach: it throws, it is not received from.
+  if (Waiter* s = sendq_.empty() || closed_ ? nullptr : dequeue_claimed(sendq_)) {
     if (capacity_ == 0) {
       ops_->emplace_optional(out, s->data);  // straight off the sender's stack
     } else {
@@ -222,16 +240,28 @@ void ChanCore::close() {
     throw ChanClosed("gort::Chan: close of closed channel");
   }
   closed_ = true;
-  // Detach every waiter under the lock; wake them after it (WaiterChain).
+  // Take every waiter off under the lock, kCloseBatch at a time; wake them
+  // after the last batch (WaiterChain). The waiters taken are claimed and
+  // parked: nothing but this call touches them until they are woken.
   WaiterChain chain;
-  for (WaitQueue* q : {&recvq_, &sendq_}) {
-    while (Waiter* w = dequeue_claimed(*q)) {
-      static_cast<ChanWaiter*>(w)->closed = true;
-      chain.append(w);
+  for (;;) {
+    int taken = 0;
+    for (WaitQueue* q : {&recvq_, &sendq_}) {
+      while (taken < kCloseBatch) {
+        Waiter* w = dequeue_claimed(*q);
+        if (w == nullptr) break;
+        static_cast<ChanWaiter*>(w)->closed = true;
+        chain.append(w);
+        ++taken;
+      }
     }
+    if (taken < kCloseBatch) break;
+    lock_.unlock();
+    preemption_point();
+    lock_.lock();
   }
   lock_.unlock();
-  chain.wake_all(wake_waiter);
+  chain.wake_all_preemptibly(wake_waiter);
 }
 
 std::size_t ChanCore::size() {

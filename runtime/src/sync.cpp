@@ -100,7 +100,7 @@ void CondVar::notify_all() {
   detail::WaiterChain chain;
   waiters_.detach_all(chain);
   lock_.unlock();
-  chain.wake_all();
+  chain.wake_all_preemptibly();
 }
 
 // ---- WaitGroup ----
@@ -131,7 +131,7 @@ void WaitGroup::add(int64_t delta) {
     chain.append(w);
   }
   lock_.unlock();
-  chain.wake_all();
+  chain.wake_all_preemptibly();
 }
 
 void WaitGroup::wait() GORT_NO_THREAD_SAFETY_ANALYSIS {

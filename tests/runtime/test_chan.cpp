@@ -4,10 +4,12 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "export_test.h"
 #include "support.h"
 
 using namespace std::chrono_literals;
@@ -180,6 +182,78 @@ TEST_P(Chan, CloseWakesBlockedReceiversAndSenders) {
     wg.wait();
     EXPECT_EQ(got_nullopt, kEach);
     EXPECT_EQ(threw, kEach);
+  });
+}
+
+// Closing a channel that many fibers wait on is done in batches, with a
+// preemption point between them (chan.cpp, close). These cases run on one
+// worker and ask for the preemption themselves (the monitor's request,
+// without waiting a time slice for it), so that what runs in between is
+// exactly the fiber they queued.
+class ChanClose : public WorkersTest {
+ protected:
+  static constexpr int kWaiters = 1000;  // several batches
+};
+INSTANTIATE_TEST_SUITE_P(OneWorker, ChanClose, ::testing::Values(1),
+                         [](const ::testing::TestParamInfo<int>& i) { return "w" + std::to_string(i.param); });
+
+TEST_P(ChanClose, ClosingForManyWaitersYieldsTheWorkerWhenAsked) {
+  run([] {
+    gort::Chan<int> ch;
+    std::atomic<int> got_nullopt{0};
+    gort::WaitGroup parked, finished;
+    parked.add(kWaiters);
+    finished.add(kWaiters);
+    for (int i = 0; i < kWaiters; ++i)
+      go_spawn([&] {
+        parked.done();
+        if (!ch.recv()) got_nullopt++;
+        finished.done();
+      });
+    parked.wait();  // one worker: the last one has parked when this returns
+    std::atomic<bool> bystander_ran{false};
+    go_spawn([&] { bystander_ran = true; });  // queued behind this fiber
+    gort::detail::request_preemption();
+    ch.close();
+    EXPECT_TRUE(bystander_ran.load()) << "close() held the worker through all " << kWaiters << " waiters";
+    finished.wait();
+    EXPECT_EQ(got_nullopt.load(), kWaiters);
+  });
+}
+
+TEST_P(ChanClose, ASenderNotYetReachedByCloseIsNotReceivedFrom) {
+  run([] {
+    gort::Chan<int> ch;  // unbuffered: every sender parks
+    std::atomic<int> threw{0};
+    gort::WaitGroup parked, finished;
+    parked.add(kWaiters);
+    finished.add(kWaiters + 1);
+    for (int i = 0; i < kWaiters; ++i)
+      go_spawn([&] {
+        parked.done();
+        try {
+          ch.send(7);
+        } catch (const gort::ChanClosed&) {
+          threw++;
+        }
+        finished.done();
+      });
+    parked.wait();
+    // Runs at close()'s first preemption point, while most senders are
+    // still queued: the channel is closed to it all the same.
+    std::optional<int> received = 42;
+    std::atomic<bool> receiver_ran{false};
+    go_spawn([&] {
+      received = ch.recv();
+      receiver_ran = true;
+      finished.done();
+    });
+    gort::detail::request_preemption();
+    ch.close();
+    EXPECT_TRUE(receiver_ran.load());
+    finished.wait();
+    EXPECT_FALSE(received.has_value()) << "received " << *received << " from a sender of a closed channel";
+    EXPECT_EQ(threw.load(), kWaiters);
   });
 }
 

@@ -4,6 +4,7 @@
 #include <thread>
 #include <vector>
 
+#include "export_test.h"
 #include "support.h"
 
 using namespace std::chrono_literals;
@@ -221,5 +222,71 @@ TEST_P(Sync, WaitGroupDestroyedRightAfterWait) {
       wg->wait();
       wg.reset();
     }
+  });
+}
+
+// Releasing many waiters at once (WaitGroup reaching zero, notify_all)
+// wakes them with a preemption point every WaiterChain::kWakeBatch: one
+// worker, the preemption asked for by the test itself, and a fiber queued
+// behind the releaser must run before the release returns.
+class SyncRelease : public WorkersTest {
+ protected:
+  static constexpr int kWaiters = 1000;  // several batches
+};
+INSTANTIATE_TEST_SUITE_P(OneWorker, SyncRelease, ::testing::Values(1),
+                         [](const ::testing::TestParamInfo<int>& i) { return "w" + std::to_string(i.param); });
+
+TEST_P(SyncRelease, WaitGroupReleasingManyWaitersYieldsTheWorkerWhenAsked) {
+  run([] {
+    gort::WaitGroup gate, parked, finished;
+    gate.add(1);
+    parked.add(kWaiters);
+    finished.add(kWaiters);
+    for (int i = 0; i < kWaiters; ++i)
+      go_spawn([&] {
+        parked.done();
+        gate.wait();
+        finished.done();
+      });
+    parked.wait();  // one worker: the last one has parked when this returns
+    std::atomic<bool> bystander_ran{false};
+    go_spawn([&] { bystander_ran = true; });
+    gort::detail::request_preemption();
+    gate.done();
+    EXPECT_TRUE(bystander_ran.load()) << "WaitGroup::done held the worker through all " << kWaiters << " waiters";
+    finished.wait();
+  });
+}
+
+TEST_P(SyncRelease, NotifyAllForManyWaitersYieldsTheWorkerWhenAsked) {
+  run([] {
+    gort::Mutex mu;
+    gort::CondVar cv;
+    bool go = false;
+    int woke = 0;
+    gort::WaitGroup parked, finished;
+    parked.add(kWaiters);
+    finished.add(kWaiters);
+    for (int i = 0; i < kWaiters; ++i)
+      go_spawn([&] {
+        std::unique_lock lk(mu);
+        parked.done();
+        cv.wait(lk, [&] { return go; });
+        ++woke;
+        lk.unlock();
+        finished.done();
+      });
+    parked.wait();
+    std::atomic<bool> bystander_ran{false};
+    go_spawn([&] { bystander_ran = true; });
+    {
+      std::lock_guard lk(mu);
+      go = true;
+    }
+    gort::detail::request_preemption();
+    cv.notify_all();
+    EXPECT_TRUE(bystander_ran.load()) << "notify_all held the worker through all " << kWaiters << " waiters";
+    finished.wait();
+    EXPECT_EQ(woke, kWaiters);
   });
 }

@@ -31,6 +31,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include <gort/detail/preempt.h>
 #include <gort/detail/spinlock.h>
 #include <gort/detail/wait_reason.h>
 
@@ -92,6 +93,22 @@ class WaiterChain {
     head_ = tail_ = nullptr;
   }
   void wake_all() { wake_all(wake); }
+  // wake_all with a preemption point (preempt.h) after every kWakeBatch
+  // wakes: waking a million waiters takes a time slice, and the caller,
+  // which holds no lock by now, yields its worker like any fiber.
+  static constexpr int kWakeBatch = 256;  // a run queue's worth
+  template <class Wake>
+  void wake_all_preemptibly(Wake wake_one) {
+    int n = 0;
+    for (Waiter* w = head_; w != nullptr;) {
+      Waiter* next = w->next;
+      wake_one(w);
+      w = next;
+      if (++n % kWakeBatch == 0) preemption_point();
+    }
+    head_ = tail_ = nullptr;
+  }
+  void wake_all_preemptibly() { wake_all_preemptibly(wake); }
 
  private:
   Waiter* head_ = nullptr;
