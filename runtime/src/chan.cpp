@@ -31,7 +31,9 @@
 //    channel is closed to everyone: send finds it closed, and receive does
 //    not take a value from a sender still queued (recv_locked). Every wake
 //    comes after the last access to the channel, as the wait-queue protocol
-//    requires: a woken party may destroy it.
+//    requires: a woken party may destroy it. A party that was not woken
+//    but saw the channel closed between two batches may destroy it too:
+//    the destructor waits until close() has made its last access.
 //
 // Select (Go's selectgo)
 //  1. Shuffle the cases into pollorder (uniform random: fairness when several
@@ -68,6 +70,7 @@
 //  * A template-per-T algorithm: select over channels of different element
 //    types needs a type-erased core anyway; one copy serves both.
 #include <gort/chan.h>
+#include <gort/runtime.h>
 
 #include <chrono>
 #include <functional>
@@ -119,6 +122,14 @@ ChanCore::ChanCore(const ElemOps* ops, std::size_t capacity)
 
 ChanCore::~ChanCore() {
   lock_.lock();
+  // A close() between two of its lock holds comes back to the channel, and
+  // a party that saw it closed may be destroying it: wait until it is done
+  // (it is runnable, preempted at a time slice).
+  while (closing_) {
+    lock_.unlock();
+    gort::yield();
+    lock_.lock();
+  }
   bool waited_on = !recvq_.empty() || !sendq_.empty();
   for (std::size_t i = 0; i < count_; ++i) ops_->destroy(slot((head_ + i) % capacity_));
   lock_.unlock();
@@ -256,11 +267,13 @@ void ChanCore::close() {
       }
     }
     if (taken < kCloseBatch) break;
+    closing_ = true;
     lock_.unlock();
     preemption_point();
     lock_.lock();
   }
-  lock_.unlock();
+  closing_ = false;
+  lock_.unlock();  // the last access to the channel
   chain.wake_all_preemptibly(wake_waiter);
 }
 

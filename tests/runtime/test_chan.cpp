@@ -244,6 +244,9 @@ TEST_P(ChanClose, ASenderNotYetReachedByCloseIsNotReceivedFrom) {
     std::optional<int> received = 42;
     std::atomic<bool> receiver_ran{false};
     go_spawn([&] {
+      // Not before the close has begun, whenever this fiber gets to run
+      // (the monitor may have preempted the spawner already).
+      while (!ch.closed()) gort::yield();
       received = ch.recv();
       receiver_ran = true;
       finished.done();
@@ -254,6 +257,38 @@ TEST_P(ChanClose, ASenderNotYetReachedByCloseIsNotReceivedFrom) {
     finished.wait();
     EXPECT_FALSE(received.has_value()) << "received " << *received << " from a sender of a closed channel";
     EXPECT_EQ(threw.load(), kWaiters);
+  });
+}
+
+// A party that sees the channel closed while close() is between two
+// batches may destroy it: the destructor waits for close() to be done.
+TEST_P(ChanClose, AnOwnerThatSeesTheChannelClosedMayDestroyIt) {
+  run([] {
+    auto ch = std::make_unique<gort::Chan<int>>();
+    gort::Chan<int>* chan = ch.get();
+    std::atomic<int> got_nullopt{0};
+    gort::WaitGroup parked, finished;
+    parked.add(kWaiters);
+    finished.add(kWaiters + 1);
+    for (int i = 0; i < kWaiters; ++i)
+      go_spawn([&, chan] {
+        parked.done();
+        if (!chan->recv()) got_nullopt++;
+        finished.done();
+      });
+    parked.wait();
+    std::atomic<bool> close_returned{false};
+    go_spawn([&, chan] {
+      gort::detail::request_preemption();
+      chan->close();
+      close_returned = true;
+      finished.done();
+    });
+    while (!ch->closed()) gort::yield();
+    ch.reset();  // fatal ("destroyed while fibers wait on it") if it did not wait
+    EXPECT_TRUE(close_returned.load());
+    finished.wait();
+    EXPECT_EQ(got_nullopt.load(), kWaiters);
   });
 }
 

@@ -101,7 +101,7 @@ class ChanCore {
   ChanCore(const ElemOps* ops, std::size_t capacity);
   ChanCore(const ChanCore&) = delete;
   ChanCore& operator=(const ChanCore&) = delete;
-  ~ChanCore();  // fatal if waited on; destroys buffered values
+  ~ChanCore();  // waits for a close() under way; fatal if waited on; destroys buffered values
 
   void send(void* value);      // moves from *value; throws ChanClosed
   bool try_send(void* value);  // moves only when it returns true; throws ChanClosed
@@ -129,8 +129,9 @@ class ChanCore {
   std::size_t head_ GORT_GUARDED_BY(lock_) = 0;   // slot of the oldest buffered value (Go's recvx)
   std::size_t count_ GORT_GUARDED_BY(lock_) = 0;  // buffered values (Go's qcount)
   bool closed_ GORT_GUARDED_BY(lock_) = false;
-  WaitQueue recvq_ GORT_GUARDED_BY(lock_);  // parked receivers; non-empty only while count_ == 0
-  WaitQueue sendq_ GORT_GUARDED_BY(lock_);  // parked senders; non-empty only while count_ == capacity_
+  bool closing_ GORT_GUARDED_BY(lock_) = false;  // close() is between two of its lock holds
+  WaitQueue recvq_ GORT_GUARDED_BY(lock_);       // parked receivers; non-empty only while count_ == 0
+  WaitQueue sendq_ GORT_GUARDED_BY(lock_);       // parked senders; non-empty only while count_ == capacity_
 };
 
 }  // namespace detail
@@ -172,6 +173,9 @@ class Chan {
   }
   // Wakes every waiter: receivers get std::nullopt once the buffer is
   // drained, blocked senders throw ChanClosed. Throws if already closed.
+  // With many waiters it works in batches and may yield between them (and
+  // resume on another thread); the channel reads as closed from the first.
+  // Destroying the channel meanwhile waits for it to be done.
   void close() { core_.close(); }
   bool closed() { return core_.closed(); }
   std::size_t size() { return core_.size(); }  // buffered values now (Go's len)

@@ -25,6 +25,8 @@ class CondVar {
     while (!pred()) wait(lk);
   }
   void notify_one();
+  // Wakes every waiter, with a preemption point every few hundred (it may
+  // yield and resume on another thread when it releases many).
   void notify_all();
 
  private:

@@ -22,7 +22,9 @@ class WaitGroup {
   WaitGroup& operator=(const WaitGroup&) = delete;
 
   // Adds delta (may be negative) to the counter. A counter below zero is a
-  // fatal error, as in Go.
+  // fatal error, as in Go. The call that brings it to zero wakes the
+  // waiters, with a preemption point every few hundred (it may yield and
+  // resume on another thread when it releases many).
   void add(int64_t delta);
   void done() { add(-1); }
   // Blocks until the counter is zero.
