@@ -16,7 +16,11 @@ benchmarks are named
 
 Anything else is listed under "other".  The Go side is bench/peers/go, built
 into <build>/bench/go_peer and run with GOMAXPROCS set to each worker count the
-C++ side used.  Each number is the median over --reps repetitions.
+C++ side used.  Each number is the median over --reps repetitions.  The
+fan-out cells run one repetition per process on each side, gort's and Go's
+interleaved (ABBA): Go reuses an earlier repetition's goroutines within a
+process, gort starts a fresh runtime for each, so only fresh processes
+compare like with like.
 
 Testing aids, not shown in --help:
     --cpp-json FILE   use a saved Google Benchmark JSON (repeatable) instead of
@@ -246,15 +250,10 @@ def collect_cpp(args, build):
             return results, counters, raw, False
         sources = []
         for b in binaries:
+            # The fan-out benchmarks run apart, interleaved with Go's
+            # (collect_fanout).
             sources += [(b.name, lambda b=b: run_cpp_binary(b, args.reps, args.quick, args.filter,
                                                             exclude_fanout=True))]
-            # Each fan-out benchmark in a process of its own, as on the Go
-            # side: memory an earlier one left in the allocator would count
-            # in the next one's peak RSS.
-            for name in list_fanout(b, args.filter):
-                sources.append((f"{b.name} {name}",
-                                lambda b=b, name=name: run_cpp_binary(b, args.reps, args.quick,
-                                                                      "^" + re.escape(name) + "/")))
     for source, load in sources:
         try:
             doc = load()
@@ -326,43 +325,111 @@ def parse_go_lines(text, source, counters=None):
     return results
 
 
-def collect_go(args, build, procs, counters, fanout_pairs=()):
-    """Return ({(name, procs): ns}, raw lines, ok); fills `counters`.  The
-    fan-out benchmarks run are the C++ side's (name, workers) `fanout_pairs`.
+def find_go_peer(args, build):
+    """The Go peer's binary, built if need be; None without `go` or with
+    --no-go. Raises OSError / CalledProcessError if the build fails."""
+    if args.no_go:
+        return None
+    go = shutil.which("go")
+    if go is None:
+        log("`go` not found: no Go column (scripts/install-deps --bench installs golang-go)")
+        return None
+    return build_go_peer(go, build)
+
+
+def collect_go(args, build, procs, counters):
+    """Return ({(name, procs): ns}, raw lines, ok); fills `counters`. The
+    fan-out benchmarks are left to collect_fanout, except from --go-json.
     Missing `go` is not an error."""
     if args.go_json:
         text = Path(args.go_json).read_text()
         return parse_go_lines(text, args.go_json, counters), text.splitlines(), True
-    if args.no_go:
-        return {}, [], True
-    go = shutil.which("go")
-    if go is None:
-        log("`go` not found: no Go column (scripts/install-deps --bench installs golang-go)")
-        return {}, [], True
     try:
-        peer = build_go_peer(go, build)
-        base = [str(peer), "-reps", str(args.reps)]
+        peer = find_go_peer(args, build)
+        if peer is None:
+            return {}, [], True
+        cmd = [str(peer), "-reps", str(args.reps), "-skip", "^fanout_"]
         if args.quick:
-            base += ["-benchtime", "50ms"]  # matches --benchmark_min_time=0.05
+            cmd += ["-benchtime", "50ms"]  # matches --benchmark_min_time=0.05
         if args.filter:
-            base += ["-only", args.filter]
-        # The fan-out benchmarks each run in a process of their own: Go keeps
-        # the goroutines of a peak for reuse, which would count in the next
-        # benchmark's peak RSS.
-        runs = [base + ["-skip", "^fanout_"] + (["-procs", ",".join(str(p) for p in procs)] if procs else [])]
-        fanout_names = [n for n, _ in fanout_pairs] if fanout_pairs else []
-        for name in sorted(set(fanout_names)):
-            for p in sorted({w for n, w in fanout_pairs if n == name}):
-                runs.append([str(peer), "-reps", str(args.reps), "-only", f"^{name}$", "-procs", str(p)])
-        out = []
-        for cmd in runs:
-            log("running " + " ".join(cmd))
-            out.append(subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True).stdout)
+            cmd += ["-only", args.filter]
+        if procs:
+            cmd += ["-procs", ",".join(str(p) for p in procs)]
+        log("running " + " ".join(cmd))
+        text = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as e:
         log(f"Go peer failed: {e}")
         return {}, [], False
-    text = "".join(out)
     return parse_go_lines(text, "go_peer", counters), text.splitlines(), True
+
+
+# --------------------------------------------------------------------------
+# Fan-out: both sides, interleaved
+
+def collect_fanout(args, build):
+    """Runs every fan-out cell (name, workers) of the C++ binaries and the
+    same cell of the Go peer, one repetition per process on each side, in
+    ABBA order over the repetitions (gort, Go; Go, gort; ...), so that both
+    sides are as cold in every repetition (a fresh process: Go reuses the
+    goroutines of an earlier repetition, gort starts a fresh runtime in each)
+    and drift on a noisy machine falls on both alike. Returns
+    (cpp {(name, workers): ns}, cpp counters, go {(name, procs): ns},
+    go counters, raw {source: document or lines}, ok)."""
+    cpp, cpp_counters, go, go_counters, raw, ok = {}, {}, {}, {}, {}, True
+    binaries = find_cpp_binaries(build)
+    try:
+        peer = find_go_peer(args, build)
+    except (OSError, subprocess.CalledProcessError) as e:
+        log(f"Go peer failed: {e}")
+        peer, ok = None, False
+    cells = [(b, n) for b in binaries for n in list_fanout(b, args.filter)]
+    for index, (binary, full) in enumerate(cells):
+        m = FIBER_RE.match(full)
+        if not m:
+            continue
+        name, workers = m.group("name"), int(m.group("workers"))
+        log(f"fan-out {index + 1}/{len(cells)}: {full}, {args.reps} rep(s) on each side")
+        samples = {"gort": [], "go": []}  # (ns, counters) per repetition
+
+        def run_gort():
+            doc = run_cpp_binary(binary, 1, args.quick, "^" + re.escape(full) + "/")
+            raw.setdefault(f"{binary.name} {full}", []).append(doc)
+            parsed, errors = parse_gbench(doc, binary.name)
+            if errors or full not in parsed:
+                raise RuntimeError(f"{full}: no result")
+            samples["gort"].append((parsed[full], parse_gbench_counters(doc).get(full, {})))
+
+        def run_go():
+            if peer is None:
+                return
+            cmd = [str(peer), "-reps", "1", "-only", f"^{name}$", "-procs", str(workers)]
+            if args.quick:
+                cmd += ["-benchtime", "50ms"]
+            log("running " + " ".join(cmd))
+            text = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True).stdout
+            raw.setdefault(f"go_peer {name} procs={workers}", []).extend(text.splitlines())
+            counters = {}
+            parsed = parse_go_lines(text, "go_peer", counters)
+            if (name, workers) not in parsed:
+                raise RuntimeError(f"go_peer {name} procs={workers}: no result")
+            samples["go"].append((parsed[(name, workers)], counters.get((name, workers), {})))
+
+        try:
+            for rep in range(args.reps):
+                for run in ((run_gort, run_go) if rep % 2 == 0 else (run_go, run_gort)):
+                    run()
+        except (OSError, RuntimeError, subprocess.CalledProcessError, json.JSONDecodeError) as e:
+            log(f"{full}: {e}")
+            ok = False
+        # Keys as build_fanout_rows looks them up.
+        for side, results, counters, counters_key in (("gort", cpp, cpp_counters, full), ("go", go, go_counters, (name, workers))):
+            got = samples[side]
+            if not got:
+                continue
+            results[(name, workers)] = median([ns for ns, _ in got])
+            fields = {c for _, cs in got for c in cs}
+            counters[counters_key] = {c: median([cs[c] for _, cs in got if c in cs]) for c in fields}
+    return cpp, cpp_counters, go, go_counters, raw, ok
 
 
 # --------------------------------------------------------------------------
@@ -567,7 +634,8 @@ def print_fanout(rows, have_go, out):
                  pair(r, "pagetable_kib_per_fiber") if parked else "", over]
         cells.append(line)
     print(file=out)
-    print("fan-out: one fiber spawns N, then waits for all (bench_fanout.cpp); median of the reps",
+    print("fan-out: one fiber spawns N, then waits for all (bench_fanout.cpp); median of the reps,"
+          " each in a process of its own, gort and Go in ABBA order",
           file=out)
     print(render_table(headers, cells, align), file=out)
 
@@ -605,12 +673,22 @@ def main(argv=None):
     fiber, baselines, other = classify(cpp)
     # Run Go at exactly the worker counts the C++ side used; with no C++
     # results the peer's own default (1 and NumCPU) is used.
-    cpp_fanout = split_fanout(fiber)
+    cpp_fanout = split_fanout(fiber)  # from --cpp-json only: live runs are collect_fanout's
     procs = sorted({w for _, w in fiber})
     go_counters = {}
-    go, go_raw, go_ok = collect_go(args, build, procs, go_counters, sorted(cpp_fanout))
-    have_go = bool(go)
-    fanout_rows = build_fanout_rows(cpp_fanout, split_fanout(go), cpp_counters, go_counters)
+    go, go_raw, go_ok = collect_go(args, build, procs, go_counters)
+    go_fanout = split_fanout(go)
+    fanout_ok = True
+    if not args.cpp_json:
+        f_cpp, f_cpp_counters, f_go, f_go_counters, f_raw, fanout_ok = collect_fanout(args, build)
+        cpp_fanout.update(f_cpp)
+        cpp_counters.update(f_cpp_counters)
+        go_fanout.update(f_go)
+        go_counters.update(f_go_counters)
+        cpp_raw.update({k: v for k, v in f_raw.items() if not k.startswith("go_peer ")})
+        go_raw += [line for k, v in f_raw.items() if k.startswith("go_peer ") for line in v]
+    have_go = bool(go) or bool(go_fanout)
+    fanout_rows = build_fanout_rows(cpp_fanout, go_fanout, cpp_counters, go_counters)
 
     rows = build_rows(fiber, go, baselines)
     targets = evaluate_targets(rows)
@@ -633,7 +711,7 @@ def main(argv=None):
         log(f"wrote {args.json}")
 
     # Missing `go` is tolerated; a benchmark that failed to build or run is not.
-    return 0 if cpp_ok and go_ok else 1
+    return 0 if cpp_ok and go_ok and fanout_ok else 1
 
 
 if __name__ == "__main__":
