@@ -162,7 +162,8 @@ int main(int argc, char** argv) {
   double mp = median(pool), mg = median(page), mh = median(huge);
   std::printf("%zu stacks, median of %d rounds, ns per stack (pool: %d thread%s):\n", n, rounds, threads,
               threads == 1 ? "" : "s");
-  std::printf("  pool  %8.0f   (gort's carve: mmap, guards, top page, sentinel)\n", mp);
+  std::printf("  pool  %8.0f   (gort's carve: mmap, guards, top page%s)\n", mp,
+              gort::detail::StackPool().scans_page_tables() ? "" : ", sentinel");
   std::printf("  page  %8.0f   (one fresh 4 KiB page)\n", mg);
   std::printf("  huge  %8.0f   (4 KiB of a mapping advised MADV_HUGEPAGE)\n", mh);
   std::printf("  pool/page %.2f, page/huge %.2f\n", mp / mg, mg / mh);

@@ -17,12 +17,14 @@
 //    does NOT split the mapping: 100 000 stacks cost at most one mapping per
 //    reservation (adjacent ones even merge), far under vm.max_map_count
 //    (65 530). The whole slab's guards go in one process_madvise call
-//    (MadviseBatch), the top page of every stack is committed in a second
-//    (MADV_POPULATE_WRITE), since every fiber touches it, and the shared
-//    zero page is mapped under every sentinel page (see below) in a third
-//    (MADV_POPULATE_READ): a slab costs three system calls (and a share of
-//    its reservation's mmap) for kStacksPerSlab stacks instead of one per
-//    guard and a page fault or two per fiber. Those calls run without the
+//    (MADV_GUARD_INSTALL), and the top page of every stack is committed in a
+//    second (MADV_POPULATE_WRITE), since every fiber touches it: a slab
+//    costs two system calls (and a share of its reservation's mmap) for
+//    kStacksPerSlab stacks instead of one per guard and a page fault per
+//    fiber. A stack's sentinel page (see below) stays unmapped until its
+//    second check, where the kernel can say which pages are present
+//    (PAGEMAP_SCAN, Linux >= 6.7); elsewhere the shared zero page is mapped
+//    under every sentinel in a third call (MADV_POPULATE_READ). Those calls run without the
 //    pool's lock: a worker that finds the pool empty while another carves
 //    carves a slab of its own, so a burst's fresh pages fault in on every
 //    worker's core at once, and the lock covers only the listing. On older
@@ -38,8 +40,14 @@
 //    top, tells in user space whether its fiber went deeper (the page reads
 //    as zeros until a frame is written there; see went_deep), and those
 //    deep ranges, only those, go back to the kernel (MADV_DONTNEED) in one
-//    batched call. One deep recursion does not stay resident past the next
-//    batch, and no spawn or exit pays a system call of its own.
+//    batched call. A stack checked for the first time (Stack::Sentinel::
+//    kFresh) in a run of such stacks close together, as a fan-out frees
+//    them, is checked instead by one PAGEMAP_SCAN over the run (present
+//    pages that are not the zero page, below the retained tops), so that a
+//    stack used once never has its sentinel mapped; later checks map it to
+//    the zero page, all of a batch's in one call, and read it. One deep
+//    recursion does not stay resident past the next batch, and no spawn or
+//    exit pays a system call of its own.
 //  * Memory back after a peak (Go's background scavenger). A worker going
 //    idle keeps at most kIdleCacheKeep stacks and gives the rest to the
 //    pool. The pool keeps its free stacks of each size in two lists: warm
@@ -62,10 +70,14 @@
 //  * MADV_DONTNEED on every freed stack's deep range (what a per-stack trim
 //    does): a system call per fiber, though almost no fiber goes deep; in
 //    one batched call, still a page-table walk per stack in the kernel.
-//  * Asking the kernel which stacks went deep (mincore over the slabs of the
-//    freed stacks): one call per run of stacks, but its cost grows with the
-//    span's pages, stacks in use included. A canary written below the
-//    retained top: writing it commits the page it watches.
+//  * Asking the kernel which stacks went deep with mincore over the slabs
+//    of the freed stacks: one call per run of stacks, but its cost grows
+//    with the span's pages, stacks in use included. PAGEMAP_SCAN costs
+//    about a hundredth of it per page, and is asked only about runs of
+//    fresh stacks; asked at every check, it cost more than reading the
+//    mapped sentinels in a steady state (a fan-out repeated on warm
+//    stacks). A canary written below the retained top: writing it commits
+//    the page it watches.
 //  * Unmapping whole free slabs after a peak: a slab is free only when all
 //    of its stacks are, which fragmentation makes rare, and the slab table
 //    would then need a lock on the overflow report's path.
@@ -77,7 +89,10 @@
 //    stops.
 //  * Guard ranges are never madvise(DONTNEED)'d, populated or written.
 //  * A stack's sentinel page holds only zeros unless its fiber went below
-//    the retained top since the stack was last trimmed or scavenged.
+//    the retained top since the stack was last trimmed or scavenged; it is
+//    unmapped while the stack's Sentinel is kFresh or kScanned.
+//  * Guard pages are never present, so a run of present pages that a
+//    PAGEMAP_SCAN reports lies within one stack.
 //  * A cold stack has nothing committed; a stack that is not `dirty` was
 //    trimmed since its fiber last ran (nothing committed below its retained
 //    top, unless a frame skipped the sentinel page: see went_deep).
@@ -98,6 +113,14 @@ struct Stack {
   std::size_t size = 0;   // whole reservation, guard included
   std::size_t guard = 0;  // bytes of guard at base
   bool dirty = false;     // may have committed pages below the retained top
+  // What trim knows of the sentinel page, where it asks the page tables
+  // (StackPool::scans_page_tables; see trim in stack.cpp).
+  enum class Sentinel : uint8_t {
+    kFresh,    // not checked since carved or since its deep pages went back: unmapped
+    kScanned,  // checked once by a page-table scan: still unmapped
+    kMapped,   // maps the zero page (or a frame): read to check
+  };
+  Sentinel sentinel = Sentinel::kFresh;
 
   char* top() const { return base + size; }
   char* usable_bottom() const { return base + guard; }
@@ -141,6 +164,8 @@ class StackPool {
   std::size_t scavenge();
 
   GuardMode guard_mode() const { return mode_; }
+  // Whether trim asks the page tables which stacks went deep (PAGEMAP_SCAN).
+  bool scans_page_tables() const { return pagemap_fd_ >= 0; }
   std::size_t slab_count() const;
   // Stacks handed out and not yet released to a cache or the pool: the
   // pool's own count plus every cache's (StackCache::net_). Any thread; a
@@ -206,6 +231,13 @@ class StackPool {
   FreeList& free_list(std::size_t stack_size);
   static bool take_one(FreeList& list, Stack* out);
   void populate_sentinels(char* base, std::size_t stack_size);
+  // /proc/self/pagemap if it takes PAGEMAP_SCAN, else -1 (GORT_STACK_SCAN=0
+  // forces that, for testing).
+  static int open_pagemap_scan();
+  // Scans the page tables under each close run of the fresh `stacks`
+  // (sorted here): appends the deep ones to `deep` and marks the others
+  // scanned; the stacks of no such run go to `unscanned`.
+  void scan_fresh(std::vector<Stack*>& stacks, std::vector<Stack*>& deep, std::vector<Stack*>& unscanned);
   void count_syscalls(int n) { syscalls_.fetch_add(n, std::memory_order_relaxed); }
   friend class StackCache;  // registers itself, for in_use()
   void add_cache(const StackCache* c);
@@ -213,6 +245,7 @@ class StackPool {
 
   GuardMode mode_;
   bool one_slab_per_reservation_;  // vm.overcommit_memory=2: see slab_space
+  int pagemap_fd_;                 // for PAGEMAP_SCAN (trim), or -1
   mutable std::mutex mu_;
   std::vector<FreeList> free_;             // by stack size; guarded by mu_
   std::vector<const StackCache*> caches_;  // every live cache, for in_use(); guarded by mu_

@@ -242,10 +242,70 @@ TEST(StackPool, DeepPagesGoBackAfterABatchWithoutACallPerStack) {
     EXPECT_EQ(gort_test::resident_pages(s.top() - d::kRetainedBytes, s.top()), int(d::kRetainedBytes / d::page_size()));
   }
   // One batched advice for the deep ones; where the kernel cannot batch,
-  // one call per deep stack. Shallow stacks cost nothing.
+  // one call per deep stack. Which ones went deep: where the kernel has
+  // PAGEMAP_SCAN, one page-table scan per run of close stacks (at most one
+  // per slab here), else nothing but a read of each sentinel.
   int advice = gort::detail::MadviseBatch::batched() ? 1 : d::kTrimBatch / 50 + 1;
-  EXPECT_LE(calls, advice);
+  EXPECT_LE(calls, advice + int(pool.slab_count()));
   cache.flush();
+}
+
+// Which freed stacks went deep: one page-table scan for a run of close
+// stacks where the kernel has PAGEMAP_SCAN, their sentinel pages for
+// scattered ones; without the scan (GORT_STACK_SCAN=0), sentinels for all.
+// Either way the deep ones, and only their deep pages, go back.
+TEST(StackPool, TrimFindsTheDeepStacksOfCloseRunsAndOfScatteredOnes) {
+  const std::size_t page = d::page_size();
+  auto present = [&](char* at) {  // mapped at all, the zero page included
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+    uint64_t e = 0;
+    EXPECT_EQ(pread(fd, &e, 8, off_t(reinterpret_cast<uintptr_t>(at) / page * 8)), 8);
+    close(fd);
+    return (e >> 63 & 1) != 0;
+  };
+  for (const char* scan : {"1", "0"}) {
+    SCOPED_TRACE(std::string("GORT_STACK_SCAN=") + scan);
+    setenv("GORT_STACK_SCAN", scan, 1);
+    d::StackPool pool;
+    unsetenv("GORT_STACK_SCAN");
+    if (std::strcmp(scan, "0") == 0) {
+      EXPECT_FALSE(pool.scans_page_tables());
+    }
+    std::vector<d::Stack> all;
+    for (int i = 0; i < d::kStacksPerSlab; ++i) all.push_back(pool.allocate(d::kDefaultStackSize));
+    std::sort(all.begin(), all.end(), [](const d::Stack& a, const d::Stack& b) { return a.base < b.base; });
+    // A close run (the first half of the slab) and scattered stacks (every
+    // eighth of the rest); every fifth of them goes deep.
+    std::vector<d::Stack> freed;
+    for (int i = 0; i < d::kStacksPerSlab / 2; ++i) freed.push_back(all[std::size_t(i)]);
+    for (int i = d::kStacksPerSlab / 2; i < d::kStacksPerSlab; i += 8) freed.push_back(all[std::size_t(i)]);
+    auto deep = [](std::size_t i) { return i % 5 == 0; };
+    for (std::size_t i = 0; i < freed.size(); ++i) {
+      d::Stack& s = freed[i];
+      std::memset(s.top() - d::kRetainedBytes, 1, d::kRetainedBytes);
+      if (deep(i)) std::memset(s.top() - 128 * 1024, 1, 128 * 1024);
+      s.dirty = true;  // as StackCache::put marks it
+    }
+    int64_t before = pool.syscalls();
+    pool.trim(freed.data(), freed.size());
+    for (std::size_t i = 0; i < freed.size(); ++i) {
+      d::Stack& s = freed[i];
+      EXPECT_EQ(gort_test::resident_pages(s.usable_bottom(), s.top() - d::kRetainedBytes), 0) << "stack " << i;
+      EXPECT_EQ(gort_test::resident_pages(s.top() - d::kRetainedBytes, s.top()), int(d::kRetainedBytes / page))
+          << "stack " << i;
+      EXPECT_FALSE(s.dirty);
+    }
+    if (pool.scans_page_tables()) {
+      // The close run was scanned, not read: its shallow stacks' sentinel
+      // pages were never mapped, not even to the zero page.
+      for (int i = 0; i < d::kStacksPerSlab / 2; ++i)
+        if (!deep(std::size_t(i))) {
+          EXPECT_FALSE(present(freed[std::size_t(i)].top() - d::kRetainedBytes - page)) << i;
+        }
+      EXPECT_GE(pool.syscalls() - before, 2);  // a scan, and the advice
+    }
+    for (d::Stack& s : all) pool.release(s);
+  }
 }
 
 // The same through the runtime: a fiber recurses deep and exits; once its
