@@ -73,6 +73,7 @@ StackPool::StackPool()
     : mode_(probe_guard_mode()),
       one_slab_per_reservation_(strict_overcommit()),
       pagemap_fd_(open_pagemap_scan()),
+      pagemap_pid_(getpid()),
       slabs_(new Slab[kMaxSlabs]) {}
 
 StackPool::~StackPool() {
@@ -359,15 +360,17 @@ namespace {
 char* deep_end(const Stack& s) { return s.top() - kRetainedBytes; }
 
 // Did the stack's fiber go below the retained top? The page just below it
-// (the sentinel page) reads as zeros until a frame is written there: fresh
-// from the slab it maps the kernel's shared zero page (populate_sentinels),
-// and a trim that gives the deep pages back zeroes it again. Reading the
-// zero page costs no memory, and every stack's sentinel reads the same
-// physical page, so the scan stays in the cache. A frame larger than a page
-// that leaves the sentinel page untouched is missed; the scavenger still
-// gives the whole stack back once it goes unused.
+// (the sentinel page) reads as zeros until a frame is written there. The
+// runtime maps the kernel's shared zero page under it before the first
+// read (populate_sentinels when a slab is carved where there is no page-table
+// scan, else trim's batched populate), and a trim that gives the deep pages
+// back unmaps it again. Reading the zero page costs no memory, and every
+// stack's sentinel reads the same physical page, so the read stays in the
+// cache. A frame larger than a page that leaves the sentinel page untouched
+// is missed; the scavenger still gives the whole stack back once it goes
+// unused.
 //
-// The scan is most of what a trim costs per stack, and almost every page
+// The read is most of what a trim costs per stack, and almost every page
 // it reads is all zeros, so it is built for that case: the whole page is
 // OR-ed into four independent accumulators and tested once at the end (no
 // early exit, no reduction per step), with 32-byte loads where the CPU has
@@ -415,14 +418,15 @@ bool went_deep(const Stack& s) {
 // tables: PAGEMAP_SCAN (/proc/self/pagemap, Linux >= 6.7) reports the runs
 // of pages in a range that are present and not the shared zero page, in one
 // call for the whole range, at a cost of a nanosecond or two per page of it.
-// It is asked about fresh stacks only (Stack::fresh: checked for the first
-// time since they were carved or given back), and only for runs of them
+// It is asked about fresh stacks only (Stack::Sentinel::kFresh: checked
+// for the first time since they were carved, or since their deep pages or
+// the whole stack went back), and only for runs of them
 // that lie close together: a fan-out's, carved together and freed
-// together. Their sentinel pages are then never mapped (populate_sentinels
-// is skipped where the scan works), a page-table entry and a kernel call
-// less per stack carved, which is all a fiber that runs once pays for. A
-// stack's later checks read its sentinel (went_deep), whose first read maps
-// the zero page under it: in steady state that read costs less than a scan,
+// together. The sentinel pages of such a run are not mapped at its first
+// check (populate_sentinels is skipped where the scan works), a page-table
+// entry and a kernel call less per stack carved, which is all a fiber that
+// runs once pays for. Every other check maps the sentinel to the zero page
+// first, if it is not yet, and reads it (went_deep): in steady state that read costs less than a scan,
 // which also walks the pages between the sentinels.
 namespace {
 
@@ -435,10 +439,13 @@ struct PmScanArg {  // struct pm_scan_arg, <linux/fs.h>
 };
 constexpr unsigned long kPagemapScan = _IOWR('f', 16, PmScanArg);
 constexpr uint64_t kPageIsPresent = 1 << 3;
+constexpr uint64_t kPageIsSwapped = 1 << 4;
 constexpr uint64_t kPageIsPfnZero = 1 << 5;
 
-// Calls found(begin, end) for every run of pages in [begin, end) that are
-// present and not the zero page, in address order, with `regions` as the
+// Calls found(begin, end) for every run of pages in [begin, end) that hold
+// memory of their own (present and not the zero page, or swapped out; the
+// guards' markers count as swapped too, outside any deep range), in
+// address order, with `regions` as the
 // kernel's output buffer (its size bounds the runs per call); adds the
 // calls made to *calls. False if the kernel refused (the caller then reads
 // sentinels).
@@ -451,10 +458,11 @@ bool scan_private_pages(int fd, char* begin, char* end, std::vector<PageRegion>&
     arg.end = reinterpret_cast<uintptr_t>(end);
     arg.vec = reinterpret_cast<uintptr_t>(regions.data());
     arg.vec_len = regions.size();
-    // Present and, inverted, not the zero page.
-    arg.category_mask = kPageIsPresent | kPageIsPfnZero;
+    // Present or swapped, and (inverted) not the zero page.
+    arg.category_anyof_mask = kPageIsPresent | kPageIsSwapped;
+    arg.category_mask = kPageIsPfnZero;
     arg.category_inverted = kPageIsPfnZero;
-    arg.return_mask = kPageIsPresent;
+    arg.return_mask = kPageIsPresent | kPageIsSwapped;
     long n = ioctl(fd, kPagemapScan, &arg);
     ++*calls;
     if (n < 0) return false;
@@ -489,7 +497,7 @@ int StackPool::open_pagemap_scan() {
 // Stacks further apart than this are scanned apart; a run of fewer than
 // kScanMinRun is checked by its sentinels. With 4 KiB pages and the default
 // stacks (80 pages each), a scan costs about what two sentinel faults do
-// per stack it covers at a gap of kScanMaxGap stacks.
+// per stack it covers at a gap of kScanMaxGapStacks stacks.
 constexpr std::size_t kScanMaxGapStacks = 4;
 constexpr std::size_t kScanMinRun = 4;
 
@@ -503,10 +511,10 @@ void StackPool::scan_fresh(std::vector<Stack*>& stacks, std::vector<Stack*>& dee
       ++last;
     bool scanned = false;
     if (last + 1 - first >= kScanMinRun) {
-      // About one run of pages per stack of the span (its top pages), so
-      // that a trim's scan is one call or a few.
+      // About two runs of pages per stack of the span (its guard, its top
+      // pages), so that a trim's scan is one call or a few.
       std::size_t span = std::size_t(stacks[last]->top() - stacks[first]->base) / stacks[first]->size;
-      regions.resize(std::min<std::size_t>(span + 16, 2048));
+      regions.resize(std::min<std::size_t>(2 * span + 16, 4096));
       std::size_t listed = deep.size();
       std::size_t k = first;  // regions and stacks both come in address order: one pass over each
       int calls = 0;
@@ -551,7 +559,11 @@ void StackPool::trim(Stack* stacks, std::size_t n) {
     s.dirty = false;
   }
   if (pagemap_fd_ >= 0 && (!fresh.empty() || !to_read.empty())) {
-    if (!fresh.empty()) scan_fresh(fresh, deep, to_read);
+    // An open pagemap stays the opener's: a forked child reads its sentinels.
+    if (!fresh.empty() && getpid() == pagemap_pid_)
+      scan_fresh(fresh, deep, to_read);
+    else
+      to_read.insert(to_read.end(), fresh.begin(), fresh.end());
     // Sentinels read for the first time are mapped to the zero page first,
     // in one call, rather than one page fault each.
     MadviseBatch populate(MADV_POPULATE_READ);

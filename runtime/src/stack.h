@@ -21,11 +21,11 @@
 //    second (MADV_POPULATE_WRITE), since every fiber touches it: a slab
 //    costs two system calls (and a share of its reservation's mmap) for
 //    kStacksPerSlab stacks instead of one per guard and a page fault per
-//    fiber. A stack's sentinel page (see below) stays unmapped until its
-//    second check, where the kernel can say which pages are present
-//    (PAGEMAP_SCAN, Linux >= 6.7); elsewhere the shared zero page is mapped
-//    under every sentinel in a third call (MADV_POPULATE_READ). Those calls run without the
-//    pool's lock: a worker that finds the pool empty while another carves
+//    fiber. Where the kernel can say which pages are present (PAGEMAP_SCAN,
+//    Linux >= 6.7), a stack's sentinel page (see below) is left unmapped,
+//    and trim maps it only when it reads it; elsewhere the shared zero page
+//    is mapped under every sentinel in a third call (MADV_POPULATE_READ).
+//    Those calls run without the pool's lock: a worker that finds the pool empty while another carves
 //    carves a slab of its own, so a burst's fresh pages fault in on every
 //    worker's core at once, and the lock covers only the listing. On older
 //    kernels the guard falls back to mprotect(PROT_NONE), which splits the
@@ -89,14 +89,18 @@
 //    stops.
 //  * Guard ranges are never madvise(DONTNEED)'d, populated or written.
 //  * A stack's sentinel page holds only zeros unless its fiber went below
-//    the retained top since the stack was last trimmed or scavenged; it is
-//    unmapped while the stack's Sentinel is kFresh or kScanned.
-//  * Guard pages are never present, so a run of present pages that a
-//    PAGEMAP_SCAN reports lies within one stack.
+//    the retained top since the stack was last trimmed or scavenged. Where
+//    trim scans page tables, it reads a sentinel only after mapping it
+//    (Sentinel::kMapped, or a populate in the same trim).
+//  * A run of pages that trim's PAGEMAP_SCAN reports holds only pages of
+//    their own (present or swapped) and guard markers, and no guard lies in
+//    a deep range: a stack whose deep range it overlaps went deep.
 //  * A cold stack has nothing committed; a stack that is not `dirty` was
 //    trimmed since its fiber last ran (nothing committed below its retained
 //    top, unless a frame skipped the sentinel page: see went_deep).
 #pragma once
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <cstddef>
@@ -116,8 +120,8 @@ struct Stack {
   // What trim knows of the sentinel page, where it asks the page tables
   // (StackPool::scans_page_tables; see trim in stack.cpp).
   enum class Sentinel : uint8_t {
-    kFresh,    // not checked since carved or since its deep pages went back: unmapped
-    kScanned,  // checked once by a page-table scan: still unmapped
+    kFresh,    // not checked since carved, or since its deep pages or the whole stack went back
+    kScanned,  // checked once by a page-table scan: not mapped by the runtime
     kMapped,   // maps the zero page (or a frame): read to check
   };
   Sentinel sentinel = Sentinel::kFresh;
@@ -246,6 +250,7 @@ class StackPool {
   GuardMode mode_;
   bool one_slab_per_reservation_;  // vm.overcommit_memory=2: see slab_space
   int pagemap_fd_;                 // for PAGEMAP_SCAN (trim), or -1
+  pid_t pagemap_pid_;              // the process pagemap_fd_ describes
   mutable std::mutex mu_;
   std::vector<FreeList> free_;             // by stack size; guarded by mu_
   std::vector<const StackCache*> caches_;  // every live cache, for in_use(); guarded by mu_

@@ -3,6 +3,7 @@
 // calls per fiber, and 100 000 parked fibers under vm.max_map_count.
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -296,16 +297,49 @@ TEST(StackPool, TrimFindsTheDeepStacksOfCloseRunsAndOfScatteredOnes) {
       EXPECT_FALSE(s.dirty);
     }
     if (pool.scans_page_tables()) {
-      // The close run was scanned, not read: its shallow stacks' sentinel
-      // pages were never mapped, not even to the zero page.
-      for (int i = 0; i < d::kStacksPerSlab / 2; ++i)
-        if (!deep(std::size_t(i))) {
-          EXPECT_FALSE(present(freed[std::size_t(i)].top() - d::kRetainedBytes - page)) << i;
+      // The close run (the first half, and the next stack, adjacent to it)
+      // was scanned, not read: its shallow stacks' sentinel pages were never
+      // mapped, not even to the zero page. The scattered ones were read; the
+      // deep ones start again as fresh.
+      const std::size_t run = std::size_t(d::kStacksPerSlab / 2) + 1;
+      for (std::size_t i = 0; i < freed.size(); ++i) {
+        using S = d::Stack::Sentinel;
+        S want = deep(i) ? S::kFresh : i < run ? S::kScanned : S::kMapped;
+        EXPECT_EQ(int(freed[i].sentinel), int(want)) << "stack " << i;
+        if (i < run && !deep(i)) {
+          EXPECT_FALSE(present(freed[i].top() - d::kRetainedBytes - page)) << i;
         }
-      EXPECT_GE(pool.syscalls() - before, 2);  // a scan, and the advice
+      }
+      EXPECT_GE(pool.syscalls() - before, 3);  // a scan, a populate, the advice
     }
     for (d::Stack& s : all) pool.release(s);
   }
+}
+
+// An open /proc/self/pagemap describes the process that opened it: a
+// forked child's trim must not scan its parent's page tables (it would see
+// the parent's pages, not its own deep ones).
+TEST(StackPool, AForkedChildFindsItsOwnDeepStacks) {
+  d::StackPool pool;
+  std::vector<d::Stack> stacks;
+  for (int i = 0; i < 8; ++i) stacks.push_back(pool.allocate(d::kDefaultStackSize));
+  std::sort(stacks.begin(), stacks.end(), [](const d::Stack& a, const d::Stack& b) { return a.base < b.base; });
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    for (d::Stack& s : stacks) {
+      std::memset(s.top() - 128 * 1024, 1, 128 * 1024);  // every one goes deep
+      s.dirty = true;
+    }
+    pool.trim(stacks.data(), stacks.size());
+    int left = 0;
+    for (d::Stack& s : stacks) left += gort_test::resident_pages(s.usable_bottom(), s.top() - d::kRetainedBytes);
+    std::_Exit(left == 0 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child's deep pages stayed resident";
+  for (d::Stack& s : stacks) pool.release(s);
 }
 
 // The same through the runtime: a fiber recurses deep and exits; once its
