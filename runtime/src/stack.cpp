@@ -2,6 +2,7 @@
 #include "stack.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -73,7 +74,7 @@ StackPool::StackPool()
     : mode_(probe_guard_mode()),
       one_slab_per_reservation_(strict_overcommit()),
       pagemap_fd_(open_pagemap_scan()),
-      pagemap_pid_(getpid()),
+      pagemap_forks_(forks()),
       slabs_(new Slab[kMaxSlabs]) {}
 
 StackPool::~StackPool() {
@@ -416,18 +417,18 @@ bool went_deep(const Stack& s) {
 
 // Which of a run of freed stacks went deep, asked of the kernel's page
 // tables: PAGEMAP_SCAN (/proc/self/pagemap, Linux >= 6.7) reports the runs
-// of pages in a range that are present and not the shared zero page, in one
-// call for the whole range, at a cost of a nanosecond or two per page of it.
-// It is asked about fresh stacks only (Stack::Sentinel::kFresh: checked
-// for the first time since they were carved, or since their deep pages or
-// the whole stack went back), and only for runs of them
-// that lie close together: a fan-out's, carved together and freed
-// together. The sentinel pages of such a run are not mapped at its first
-// check (populate_sentinels is skipped where the scan works), a page-table
-// entry and a kernel call less per stack carved, which is all a fiber that
-// runs once pays for. Every other check maps the sentinel to the zero page
-// first, if it is not yet, and reads it (went_deep): in steady state that read costs less than a scan,
-// which also walks the pages between the sentinels.
+// of pages in a range that hold memory of their own, in one call for the
+// whole range, at a cost of a nanosecond or two per page of it. It is asked
+// about fresh stacks only (Stack::Sentinel::kFresh: checked for the first
+// time since they were carved, or since their deep pages or the whole stack
+// went back), and only for runs of them that lie close together: a
+// fan-out's, carved together and freed together. The sentinel pages of such
+// a run are not mapped at its first check (populate_sentinels is skipped
+// where the scan works), a page-table entry and a kernel call less per
+// stack carved, which is all a fiber that runs once pays for. Every other
+// check maps the sentinel to the zero page first, if it is not yet, and
+// reads it (went_deep): in a steady state that read costs less than a scan,
+// which also walks every page between the sentinels.
 namespace {
 
 struct PageRegion {  // struct page_region, <linux/fs.h>
@@ -444,11 +445,10 @@ constexpr uint64_t kPageIsPfnZero = 1 << 5;
 
 // Calls found(begin, end) for every run of pages in [begin, end) that hold
 // memory of their own (present and not the zero page, or swapped out; the
-// guards' markers count as swapped too, outside any deep range), in
-// address order, with `regions` as the
-// kernel's output buffer (its size bounds the runs per call); adds the
-// calls made to *calls. False if the kernel refused (the caller then reads
-// sentinels).
+// guards' markers count as swapped too, outside any deep range), in address
+// order, with `regions` as the kernel's output buffer (its size bounds the
+// runs per call); adds the calls made to *calls. False if the kernel
+// refused (the caller then reads sentinels).
 template <class Found>
 bool scan_private_pages(int fd, char* begin, char* end, std::vector<PageRegion>& regions, int* calls, Found found) {
   for (char* at = begin; at < end;) {
@@ -478,6 +478,25 @@ bool scan_private_pages(int fd, char* begin, char* end, std::vector<PageRegion>&
 
 }  // namespace
 
+namespace {
+
+// Forks this process has been through, as a child: an open pagemap keeps
+// describing its opener, so a StackPool scans only in the process that
+// opened it. Bumped by a pthread_atfork child handler (registered with the
+// first pool), which runs in the child alone before anything else can.
+std::atomic<uint32_t> forks_in_child{0};
+
+}  // namespace
+
+uint32_t StackPool::forks() {
+  static const bool registered =
+      pthread_atfork(nullptr, nullptr, [] { forks_in_child.fetch_add(1, std::memory_order_relaxed); }) == 0;
+  (void)registered;
+  // relaxed: read and written by the process's own threads, the write in
+  // the child before it runs anything else.
+  return forks_in_child.load(std::memory_order_relaxed);
+}
+
 int StackPool::open_pagemap_scan() {
   if (const char* env = std::getenv("GORT_STACK_SCAN"); env && std::strcmp(env, "0") == 0) return -1;
   int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -494,10 +513,10 @@ int StackPool::open_pagemap_scan() {
   return fd;
 }
 
-// Stacks further apart than this are scanned apart; a run of fewer than
-// kScanMinRun is checked by its sentinels. With 4 KiB pages and the default
-// stacks (80 pages each), a scan costs about what two sentinel faults do
-// per stack it covers at a gap of kScanMaxGapStacks stacks.
+// Freed stacks further apart than kScanMaxGapStacks stacks are scanned
+// apart: at that gap, walking the pages between two of them costs about
+// what mapping the sentinel the scan spares does. A run of fewer than
+// kScanMinRun is checked by its sentinels.
 constexpr std::size_t kScanMaxGapStacks = 4;
 constexpr std::size_t kScanMinRun = 4;
 
@@ -560,7 +579,7 @@ void StackPool::trim(Stack* stacks, std::size_t n) {
   }
   if (pagemap_fd_ >= 0 && (!fresh.empty() || !to_read.empty())) {
     // An open pagemap stays the opener's: a forked child reads its sentinels.
-    if (!fresh.empty() && getpid() == pagemap_pid_)
+    if (!fresh.empty() && forks() == pagemap_forks_)
       scan_fresh(fresh, deep, to_read);
     else
       to_read.insert(to_read.end(), fresh.begin(), fresh.end());

@@ -100,8 +100,6 @@
 //    top, unless a frame skipped the sentinel page: see went_deep).
 #pragma once
 
-#include <sys/types.h>
-
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -238,6 +236,7 @@ class StackPool {
   // /proc/self/pagemap if it takes PAGEMAP_SCAN, else -1 (GORT_STACK_SCAN=0
   // forces that, for testing).
   static int open_pagemap_scan();
+  static uint32_t forks();  // times this process is a forked child (stack.cpp)
   // Scans the page tables under each close run of the fresh `stacks`
   // (sorted here): appends the deep ones to `deep` and marks the others
   // scanned; the stacks of no such run go to `unscanned`.
@@ -250,7 +249,7 @@ class StackPool {
   GuardMode mode_;
   bool one_slab_per_reservation_;  // vm.overcommit_memory=2: see slab_space
   int pagemap_fd_;                 // for PAGEMAP_SCAN (trim), or -1
-  pid_t pagemap_pid_;              // the process pagemap_fd_ describes
+  uint32_t pagemap_forks_;         // forks() when it was opened: it describes that process
   mutable std::mutex mu_;
   std::vector<FreeList> free_;             // by stack size; guarded by mu_
   std::vector<const StackCache*> caches_;  // every live cache, for in_use(); guarded by mu_
