@@ -9,6 +9,7 @@ every chart has data, and saves a screenshot as BUILD_DIR/debug_page.png.
 Also checks that both /metrics pages pass `promtool check metrics`.
 """
 
+import random
 import re
 import shutil
 import socket
@@ -20,9 +21,18 @@ import urllib.request
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 nothing listens on now, below the kernel's
+    ephemeral range (32768 and up by default): a port handed out for port 0
+    may go to an outgoing connection of a test running beside this one
+    before the server started here binds it."""
+    while True:
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def wait_http(url, bound_s=20):

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -51,14 +52,12 @@ bool accepts(int port) {
 }
 
 // A redis-server of our own; killed (and reaped) by stop() or the destructor.
+// A server that exits instead of listening (its port taken meanwhile) is
+// started again on another port, a few times.
 class RedisServer {
  public:
-  RedisServer() : port_(free_port()) {
-    std::string port = std::to_string(port_);
-    const char* argv[] = {GORT_REDIS_SERVER, "--port", port.c_str(), "--bind",  "127.0.0.1", "--save", "",
-                          "--appendonly",    "no",     "--loglevel", "warning", nullptr};
-    if (posix_spawn(&pid_, GORT_REDIS_SERVER, nullptr, nullptr, const_cast<char**>(argv), environ) != 0) pid_ = -1;
-    for (int i = 0; i < 500 && pid_ > 0 && !accepts(port_); ++i) std::this_thread::sleep_for(10ms);
+  RedisServer() {
+    for (int attempt = 0; attempt < 5 && pid_ <= 0; ++attempt) start(gort_test::unused_listen_port());
   }
   ~RedisServer() { stop(); }
   void stop() {
@@ -71,7 +70,26 @@ class RedisServer {
   int port() const { return port_; }
 
  private:
-  int port_;
+  void start(int port) {
+    port_ = port;
+    std::string arg = std::to_string(port);
+    const char* argv[] = {GORT_REDIS_SERVER, "--port", arg.c_str(),  "--bind",  "127.0.0.1", "--save", "",
+                          "--appendonly",    "no",     "--loglevel", "warning", nullptr};
+    if (posix_spawn(&pid_, GORT_REDIS_SERVER, nullptr, nullptr, const_cast<char**>(argv), environ) != 0) {
+      pid_ = -1;
+      return;
+    }
+    for (int i = 0; i < 500; ++i) {
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {  // it exited: not listening
+        pid_ = -1;
+        return;
+      }
+      if (accepts(port_)) return;
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+
+  int port_ = 0;
   pid_t pid_ = -1;
 };
 

@@ -110,7 +110,8 @@ TEST_P(DebugServerTest, TheDumpNamesAConnectionsAddresses) {
       wg.done();
     });
     std::string want = "\"conn-reader\" [I/O read fd ";
-    std::string ends = " " + accepted->local_address()->to_string() + "->" + accepted->remote_address()->to_string() + ", ";
+    std::string ends =
+        " " + accepted->local_address()->to_string() + "->" + accepted->remote_address()->to_string() + ", ";
     std::string text;
     for (int i = 0; i < 1000 && text.find(want) == std::string::npos; ++i) {
       gort::sleep_for(1ms);
@@ -214,12 +215,6 @@ std::string shell(const std::string& command, int* status = nullptr) {
   });
 }
 
-int free_port() {
-  auto ln = listen_tcp("127.0.0.1:0");
-  int port = ln ? ln->local_address()->port() : 0;
-  return port;
-}
-
 TEST(RealComponents, PrometheusScrapesTheEndpoint) {
   const char* prometheus = "/usr/bin/prometheus";
   ASSERT_EQ(access(prometheus, X_OK), 0) << prometheus << " is not installed (scripts/install-deps installs it)";
@@ -231,7 +226,7 @@ TEST(RealComponents, PrometheusScrapesTheEndpoint) {
     std::ofstream(dir + "/prometheus.yml") << "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: gort\n"
                                               "    static_configs:\n      - targets: ['"
                                            << (*server)->address() << "']\n";
-    std::string web = "127.0.0.1:" + std::to_string(free_port());
+    std::string web = "127.0.0.1:" + std::to_string(gort_test::unused_listen_port());
     std::string command = std::string(prometheus) + " --config.file=" + dir +
                           "/prometheus.yml --storage.tsdb.path=" + dir + "/data --web.listen-address=" + web + " > " +
                           dir + "/log 2>&1 & echo $!";

@@ -13,14 +13,38 @@
 #include "export_test.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <vector>
 
 namespace gort_test {
+
+// A TCP port on 127.0.0.1 that nothing listens on now, for a server a test
+// starts in another process. It lies below the kernel's ephemeral range
+// (32768 and up by default): a port the kernel hands out for port 0 may be
+// given to an outgoing connection of a test running beside this one before
+// the server binds it.
+inline int unused_listen_port() {
+  static std::atomic<uint32_t> seq{0};
+  for (;;) {
+    uint32_t r = uint32_t(getpid()) * 2654435761u + seq.fetch_add(1) * 40503u;
+    int port = 20000 + int(r % 12000);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(uint16_t(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool unused = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    close(fd);
+    if (unused) return port;
+  }
+}
 
 // Pages of [from, to) that hold memory of their own: present and mapped
 // only here (/proc/self/pagemap bits 63 and 56). A page that maps the
