@@ -325,16 +325,22 @@ def parse_go_lines(text, source, counters=None):
     return results
 
 
+_go_peers = {}  # build directory -> the Go peer built there this run (or None)
+
+
 def find_go_peer(args, build):
-    """The Go peer's binary, built if need be; None without `go` or with
+    """The Go peer's binary, built once per run; None without `go` or with
     --no-go. Raises OSError / CalledProcessError if the build fails."""
     if args.no_go:
         return None
-    go = shutil.which("go")
-    if go is None:
-        log("`go` not found: no Go column (scripts/install-deps --bench installs golang-go)")
-        return None
-    return build_go_peer(go, build)
+    if build not in _go_peers:
+        go = shutil.which("go")
+        if go is None:
+            log("`go` not found: no Go column (scripts/install-deps --bench installs golang-go)")
+            _go_peers[build] = None
+        else:
+            _go_peers[build] = build_go_peer(go, build)
+    return _go_peers[build]
 
 
 def collect_go(args, build, procs, counters):

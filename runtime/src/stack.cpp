@@ -359,6 +359,7 @@ bool StackPool::take_batch(std::size_t stack_size, std::vector<Stack>& out, std:
 namespace {
 
 char* deep_end(const Stack& s) { return s.top() - kRetainedBytes; }
+char* sentinel_page(const Stack& s) { return deep_end(s) - page_size(); }
 
 // Did the stack's fiber go below the retained top? The page just below it
 // (the sentinel page) reads as zeros until a frame is written there. The
@@ -409,7 +410,7 @@ bool went_deep(const Stack& s) {
   // Asked once: the CPU does not change under us. (__builtin_cpu_init
   // first: this may run before libgcc's own constructor has.)
   static const bool have_avx2 = (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
-  const char* sentinel = deep_end(s) - page_size();
+  const char* sentinel = sentinel_page(s);
   return have_avx2 ? any_nonzero_32(sentinel) : any_nonzero_16(sentinel);
 }
 
@@ -588,7 +589,7 @@ void StackPool::trim(Stack* stacks, std::size_t n) {
     MadviseBatch populate(MADV_POPULATE_READ);
     if (MadviseBatch::batched())
       for (Stack* s : to_read)
-        if (s->sentinel != Stack::Sentinel::kMapped) populate.add(deep_end(*s) - page_size(), page_size());
+        if (s->sentinel != Stack::Sentinel::kMapped) populate.add(sentinel_page(*s), page_size());
     populate.flush();
     count_syscalls(populate.syscalls());
     for (Stack* s : to_read) {

@@ -25,6 +25,15 @@
 
 namespace gort_test {
 
+// 127.0.0.1:port, for bind and connect.
+inline sockaddr_in loopback(int port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(uint16_t(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
 // A TCP port on 127.0.0.1 that nothing listens on now, for a server a test
 // starts in another process. It lies below the kernel's ephemeral range
 // (32768 and up by default): a port the kernel hands out for port 0 may be
@@ -36,10 +45,7 @@ inline int unused_listen_port() {
     uint32_t r = uint32_t(getpid()) * 2654435761u + seq.fetch_add(1) * 40503u;
     int port = 20000 + int(r % 12000);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(uint16_t(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sockaddr_in a = loopback(port);
     bool unused = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     close(fd);
     if (unused) return port;

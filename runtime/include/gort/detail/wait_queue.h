@@ -82,20 +82,10 @@ class WaiterChain {
     tail_ = w;
   }
   // Wakes every waiter with wake_one(w); each one's link is read before
-  // it is woken, since w may be gone after.
-  template <class Wake>
-  void wake_all(Wake wake_one) {
-    for (Waiter* w = head_; w != nullptr;) {
-      Waiter* next = w->next;
-      wake_one(w);
-      w = next;
-    }
-    head_ = tail_ = nullptr;
-  }
-  void wake_all() { wake_all(wake); }
-  // wake_all with a preemption point (preempt.h) after every kWakeBatch
-  // wakes: waking a million waiters takes a time slice, and the caller,
-  // which holds no lock by now, yields its worker like any fiber.
+  // it is woken, since w may be gone after. A preemption point (preempt.h)
+  // after every kWakeBatch wakes: waking a million waiters takes a time
+  // slice, and the caller, which holds no lock by now, yields its worker
+  // like any fiber.
   static constexpr int kWakeBatch = 256;  // a run queue's worth
   template <class Wake>
   void wake_all_preemptibly(Wake wake_one) {
