@@ -420,16 +420,17 @@ bool went_deep(const Stack& s) {
 // tables: PAGEMAP_SCAN (/proc/self/pagemap, Linux >= 6.7) reports the runs
 // of pages in a range that hold memory of their own, in one call for the
 // whole range, at a cost of a nanosecond or two per page of it. It is asked
-// about fresh stacks only (Stack::Sentinel::kFresh: checked for the first
-// time since they were carved, or since their deep pages or the whole stack
-// went back), and only for runs of them that lie close together: a
-// fan-out's, carved together and freed together. The sentinel pages of such
-// a run are not mapped at its first check (populate_sentinels is skipped
-// where the scan works), a page-table entry and a kernel call less per
-// stack carved, which is all a fiber that runs once pays for. Every other
-// check maps the sentinel to the zero page first, if it is not yet, and
-// reads it (went_deep): in a steady state that read costs less than a scan,
-// which also walks every page between the sentinels.
+// about stacks whose sentinels are not mapped (Stack::Sentinel::kFresh
+// since they were carved, or since their deep pages or the whole stack went
+// back, and kScanned), at most kScansBeforeMapping times each, and only for
+// runs of them that lie close together: a fan-out's, carved together and
+// freed together. The sentinel pages of such a run are not mapped at those
+// checks (populate_sentinels is skipped where the scan works), a page-table
+// entry and a kernel call less per stack carved, which is all a fiber that
+// runs once pays for. Every other check maps the sentinel to the zero page
+// first, if it is not yet, and reads it (went_deep): in a steady state that
+// read costs less than a scan, which also walks every page between the
+// sentinels; kScansBeforeMapping says when to stop paying for scans.
 namespace {
 
 struct PageRegion {  // struct page_region, <linux/fs.h>
@@ -521,7 +522,7 @@ int StackPool::open_pagemap_scan() {
 constexpr std::size_t kScanMaxGapStacks = 4;
 constexpr std::size_t kScanMinRun = 4;
 
-void StackPool::scan_fresh(std::vector<Stack*>& stacks, std::vector<Stack*>& deep, std::vector<Stack*>& unscanned) {
+void StackPool::scan_unmapped(std::vector<Stack*>& stacks, std::vector<Stack*>& deep, std::vector<Stack*>& unscanned) {
   std::sort(stacks.begin(), stacks.end(), [](const Stack* a, const Stack* b) { return a->base < b->base; });
   std::vector<PageRegion> regions;
   for (std::size_t first = 0; first < stacks.size();) {
@@ -546,7 +547,10 @@ void StackPool::scan_fresh(std::vector<Stack*>& stacks, std::vector<Stack*>& dee
                                    });
       count_syscalls(calls);
       if (scanned) {
-        for (std::size_t j = first; j <= last; ++j) stacks[j]->sentinel = Stack::Sentinel::kScanned;
+        for (std::size_t j = first; j <= last; ++j) {
+          stacks[j]->sentinel = Stack::Sentinel::kScanned;
+          ++stacks[j]->scans;
+        }
       } else {
         deep.resize(listed);  // refused midway: the sentinels tell
       }
@@ -564,26 +568,26 @@ void StackPool::scan_fresh(std::vector<Stack*>& stacks, std::vector<Stack*>& dee
 // of it per page).
 void StackPool::trim(Stack* stacks, std::size_t n) {
   MadviseBatch dontneed(MADV_DONTNEED);
-  std::vector<Stack*> fresh, to_read, deep;
+  std::vector<Stack*> unmapped, to_read, deep;
   for (std::size_t i = 0; i < n; ++i) {
     Stack& s = stacks[i];
     if (s.dirty && deep_end(s) > s.usable_bottom()) {
       if (pagemap_fd_ < 0) {
         if (went_deep(s)) dontneed.add(s.usable_bottom(), std::size_t(deep_end(s) - s.usable_bottom()));
-      } else if (s.sentinel == Stack::Sentinel::kFresh) {
-        fresh.push_back(&s);
+      } else if (s.sentinel != Stack::Sentinel::kMapped && s.scans < kScansBeforeMapping) {
+        unmapped.push_back(&s);
       } else {
         to_read.push_back(&s);
       }
     }
     s.dirty = false;
   }
-  if (pagemap_fd_ >= 0 && (!fresh.empty() || !to_read.empty())) {
+  if (pagemap_fd_ >= 0 && (!unmapped.empty() || !to_read.empty())) {
     // An open pagemap stays the opener's: a forked child reads its sentinels.
-    if (!fresh.empty() && forks() == pagemap_forks_)
-      scan_fresh(fresh, deep, to_read);
+    if (!unmapped.empty() && forks() == pagemap_forks_)
+      scan_unmapped(unmapped, deep, to_read);
     else
-      to_read.insert(to_read.end(), fresh.begin(), fresh.end());
+      to_read.insert(to_read.end(), unmapped.begin(), unmapped.end());
     // Sentinels read for the first time are mapped to the zero page first,
     // in one call, rather than one page fault each.
     MadviseBatch populate(MADV_POPULATE_READ);
@@ -599,6 +603,7 @@ void StackPool::trim(Stack* stacks, std::size_t n) {
     for (Stack* s : deep) {
       dontneed.add(s->usable_bottom(), std::size_t(deep_end(*s) - s->usable_bottom()));
       s->sentinel = Stack::Sentinel::kFresh;  // its sentinel page is unmapped again
+      s->scans = 0;
     }
   }
   dontneed.flush();

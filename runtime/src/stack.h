@@ -40,14 +40,15 @@
 //    top, tells in user space whether its fiber went deeper (the page reads
 //    as zeros until a frame is written there; see went_deep), and those
 //    deep ranges, only those, go back to the kernel (MADV_DONTNEED) in one
-//    batched call. A stack checked for the first time (Stack::Sentinel::
-//    kFresh) in a run of such stacks close together, as a fan-out frees
-//    them, is checked instead by one PAGEMAP_SCAN over the run (present
-//    pages that are not the zero page, below the retained tops), so that a
-//    stack used once never has its sentinel mapped; later checks map it to
-//    the zero page, all of a batch's in one call, and read it. One deep
-//    recursion does not stay resident past the next batch, and no spawn or
-//    exit pays a system call of its own.
+//    batched call. A stack whose sentinel is not mapped (Stack::Sentinel::
+//    kFresh or kScanned), in a run of such stacks close together, as a
+//    fan-out frees them, is checked instead by one PAGEMAP_SCAN over the
+//    run (present pages that are not the zero page, below the retained
+//    tops), at most kScansBeforeMapping times; so a stack used once or
+//    twice never has its sentinel mapped. Later checks map it to the zero
+//    page, all of a batch's in one call, and read it. One deep recursion
+//    does not stay resident past the next batch, and no spawn or exit pays
+//    a system call of its own.
 //  * Memory back after a peak (Go's background scavenger). A worker going
 //    idle keeps at most kIdleCacheKeep stacks and gives the rest to the
 //    pool. The pool keeps its free stacks of each size in two lists: warm
@@ -119,10 +120,11 @@ struct Stack {
   // (StackPool::scans_page_tables; see trim in stack.cpp).
   enum class Sentinel : uint8_t {
     kFresh,    // not checked since carved, or since its deep pages or the whole stack went back
-    kScanned,  // checked once by a page-table scan: not mapped by the runtime
+    kScanned,  // checked by page-table scans only (`scans` of them): not mapped by the runtime
     kMapped,   // maps the zero page (or a frame): read to check
   };
   Sentinel sentinel = Sentinel::kFresh;
+  uint8_t scans = 0;  // page-table scans since the sentinel was last kFresh
 
   char* top() const { return base + size; }
   char* usable_bottom() const { return base + guard; }
@@ -140,6 +142,14 @@ inline constexpr std::size_t kGuardBytes = 64 * 1024;
 inline constexpr std::size_t kRetainedBytes = 8 * 1024;
 inline constexpr int kStacksPerSlab = 128;
 inline constexpr int kTrimBatch = 256;
+// Checks of a stack by page-table scan before its sentinel is mapped and
+// read instead (StackPool::trim). Renting against buying: a scan, paid at
+// every check, costs about half of what mapping the sentinel, paid once,
+// does, and reading a mapped sentinel costs next to nothing; scanning
+// until the scans have cost what the mapping would have, then mapping,
+// never costs more than twice the better of the two choices made in
+// hindsight, however many times the stack is used.
+inline constexpr uint8_t kScansBeforeMapping = 2;
 inline constexpr std::size_t kCacheLimit = 512;
 inline constexpr std::size_t kIdleCacheKeep = 64;
 inline constexpr int64_t kDefaultScavengePeriodNs = 1'000'000'000;  // GORT_SCAVENGE_MS
@@ -237,10 +247,11 @@ class StackPool {
   // forces that, for testing).
   static int open_pagemap_scan();
   static uint32_t forks();  // times this process is a forked child (stack.cpp)
-  // Scans the page tables under each close run of the fresh `stacks`
-  // (sorted here): appends the deep ones to `deep` and marks the others
-  // scanned; the stacks of no such run go to `unscanned`.
-  void scan_fresh(std::vector<Stack*>& stacks, std::vector<Stack*>& deep, std::vector<Stack*>& unscanned);
+  // Scans the page tables under each close run of `stacks`, whose
+  // sentinels are not mapped (sorted here): appends the deep ones to `deep`
+  // and counts a scan for the others; the stacks of no such run go to
+  // `unscanned`.
+  void scan_unmapped(std::vector<Stack*>& stacks, std::vector<Stack*>& deep, std::vector<Stack*>& unscanned);
   void count_syscalls(int n) { syscalls_.fetch_add(n, std::memory_order_relaxed); }
   friend class StackCache;  // registers itself, for in_use()
   void add_cache(const StackCache* c);

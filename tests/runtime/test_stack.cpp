@@ -311,6 +311,25 @@ TEST(StackPool, TrimFindsTheDeepStacksOfCloseRunsAndOfScatteredOnes) {
         }
       }
       EXPECT_GE(pool.syscalls() - before, 3);  // a scan, a populate, the advice
+      // The shallow stacks of the run are used again: scanned a second
+      // time, still unmapped; at the check after that, mapped and read.
+      for (int check = 2; check <= d::kScansBeforeMapping + 1; ++check) {
+        SCOPED_TRACE("check " + std::to_string(check));
+        std::vector<d::Stack> again;
+        for (std::size_t i = 0; i < run; ++i)
+          if (!deep(i)) again.push_back(freed[i]);
+        for (d::Stack& s : again) s.dirty = true;
+        pool.trim(again.data(), again.size());
+        bool mapped = check > d::kScansBeforeMapping;
+        for (std::size_t i = 0; i < again.size(); ++i) {
+          using S = d::Stack::Sentinel;
+          EXPECT_EQ(int(again[i].sentinel), int(mapped ? S::kMapped : S::kScanned)) << "stack " << i;
+          EXPECT_EQ(present(again[i].top() - d::kRetainedBytes - page), mapped) << "stack " << i;
+        }
+        std::size_t k = 0;
+        for (std::size_t i = 0; i < run; ++i)
+          if (!deep(i)) freed[i] = again[k++];
+      }
     }
     for (d::Stack& s : all) pool.release(s);
   }
