@@ -14,6 +14,22 @@ namespace gort {
 
 using detail::Waiter;
 
+namespace {
+
+// Waiters a release (notify_all, a WaitGroup reaching zero) takes off its
+// queue per lock hold: as many as it wakes between two preemption points.
+constexpr int kReleaseBatch = detail::WaiterChain::kWakeBatch;
+
+// Between two holds of a release: out of line, so that a release of a few
+// waiters, the common case, stays as short as one hold.
+[[gnu::noinline, gnu::cold]] void between_holds(detail::Spinlock& lock) GORT_NO_THREAD_SAFETY_ANALYSIS {
+  lock.unlock();
+  detail::preemption_point();
+  lock.lock();
+}
+
+}  // namespace
+
 // ---- Mutex ----
 
 Mutex::~Mutex() {
@@ -95,10 +111,21 @@ void CondVar::notify_one() {
 }
 
 void CondVar::notify_all() {
-  // Detach everyone under the lock, wake them after it (WaiterChain).
-  lock_.lock();
+  // Take everyone off under the lock, a batch per hold with a preemption
+  // point between holds (as ChanCore::close does: taking a million waiters
+  // off at once would hold the lock, and the worker, for a time slice);
+  // wake them after the last hold (WaiterChain). A fiber that starts
+  // waiting between two holds is taken off too: a wake-up it did not need,
+  // which every CondVar waiter tolerates, and the taking ends, since those
+  // taken stay parked until the last hold.
   detail::WaiterChain chain;
-  waiters_.detach_all(chain);
+  lock_.lock();
+  for (int taken = 0;; ++taken) {
+    if (taken != 0 && taken % kReleaseBatch == 0) between_holds(lock_);
+    Waiter* w = waiters_.pop_front();
+    if (w == nullptr) break;
+    chain.append(w);
+  }
   lock_.unlock();
   chain.wake_all_preemptibly();
 }
@@ -118,13 +145,19 @@ void WaitGroup::add(int64_t delta) {
   if (counter > 0 || nwaiters == 0) return;
   // The counter reached zero with waiters registered. They cannot return
   // until released, and new wait() calls see zero and return at once.
+  // They are taken off a batch per lock hold, with a preemption point
+  // between holds (as in CondVar::notify_all), and woken after the last.
+  // Between holds a waiter registered earlier may queue itself: a later
+  // batch takes it. None of them has been woken, so none can destroy the
+  // WaitGroup meanwhile.
   state_.store(0, std::memory_order_relaxed);
-  lock_.lock();
   detail::WaiterChain chain;
+  lock_.lock();
   for (uint32_t i = 0; i < nwaiters; ++i) {
+    if (i != 0 && i % kReleaseBatch == 0) between_holds(lock_);
     Waiter* w = waiters_.pop_front();
     if (w == nullptr) {
-      // Registered in state_ but not queued yet: it will find the permit.
+      // Registered in state_ but not queued yet: each will find a permit.
       released_ += nwaiters - i;
       break;
     }

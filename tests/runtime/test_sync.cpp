@@ -4,6 +4,8 @@
 #include <thread>
 #include <vector>
 
+#include <gort/metrics.h>
+
 #include "export_test.h"
 #include "support.h"
 
@@ -226,9 +228,11 @@ TEST_P(Sync, WaitGroupDestroyedRightAfterWait) {
 }
 
 // Releasing many waiters at once (WaitGroup reaching zero, notify_all)
-// wakes them with a preemption point every WaiterChain::kWakeBatch: one
-// worker, the preemption asked for by the test itself, and a fiber queued
-// behind the releaser must run before the release returns.
+// takes them off a batch per lock hold and wakes them a batch at a time,
+// with a preemption point between batches: one worker, the preemption
+// asked for by the test itself, and a fiber queued behind the releaser
+// must run before the release returns, and before it has woken any waiter
+// (it finds them all still parked).
 class SyncRelease : public WorkersTest {
  protected:
   static constexpr int kWaiters = 1000;  // several batches
@@ -249,11 +253,12 @@ TEST_P(SyncRelease, WaitGroupReleasingManyWaitersYieldsTheWorkerWhenAsked) {
         finished.done();
       });
     parked.wait();  // one worker: the last one has parked when this returns
-    std::atomic<bool> bystander_ran{false};
-    go_spawn([&] { bystander_ran = true; });
+    std::atomic<int64_t> parked_then{-1};
+    go_spawn([&] { parked_then = gort::metrics().fibers_parked; });
     gort::detail::request_preemption();
     gate.done();
-    EXPECT_TRUE(bystander_ran.load()) << "WaitGroup::done held the worker through all " << kWaiters << " waiters";
+    EXPECT_NE(parked_then.load(), -1) << "WaitGroup::done held the worker through all " << kWaiters << " waiters";
+    EXPECT_EQ(parked_then.load(), kWaiters) << "WaitGroup::done woke waiters before it first yielded";
     finished.wait();
   });
 }
@@ -277,15 +282,16 @@ TEST_P(SyncRelease, NotifyAllForManyWaitersYieldsTheWorkerWhenAsked) {
         finished.done();
       });
     parked.wait();
-    std::atomic<bool> bystander_ran{false};
-    go_spawn([&] { bystander_ran = true; });
     {
       std::lock_guard lk(mu);
       go = true;
     }
+    std::atomic<int64_t> parked_then{-1};
+    go_spawn([&] { parked_then = gort::metrics().fibers_parked; });
     gort::detail::request_preemption();
     cv.notify_all();
-    EXPECT_TRUE(bystander_ran.load()) << "notify_all held the worker through all " << kWaiters << " waiters";
+    EXPECT_NE(parked_then.load(), -1) << "notify_all held the worker through all " << kWaiters << " waiters";
+    EXPECT_EQ(parked_then.load(), kWaiters) << "notify_all woke waiters before it first yielded";
     finished.wait();
     EXPECT_EQ(woke, kWaiters);
   });

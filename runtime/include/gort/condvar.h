@@ -25,8 +25,10 @@ class CondVar {
     while (!pred()) wait(lk);
   }
   void notify_one();
-  // Wakes every waiter, with a preemption point every few hundred (it may
-  // yield and resume on another thread when it releases many).
+  // Wakes every waiter, taking them off and waking them with a preemption
+  // point every few hundred (it may yield and resume on another thread
+  // when it releases many). A fiber that starts waiting while it runs may
+  // be woken too (a spurious wake-up: wait with a predicate).
   void notify_all();
 
  private:

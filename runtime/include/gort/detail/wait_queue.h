@@ -111,10 +111,6 @@ class WaitQueue {
   void push_back(Waiter* w);
   Waiter* pop_front();     // null when empty
   void remove(Waiter* w);  // w must be on this queue
-  // Moves every waiter to `out`, in order (call under the queue's lock).
-  void detach_all(WaiterChain& out) {
-    while (Waiter* w = pop_front()) out.append(w);
-  }
 
  private:
   Waiter* head_ = nullptr;
