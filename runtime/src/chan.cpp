@@ -22,7 +22,7 @@
 //    freed (the ring's tail is its head when full), keeping FIFO order.
 //  * close() marks the channel and takes every waiter off both queues;
 //    receivers wake with an empty optional, senders throw ChanClosed. It
-//    works in batches of kCloseBatch: each batch is taken off under the
+//    works in batches of WaiterChain::kWakeBatch: each is taken off under the
 //    lock, with a preemption point between batches and between the wakes
 //    after the last one, so that closing a channel that a million fibers
 //    wait on holds neither the lock nor the worker for longer than a batch
@@ -83,10 +83,6 @@
 namespace gort::detail {
 
 namespace {
-
-// Waiters close() takes off its queues per lock hold: as many as it wakes
-// between two preemption points.
-constexpr int kCloseBatch = WaiterChain::kWakeBatch;
 
 // Wakes a dequeued channel waiter. A kernel thread waiting in select sleeps
 // on the claim word first (it cannot know which of its waiters will be
@@ -251,27 +247,18 @@ void ChanCore::close() {
     throw ChanClosed("gort::Chan: close of closed channel");
   }
   closed_ = true;
-  // Take every waiter off under the lock, kCloseBatch at a time; wake them
-  // after the last batch (WaiterChain). The waiters taken are claimed and
-  // parked: nothing but this call touches them until they are woken.
+  // Take every waiter off under the lock, a batch per hold; wake them after
+  // the last hold (WaiterChain). The waiters taken are claimed and parked:
+  // nothing but this call touches them until they are woken. closing_ says
+  // to the destructor that the lock may be released before the last hold.
   WaiterChain chain;
-  for (;;) {
-    int taken = 0;
-    for (WaitQueue* q : {&recvq_, &sendq_}) {
-      while (taken < kCloseBatch) {
-        Waiter* w = dequeue_claimed(*q);
-        if (w == nullptr) break;
-        static_cast<ChanWaiter*>(w)->closed = true;
-        chain.append(w);
-        ++taken;
-      }
-    }
-    if (taken < kCloseBatch) break;
-    closing_ = true;
-    lock_.unlock();
-    preemption_point();
-    lock_.lock();
-  }
+  closing_ = true;
+  chain.take_preemptibly(lock_, [&]() GORT_REQUIRES(lock_) -> Waiter* {
+    Waiter* w = dequeue_claimed(recvq_);
+    if (w == nullptr) w = dequeue_claimed(sendq_);
+    if (w != nullptr) static_cast<ChanWaiter*>(w)->closed = true;
+    return w;
+  });
   closing_ = false;
   lock_.unlock();  // the last access to the channel
   chain.wake_all_preemptibly(wake_waiter);

@@ -14,22 +14,6 @@ namespace gort {
 
 using detail::Waiter;
 
-namespace {
-
-// Waiters a release (notify_all, a WaitGroup reaching zero) takes off its
-// queue per lock hold: as many as it wakes between two preemption points.
-constexpr int kReleaseBatch = detail::WaiterChain::kWakeBatch;
-
-// Between two holds of a release: out of line, so that a release of a few
-// waiters, the common case, stays as short as one hold.
-[[gnu::noinline, gnu::cold]] void between_holds(detail::Spinlock& lock) GORT_NO_THREAD_SAFETY_ANALYSIS {
-  lock.unlock();
-  detail::preemption_point();
-  lock.lock();
-}
-
-}  // namespace
-
 // ---- Mutex ----
 
 Mutex::~Mutex() {
@@ -112,20 +96,13 @@ void CondVar::notify_one() {
 
 void CondVar::notify_all() {
   // Take everyone off under the lock, a batch per hold with a preemption
-  // point between holds (as ChanCore::close does: taking a million waiters
-  // off at once would hold the lock, and the worker, for a time slice);
-  // wake them after the last hold (WaiterChain). A fiber that starts
-  // waiting between two holds is taken off too: a wake-up it did not need,
-  // which every CondVar waiter tolerates, and the taking ends, since those
-  // taken stay parked until the last hold.
+  // point between holds, and wake them after the last hold (WaiterChain).
+  // A fiber that starts waiting between two holds is taken off too: a
+  // wake-up it did not need, which every CondVar waiter tolerates, and the
+  // taking ends, since those taken stay parked until the last hold.
   detail::WaiterChain chain;
   lock_.lock();
-  for (int taken = 0;; ++taken) {
-    if (taken != 0 && taken % kReleaseBatch == 0) between_holds(lock_);
-    Waiter* w = waiters_.pop_front();
-    if (w == nullptr) break;
-    chain.append(w);
-  }
+  chain.take_preemptibly(lock_, [&] { return waiters_.pop_front(); });
   lock_.unlock();
   chain.wake_all_preemptibly();
 }
@@ -154,7 +131,10 @@ void WaitGroup::add(int64_t delta) {
   detail::WaiterChain chain;
   lock_.lock();
   for (uint32_t i = 0; i < nwaiters; ++i) {
-    if (i != 0 && i % kReleaseBatch == 0) between_holds(lock_);
+    // Its own loop, not WaiterChain::take_preemptibly: nwaiters bounds the
+    // taking, and this release (of one waiter, mostly) is on every
+    // spawn-and-wait path, where the loop compiles to fewer instructions.
+    if (i != 0 && i % detail::WaiterChain::kWakeBatch == 0) detail::WaiterChain::between_holds(lock_);
     Waiter* w = waiters_.pop_front();
     if (w == nullptr) {
       // Registered in state_ but not queued yet: each will find a permit.

@@ -72,6 +72,24 @@ void wake(Waiter* w);  // below
 // no longer uses, in the order they were taken.
 class WaiterChain {
  public:
+  static constexpr int kWakeBatch = 256;  // a run queue's worth
+
+  // Appends take_one() until it returns null, with `lock` (the queue's)
+  // held on entry and on return, but released for a preemption point
+  // (preempt.h) between every kWakeBatch takes: taking a million waiters
+  // off in one hold would hold the lock, and the worker, for a time slice.
+  // What the caller guards with `lock` may change between two holds;
+  // take_one sees it as it is. (The thread-safety analysis cannot see
+  // that take_one's lock is `lock`: each caller's take_one states it.)
+  template <class TakeOne>
+  void take_preemptibly(Spinlock& lock, TakeOne take_one) GORT_REQUIRES(lock) GORT_NO_THREAD_SAFETY_ANALYSIS {
+    for (int taken = 0;; ++taken) {
+      if (taken != 0 && taken % kWakeBatch == 0) between_holds(lock);
+      Waiter* w = take_one();
+      if (w == nullptr) return;
+      append(w);
+    }
+  }
   void append(Waiter* w) {
     w->next = nullptr;
     if (tail_) {
@@ -86,7 +104,6 @@ class WaiterChain {
   // after every kWakeBatch wakes: waking a million waiters takes a time
   // slice, and the caller, which holds no lock by now, yields its worker
   // like any fiber.
-  static constexpr int kWakeBatch = 256;  // a run queue's worth
   template <class Wake>
   void wake_all_preemptibly(Wake wake_one) {
     int n = 0;
@@ -99,6 +116,15 @@ class WaiterChain {
     head_ = tail_ = nullptr;
   }
   void wake_all_preemptibly() { wake_all_preemptibly(wake); }
+
+  // Releases `lock` for a preemption point and takes it again, between
+  // two holds of a take_preemptibly-like loop. Out of line: a release of a
+  // few waiters, the common case, stays as short as one hold.
+  [[gnu::noinline, gnu::cold]] static void between_holds(Spinlock& lock) GORT_NO_THREAD_SAFETY_ANALYSIS {
+    lock.unlock();
+    preemption_point();
+    lock.lock();
+  }
 
  private:
   Waiter* head_ = nullptr;
