@@ -179,6 +179,7 @@ TEST(TimersUnderABacklog, ABurstOfDueTimersIsNotQueuedBehindIt) {
   constexpr int kBacklog = 40000;  // 5 us of work each: ten times the 20 ms sleep
   std::atomic<int> backlog_done{0};
   std::vector<int> done_when_woken(kSleepers, -1);
+  gort::Metrics end;
   gort::run(gort::Config{.workers = 1}, [&] {
     gort::WaitGroup all;
     all.add(kSleepers + kBacklog);
@@ -200,11 +201,16 @@ TEST(TimersUnderABacklog, ABurstOfDueTimersIsNotQueuedBehindIt) {
         all.done();
       });
     all.wait();
+    end = gort::metrics();
   });
   int latest = *std::max_element(done_when_woken.begin(), done_when_woken.end());
   EXPECT_GE(*std::min_element(done_when_woken.begin(), done_when_woken.end()), 0) << "a sleeper never ran";
+  // What the monitor saw goes with a failure: a worker thread the machine
+  // held off its CPU past the stuck threshold has its timers run by the
+  // monitor and its queue served by a spare, a path this test does not aim at.
   EXPECT_LT(latest, kBacklog / 2) << "a sleeper resumed only after " << latest << " of the " << kBacklog
-                                  << " fibers queued behind it had run";
+                                  << " fibers queued behind it had run (stuck episodes " << end.stuck_episodes
+                                  << ", preemptions " << end.preemptions << ")";
 }
 
 // Two workers sharing one CPU, sleepers' timers ending together: a worker
