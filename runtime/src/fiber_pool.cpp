@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <array>
 #include <new>
 
 #include "platform.h"
@@ -45,7 +46,7 @@ std::size_t FiberPool::pages_fully_free() const {
   std::vector<void*> all;
   {
     std::lock_guard lock(mu_);
-    all = free_;
+    all.assign(free_.begin(), free_.end());
     all.insert(all.end(), cold_.begin(), cold_.end());
   }
   std::sort(all.begin(), all.end());
@@ -74,13 +75,16 @@ void FiberPool::carve() {
   std::size_t n = carved_.load(std::memory_order_relaxed);
   if (n + kRecordsPerCarve > kMaxFiberRecords) throw std::bad_alloc();
   char* chunk = base_ + n * kFiberRecordBytes;
-  // Room first: a push that threw halfway would leave part of the chunk
-  // listed while carved_ says it is not, to be listed again by the next carve.
-  free_.reserve(free_.size() + kRecordsPerCarve);
+  // All or none: a range inserted at a deque's end allocates its blocks
+  // before it moves anything, so a throw leaves no part of the chunk
+  // listed while carved_ says it is not (the next carve would list it again).
+  // Handed out from the back: the chunk's first record first.
+  std::array<void*, kRecordsPerCarve> records;
+  for (std::size_t i = 0; i < kRecordsPerCarve; ++i)
+    records[i] = chunk + (kRecordsPerCarve - 1 - i) * kFiberRecordBytes;
+  free_.insert(free_.end(), records.begin(), records.end());
   madvise(chunk, kRecordsPerCarve * kFiberRecordBytes, MADV_POPULATE_WRITE);
   unpoison_fresh_memory(chunk, kRecordsPerCarve * kFiberRecordBytes);
-  // Handed out from the back: the chunk's first record first.
-  for (std::size_t i = kRecordsPerCarve; i-- > 0;) free_.push_back(chunk + i * kFiberRecordBytes);
   // release: the dump reads records up to carved() without the lock.
   carved_.store(n + kRecordsPerCarve, std::memory_order_release);
 }
@@ -129,16 +133,24 @@ void FiberPool::release_batch(void* const* in, std::size_t n) {
   free_.insert(free_.end(), in, in + n);
 }
 
+std::size_t FiberPool::idle_estimate() const {
+  std::lock_guard lock(mu_);
+  return std::min(low_water_, free_.size());
+}
+
 std::size_t FiberPool::scavenge() {
   std::vector<void*> idle;
+  // Room before the lock, so that no page of it faults in under the lock:
+  // the low-water mark only falls between scavenges.
+  idle.reserve(idle_estimate());
   {
     std::lock_guard lock(mu_);
     std::size_t n = std::min(low_water_, free_.size());
     idle.assign(free_.begin(), free_.begin() + std::ptrdiff_t(n));
+    // Frees the deque's emptied blocks: after a peak the list keeps no
+    // more than its block map.
     free_.erase(free_.begin(), free_.begin() + std::ptrdiff_t(n));
     low_water_ = free_.size();
-    // After a peak the list's array would keep its peak size for good.
-    if (free_.capacity() > 4 * free_.size() + 1024) free_.shrink_to_fit();
   }
   if (idle.empty()) return 0;
   // A page goes back when all of its records are idle. Those go cold; the
@@ -164,7 +176,6 @@ std::size_t FiberPool::scavenge() {
   free_.insert(free_.begin(), warm.begin(), warm.end());
   low_water_ += warm.size();
   cold_.insert(cold_.end(), cold.begin(), cold.end());
-  if (cold_.capacity() > 4 * cold_.size() + 1024) cold_.shrink_to_fit();
   return cold.size() / per_page;
 }
 

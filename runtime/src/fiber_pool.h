@@ -44,6 +44,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <vector>
 
@@ -51,7 +52,7 @@ namespace gort::detail {
 
 inline constexpr std::size_t kFiberRecordBytes = 256;
 inline constexpr std::size_t kMaxFiberRecords = std::size_t(1) << 23;  // 2 GiB of address space
-inline constexpr std::size_t kRecordsPerCarve = 256;                    // 64 KiB
+inline constexpr std::size_t kRecordsPerCarve = 256;                   // 64 KiB
 inline constexpr std::size_t kRecordCacheLimit = 512;
 inline constexpr std::size_t kIdleRecordsKept = 64;
 
@@ -87,14 +88,18 @@ class FiberPool {
   std::size_t pages_fully_free() const;
 
  private:
-  void carve();      // with mu_ held: kRecordsPerCarve more records into free_
-  void* take_one();  // with mu_ held
+  void carve();                       // with mu_ held: kRecordsPerCarve more records into free_
+  void* take_one();                   // with mu_ held
+  std::size_t idle_estimate() const;  // at least as many as scavenge() will take, if called next
 
   char* base_ = nullptr;
   std::atomic<std::size_t> carved_{0};
   mutable std::mutex mu_;
-  std::vector<void*> free_;    // warm: taken from the back; guarded by mu_
-  std::vector<void*> cold_;    // on given-back pages: taken when free_ is empty; guarded by mu_
+  // Deques, not vectors: growing to a peak's million records adds a
+  // block, where a vector would copy the whole array into fresh pages
+  // under mu_, holding every worker that spawns or frees meanwhile.
+  std::deque<void*> free_;     // warm: taken from the back; guarded by mu_
+  std::deque<void*> cold_;     // on given-back pages: taken when free_ is empty; guarded by mu_
   std::size_t low_water_ = 0;  // fewest records in free_ since the last scavenge; guarded by mu_
 };
 

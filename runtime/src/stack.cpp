@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -230,10 +231,14 @@ Stack StackPool::carve_slab(std::size_t stack_size) {
   // Others carved the last entries meanwhile: the range stays reserved,
   // unused (never unmapped alone: it lies inside a reservation).
   if (index >= kMaxSlabs) throw std::bad_alloc();
-  std::vector<Stack>& warm = free_list(stack_size).warm;
-  warm.reserve(warm.size() + kStacksPerSlab - 1);  // a throw here changes nothing
+  // All or none: a range inserted at a deque's end allocates its blocks
+  // before it moves anything, so a throw here changes nothing.
+  std::array<Stack, kStacksPerSlab - 1> carved;
   for (int i = kStacksPerSlab - 1; i >= 1; --i)
-    warm.push_back(Stack{base + std::size_t(i) * stack_size, stack_size, kGuardBytes, false});
+    carved[std::size_t(kStacksPerSlab - 1 - i)] =
+        Stack{base + std::size_t(i) * stack_size, stack_size, kGuardBytes, false};
+  std::deque<Stack>& warm = free_list(stack_size).warm;
+  warm.insert(warm.end(), carved.begin(), carved.end());
   slabs_[index] = Slab{base, stack_size, kStacksPerSlab};
   // release: pairs with slab_count()'s acquire load.
   nslabs_.store(index + 1, std::memory_order_release);
@@ -610,18 +615,28 @@ void StackPool::trim(Stack* stacks, std::size_t n) {
   count_syscalls(dontneed.syscalls());
 }
 
+std::size_t StackPool::idle_estimate() const {
+  std::lock_guard lock(mu_);
+  std::size_t n = 0;
+  for (const FreeList& list : free_) n += std::min(list.low_water, list.warm.size());
+  return n;
+}
+
 std::size_t StackPool::scavenge() {
   std::vector<Stack> idle;
+  // Room for them before the lock is taken, so that no page of it faults
+  // in under the lock: a low-water mark only falls between scavenges, so
+  // no more can be idle at the second look than at the first.
+  idle.reserve(idle_estimate());
   {
     std::lock_guard lock(mu_);
     for (FreeList& list : free_) {
       std::size_t n = std::min(list.low_water, list.warm.size());
       idle.insert(idle.end(), list.warm.begin(), list.warm.begin() + std::ptrdiff_t(n));
+      // Frees the deque's emptied blocks: after a peak the list keeps no
+      // more than its block map (a pointer per 16 stacks).
       list.warm.erase(list.warm.begin(), list.warm.begin() + std::ptrdiff_t(n));
       list.low_water = list.warm.size();
-      // After a peak the list's array would keep its peak size, and the
-      // pages it wrote, for good.
-      if (list.warm.capacity() > 4 * list.warm.size() + 64) list.warm.shrink_to_fit();
     }
   }
   if (idle.empty()) return 0;

@@ -104,6 +104,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <vector>
 
@@ -219,10 +220,14 @@ class StackPool {
   };
   struct FreeList {
     std::size_t stack_size = 0;  // whole reservation, guard included
-    std::vector<Stack> warm;     // may hold committed top pages; taken first, from the back
-    std::vector<char*> cold;     // bases of stacks with nothing committed (clean, kGuardBytes)
-    std::size_t low_water = 0;   // fewest warm stacks since the last scavenge
-    Range reserved;              // reserved address space not yet cut into slabs of this size (slab_space)
+    // Deques, not vectors: a list that grows to a peak's million stacks
+    // adds a block, where a vector would copy the whole array into fresh
+    // pages under mu_, past a time slice at a million, holding the
+    // freeing fiber's worker and every worker that frees or takes a stack.
+    std::deque<Stack> warm;     // may hold committed top pages; taken first, from the back
+    std::deque<char*> cold;     // bases of stacks with nothing committed (clean, kGuardBytes)
+    std::size_t low_water = 0;  // fewest warm stacks since the last scavenge
+    Range reserved;             // reserved address space not yet cut into slabs of this size (slab_space)
     // The rest of a reservation made while another worker's still had room,
     // taken when that one runs out.
     Range spare;
@@ -241,6 +246,7 @@ class StackPool {
   void populate_tops(char* base, std::size_t stack_size);
   // The free list of stacks of this whole size (created empty if new).
   FreeList& free_list(std::size_t stack_size);
+  std::size_t idle_estimate() const;  // at least as many as scavenge() will take, if called next
   static bool take_one(FreeList& list, Stack* out);
   void populate_sentinels(char* base, std::size_t stack_size);
   // /proc/self/pagemap if it takes PAGEMAP_SCAN, else -1 (GORT_STACK_SCAN=0
