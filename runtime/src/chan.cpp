@@ -247,18 +247,23 @@ void ChanCore::close() {
     throw ChanClosed("gort::Chan: close of closed channel");
   }
   closed_ = true;
-  // Take every waiter off under the lock, a batch per hold; wake them after
-  // the last hold (WaiterChain). The waiters taken are claimed and parked:
-  // nothing but this call touches them until they are woken. closing_ says
-  // to the destructor that the lock may be released before the last hold.
+  // Take every waiter off under the lock, a batch per hold, and wake each
+  // full batch between two holds, the last after the last hold
+  // (WaiterChain). The waiters taken are claimed and parked: nothing but
+  // this call touches them until they are woken. A woken one may destroy
+  // the channel while this call is between two holds: closing_ makes the
+  // destructor wait until the last hold is over.
   WaiterChain chain;
   closing_ = true;
-  chain.take_preemptibly(lock_, [&]() GORT_REQUIRES(lock_) -> Waiter* {
-    Waiter* w = dequeue_claimed(recvq_);
-    if (w == nullptr) w = dequeue_claimed(sendq_);
-    if (w != nullptr) static_cast<ChanWaiter*>(w)->closed = true;
-    return w;
-  });
+  chain.take_waking_preemptibly(
+      lock_,
+      [&]() GORT_REQUIRES(lock_) -> Waiter* {
+        Waiter* w = dequeue_claimed(recvq_);
+        if (w == nullptr) w = dequeue_claimed(sendq_);
+        if (w != nullptr) static_cast<ChanWaiter*>(w)->closed = true;
+        return w;
+      },
+      wake_waiter);
   closing_ = false;
   lock_.unlock();  // the last access to the channel
   chain.wake_all_preemptibly(wake_waiter);

@@ -292,6 +292,43 @@ TEST_P(ChanClose, AnOwnerThatSeesTheChannelClosedMayDestroyIt) {
   });
 }
 
+// close() wakes each full batch of waiters between two of its lock holds:
+// a receiver woken then may destroy the channel while close() still has
+// waiters to take off. The destructor waits for close() to be done.
+TEST_P(ChanClose, AWaiterWokenByCloseMayDestroyTheChannel) {
+  run([] {
+    auto ch = std::make_unique<gort::Chan<int>>();
+    gort::Chan<int>* chan = ch.get();
+    std::atomic<int> got_nullopt{0};
+    std::atomic<bool> close_returned{false}, destroyer_chosen{false};
+    bool woken_during_close = false;
+    gort::WaitGroup parked, finished;
+    parked.add(kWaiters);
+    finished.add(kWaiters + 1);
+    for (int i = 0; i < kWaiters; ++i)
+      go_spawn([&, chan] {
+        parked.done();
+        if (!chan->recv()) got_nullopt++;
+        if (!destroyer_chosen.exchange(true)) {  // the first to run again: of close()'s first batch
+          woken_during_close = !close_returned.load();
+          ch.reset();  // a use after free under ASan if it did not wait
+        }
+        finished.done();
+      });
+    parked.wait();
+    go_spawn([&, chan] {
+      gort::detail::request_preemption();
+      chan->close();
+      close_returned = true;
+      finished.done();
+    });
+    finished.wait();
+    EXPECT_TRUE(woken_during_close) << "the first batch was not woken before close() returned";
+    EXPECT_EQ(ch, nullptr);
+    EXPECT_EQ(got_nullopt.load(), kWaiters);
+  });
+}
+
 TEST_P(Chan, TrySendTryRecv) {
   run([] {
     gort::Chan<std::unique_ptr<int>> unbuffered;
