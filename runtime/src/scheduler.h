@@ -241,6 +241,7 @@ struct alignas(64) Worker {
   bool run_timers_of(Worker* other);  // other's due timers, into our ring: true if any fired
   bool run_others_due_timers();       // the same over every other worker
   int local_room();                   // free slots in the local ring (one fewer while the next slot is full)
+  int timer_budget();                 // how many due timers run_timers may fire now (worker.cpp)
   bool retire_if_unneeded();          // kSpare: hand the queue back and leave the loop
   // The idle path of find_runnable, in the order argued in this file's
   // header: go_idle (1)(2), recheck_queues (3), sleep, come back.

@@ -158,20 +158,31 @@ Fiber* Worker::take_from_injector() {
   return batch[0];
 }
 
-// At most as many as the local ring has room for: a burst of expired
-// timers (the worker was held up, or a fan-out's sleepers all end at once)
-// that overflowed the ring would send half of it, the woken fibers among
-// them, to the injector's tail, behind whatever waits there (a fan-out's
-// fibers not yet started, say). The rest stay due and fire on a later
-// pass, which the direct switch path makes at the next switch. A ring kept
-// full (by fibers that yield in a loop) cannot hold timers back for good:
-// the fairness turn, every kInjectorCheckInterval schedules, fires one.
-// The bound counts timers, not the fibers they ready: a timer whose
-// callback readies several (a channel's, an after_func's) can still
-// overflow the ring; sleeps and deadlines ready one.
-bool Worker::run_timers(int64_t now) {
-  int max = local_room();
+// At most half as many as the local ring has room for, as an injector
+// batch: a burst of expired timers (the worker was held up, or a fan-out's
+// sleepers all end at once) that overflowed the ring would send half of it,
+// the woken fibers among them, to the injector's tail, behind whatever waits
+// there (a fan-out's fibers not yet started, say). Filling the ring to the
+// brim would do the same one step later: the next fiber to yield (a sleep
+// whose deadline passed before it began yields) overflows it. The rest stay
+// due and fire on a later pass, which the direct switch path makes at the
+// next switch. A ring kept full (by fibers that yield in a loop) cannot hold
+// timers back for good: the fairness turn, every kInjectorCheckInterval
+// schedules, fires one, which a full ring takes without overflowing: the
+// woken fiber goes to the next slot, and a fiber it displaces from there
+// finds a slot in the ring (local_room counts a full next slot as a taken
+// slot of the ring). The bound counts timers, not
+// the fibers they ready: a timer whose callback readies several (a
+// channel's, an after_func's) can still overflow the ring; sleeps and
+// deadlines ready one.
+int Worker::timer_budget() {
+  int max = local_room() / 2;
   if (max == 0 && own.until_fairness_turn == 0) max = 1;
+  return max;
+}
+
+bool Worker::run_timers(int64_t now) {
+  int max = timer_budget();
   return max > 0 && timers.run_expired(now, max) > 0;
 }
 
@@ -179,7 +190,8 @@ bool Worker::run_timers_of(Worker* other) {
   int64_t when = other->timers.next_when();
   if (when == kNever) return false;
   int64_t now = now_ns();
-  return when <= now && local_room() > 0 && other->timers.run_expired(now, local_room()) > 0;
+  int max = local_room() / 2;  // as run_timers, without the fairness turn's one
+  return when <= now && max > 0 && other->timers.run_expired(now, max) > 0;
 }
 
 bool Worker::run_others_due_timers() {
