@@ -171,10 +171,9 @@ Fiber* Worker::take_from_injector() {
 // schedules, fires one, which a full ring takes without overflowing: the
 // woken fiber goes to the next slot, and a fiber it displaces from there
 // finds a slot in the ring (local_room counts a full next slot as a taken
-// slot of the ring). The bound counts timers, not
-// the fibers they ready: a timer whose callback readies several (a
-// channel's, an after_func's) can still overflow the ring; sleeps and
-// deadlines ready one.
+// slot of the ring). The bound counts timers, not the fibers they ready: a
+// timer whose callback readies several (a channel's, an after_func's) can
+// still overflow the ring; sleeps and deadlines ready one.
 int Worker::timer_budget() {
   int max = local_room() / 2;
   if (max == 0 && own.until_fairness_turn == 0) max = 1;

@@ -83,12 +83,7 @@ class WaiterChain {
   // that take_one's lock is `lock`: each caller's take_one states it.)
   template <class TakeOne>
   void take_preemptibly(Spinlock& lock, TakeOne take_one) GORT_REQUIRES(lock) GORT_NO_THREAD_SAFETY_ANALYSIS {
-    for (int taken = 0;; ++taken) {
-      if (taken != 0 && taken % kWakeBatch == 0) between_holds(lock);
-      Waiter* w = take_one();
-      if (w == nullptr) return;
-      append(w);
-    }
+    take_in_holds(take_one, [&] { between_holds(lock); });
   }
   // As take_preemptibly, but each full batch is woken between two holds,
   // while its waiters are still in cache, rather than all after the last
@@ -101,16 +96,11 @@ class WaiterChain {
   template <class TakeOne, class Wake>
   void take_waking_preemptibly(Spinlock& lock, TakeOne take_one, Wake wake_one)
       GORT_REQUIRES(lock) GORT_NO_THREAD_SAFETY_ANALYSIS {
-    for (int taken = 0;; ++taken) {
-      if (taken != 0 && taken % kWakeBatch == 0) {
-        lock.unlock();
-        wake_all_preemptibly(wake_one);  // a preemption point after the batch
-        lock.lock();
-      }
-      Waiter* w = take_one();
-      if (w == nullptr) return;
-      append(w);
-    }
+    take_in_holds(take_one, [&]() GORT_NO_THREAD_SAFETY_ANALYSIS {
+      lock.unlock();
+      wake_all_preemptibly(wake_one);  // a preemption point after the batch
+      lock.lock();
+    });
   }
   void append(Waiter* w) {
     w->next = nullptr;
@@ -149,6 +139,20 @@ class WaiterChain {
   }
 
  private:
+  // The loop of both takes: appends take_one() until it returns null, and
+  // calls between() after every kWakeBatch taken. (Called with the
+  // caller's lock held, which the analysis cannot see through a template
+  // argument, as above.)
+  template <class TakeOne, class Between>
+  void take_in_holds(TakeOne& take_one, Between between) GORT_NO_THREAD_SAFETY_ANALYSIS {
+    for (int taken = 0;; ++taken) {
+      if (taken != 0 && taken % kWakeBatch == 0) between();
+      Waiter* w = take_one();
+      if (w == nullptr) return;
+      append(w);
+    }
+  }
+
   Waiter* head_ = nullptr;
   Waiter* tail_ = nullptr;
 };
