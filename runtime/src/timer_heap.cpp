@@ -9,46 +9,51 @@ namespace gort::detail {
 void TimerHeap::publish_next() {
   // release: pairs with the acquire in next_when(); a reader that sees a
   // deadline then takes lock_ before touching the node anyway.
-  next_when_.store(heap_.empty() ? kNever : heap_[0]->when, std::memory_order_release);
+  next_when_.store(heap_.empty() ? kNever : heap_[0].when, std::memory_order_release);
+}
+
+void TimerHeap::place(uint32_t i, Entry e) {
+  heap_[i] = e;
+  e.node->index = i;
 }
 
 void TimerHeap::sift_up(uint32_t i) {
-  TimerNode* node = heap_[i];
+  Entry e = heap_[i];
   while (i > 0) {
-    uint32_t parent = (i - 1) / 2;
-    if (heap_[parent]->when <= node->when) break;
-    heap_[i] = heap_[parent];
-    heap_[i]->index = i;
+    uint32_t parent = (i - 1) / kArity;
+    if (heap_[parent].when <= e.when) break;
+    place(i, heap_[parent]);
     i = parent;
   }
-  heap_[i] = node;
-  node->index = i;
+  place(i, e);
 }
 
 void TimerHeap::sift_down(uint32_t i) {
   uint32_t n = uint32_t(heap_.size());
-  TimerNode* node = heap_[i];
+  Entry e = heap_[i];
   for (;;) {
-    uint32_t child = 2 * i + 1;
-    if (child >= n) break;
-    if (child + 1 < n && heap_[child + 1]->when < heap_[child]->when) ++child;
-    if (node->when <= heap_[child]->when) break;
-    heap_[i] = heap_[child];
-    heap_[i]->index = i;
-    i = child;
+    uint32_t first = kArity * i + 1;
+    if (first >= n) break;
+    uint32_t least = first;
+    for (uint32_t c = first + 1; c < first + kArity && c < n; ++c)
+      if (heap_[c].when < heap_[least].when) least = c;
+    if (e.when <= heap_[least].when) break;
+    place(i, heap_[least]);
+    i = least;
   }
-  heap_[i] = node;
-  node->index = i;
+  place(i, e);
 }
 
 void TimerHeap::erase_at(uint32_t i) {
-  TimerNode* last = heap_.back();
+  Entry last = heap_.back();
   heap_.pop_back();
   if (i < heap_.size()) {
     heap_[i] = last;
-    last->index = i;
-    sift_down(i);
-    sift_up(last->index);
+    // It moves one way only: up if it is earlier than i's parent, else down.
+    if (i > 0 && last.when < heap_[(i - 1) / kArity].when)
+      sift_up(i);
+    else
+      sift_down(i);
   }
 }
 
@@ -60,12 +65,12 @@ void TimerHeap::shrink() {
 bool TimerHeap::add(TimerNode* node) {
   SpinGuard guard(lock_);
   GORT_CHECK(node->owner.load(std::memory_order_relaxed) == nullptr);
-  heap_.push_back(node);
+  heap_.push_back(Entry{node->when, node});
   sift_up(uint32_t(heap_.size() - 1));
   // release: remove() reads owner (acquire) before taking our lock.
   node->owner.store(this, std::memory_order_release);
   publish_next();
-  return heap_[0] == node;
+  return heap_[0].node == node;
 }
 
 bool TimerHeap::remove(TimerNode* node) {
@@ -89,8 +94,8 @@ int TimerHeap::run_expired(int64_t now, int max) {
     void (*fire)(TimerNode*);
     {
       SpinGuard guard(lock_);
-      if (heap_.empty() || heap_[0]->when > now) return fired;
-      node = heap_[0];
+      if (heap_.empty() || heap_[0].when > now) return fired;
+      node = heap_[0].node;
       // Read while the node is surely intact: once popped, its creator may
       // reuse it, and a deadline timer's page may be given back (netpoll.h).
       fire = node->fire;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -142,6 +143,62 @@ TEST(TimerHeap, OrdersByDeadlineAndRemoves) {
   EXPECT_EQ(heap.next_when(), gort::detail::kNever);
   EXPECT_EQ(fired.size(), 66u);
   for (std::size_t i = 1; i < fired.size(); ++i) EXPECT_LE(nodes[fired[i - 1]].when, nodes[fired[i]].when);
+}
+
+// Adds, removes from anywhere and pops, interleaved at random, against a
+// sorted model: every pop is the earliest deadline left, every remove of a
+// node in the heap succeeds, and next_when is the model's least. Removing
+// from the middle moves the heap's last entry into the hole, which must then
+// go up or down: both happen here thousands of times.
+TEST(TimerHeap, MatchesASortedModelUnderRandomAddsRemovesAndPops) {
+  using gort::detail::TimerHeap;
+  using gort::detail::TimerNode;
+  struct Node : TimerNode {
+    std::multiset<std::pair<int64_t, Node*>>* model;
+  };
+  constexpr int kNodes = 2000;
+  std::vector<Node> nodes(kNodes);
+  std::multiset<std::pair<int64_t, Node*>> model;
+  TimerHeap heap;
+  std::mt19937 rng(7);
+  int64_t now = 0;
+  int fired = 0;
+  for (auto& n : nodes) {
+    n.model = &model;
+    n.fire = [](TimerNode* t) {
+      auto* node = static_cast<Node*>(t);
+      auto first = node->model->begin();
+      ASSERT_NE(first, node->model->end());
+      EXPECT_EQ(first->first, node->when) << "popped out of order";
+      node->model->erase(node->model->find({node->when, node}));
+    };
+  }
+  for (int step = 0; step < 200000; ++step) {
+    Node& n = nodes[rng() % kNodes];
+    bool in_heap = n.owner.load() != nullptr;
+    switch (rng() % 3) {
+      case 0:
+        if (!in_heap) {
+          n.when = now + int64_t(rng() % 5000);
+          heap.add(&n);
+          model.insert({n.when, &n});
+        }
+        break;
+      case 1:
+        EXPECT_EQ(TimerHeap::remove(&n), in_heap);
+        if (in_heap) model.erase(model.find({n.when, &n}));
+        break;
+      case 2:
+        now += int64_t(rng() % 20);
+        fired += heap.run_expired(now, 1 + int(rng() % 8));
+        break;
+    }
+    ASSERT_EQ(heap.next_when(), model.empty() ? gort::detail::kNever : model.begin()->first);
+  }
+  EXPECT_GT(fired, 10000);
+  EXPECT_EQ(heap.pending(), model.size());
+  heap.run_expired(gort::detail::kNever - 1);
+  EXPECT_TRUE(model.empty());
 }
 
 // run_expired fires at most the number asked, earliest first, and leaves
