@@ -22,7 +22,7 @@ Metrics metrics() {
   detail::Scheduler* s = detail::current_scheduler();
   Metrics m;
   if (s == nullptr) return m;
-  m.fibers = s->live_fibers.load(std::memory_order_relaxed);
+  m.fibers = s->live_fibers();
   m.fibers_spawned = s->next_fiber_id.load(std::memory_order_relaxed) - 1;
   m.workers = s->nworkers;
   m.workers_idle = s->nidle.load(std::memory_order_relaxed);

@@ -252,9 +252,21 @@ static int process_threads() {
   return n;
 }
 
+int64_t Scheduler::live_fibers() const {
+  // Exits first, then spawns: a fiber's spawn happens before its exit, so
+  // an exit read here (acquire) has its spawn in the counts read after it,
+  // the spawning worker's slot included (slot_count read again). A fiber
+  // that exits or spawns meanwhile is counted live or not at all.
+  int64_t live = 0;
+  for (int i = 0, n = slot_count(); i < n; ++i) live -= worker_at(i)->exited.load(std::memory_order_acquire);
+  live += spawned_outside.load(std::memory_order_acquire);
+  for (int i = 0, n = slot_count(); i < n; ++i) live += worker_at(i)->spawned.load(std::memory_order_acquire);
+  return live;
+}
+
 bool Scheduler::nothing_can_run() {
   if (nidle.load() != active_workers() || stopping.load()) return false;
-  if (live_fibers.load() <= 0 || external_wakers.load() > 0) return false;
+  if (live_fibers() <= 0 || external_wakers.load() > 0) return false;
   if (injector.size_approx() != 0 || earliest_timer() != kNever) return false;
   for (int i = 0, n = slot_count(); i < n; ++i)
     if (!worker_at(i)->queue_for_others().empty()) return false;
@@ -410,10 +422,19 @@ void spawn_commit(Fiber* f, void (*run)(void*), void (*drop)(void*)) {
   Scheduler* s = current_scheduler();
   f->run_task = run;
   f->drop_task = drop;
-  s->live_fibers.fetch_add(1);
   // Like Go's newproc: the new fiber goes in the spawner's next slot.
+  // Scheduler::ready's worker branch, inlined: the worker is needed for the
+  // count anyway, and a fiber that spawns in a loop gives way when its slice
+  // ran out (nothing here suspends, so w is still ours).
+  if (Worker* w = current_worker(); w != nullptr && w->sched == s) {
+    w->bump(w->spawned);
+    if (w->push_local(f, RunNext::kYes)) s->wake_idle_worker();
+    preemption_point_on(w);
+    return;
+  }
+  s->spawned_outside.fetch_add(1);  // seq_cst, as the workers' counts are released
   s->ready(f, RunNext::kYes);
-  preemption_point();  // a fiber that spawns in a loop gives way when its slice ran out
+  preemption_point();
 }
 
 // ---- run ----
@@ -503,7 +524,7 @@ int run_main(const Config& config, void (*body)(void*), void* arg) {
   for (int i = 0, slots = sched.slot_count(); i < slots; ++i)
     sleeps_already_due += sched.worker_at(i)->sleeps_already_due.load(std::memory_order_relaxed);
   g_last_teardown =
-      TeardownCounts{sched.live_fibers.load(), sched.stack_pool.in_use(),
+      TeardownCounts{sched.live_fibers(), sched.stack_pool.in_use(),
                      int64_t(sched.fiber_pool.carved()) - int64_t(sched.fiber_pool.free_count()), sleeps_already_due};
   g_sched.store(nullptr, std::memory_order_release);
   return 0;
@@ -544,7 +565,7 @@ int worker_count() {
 Stats stats() {
   detail::Scheduler* s = detail::current_scheduler();
   if (s == nullptr) return Stats{};
-  Stats st{s->live_fibers.load(), s->stack_pool.in_use(), s->stack_pool.slab_count(),
+  Stats st{s->live_fibers(), s->stack_pool.in_use(), s->stack_pool.slab_count(),
            s->stack_pool.guard_mode() == detail::GuardMode::kGuardInstall};
   for (int i = 0, n = s->slot_count(); i < n; ++i)
     st.preemptions += s->worker_at(i)->preemptions.load(std::memory_order_relaxed);

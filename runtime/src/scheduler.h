@@ -165,6 +165,15 @@ struct alignas(64) Worker {
   // stale read delays the yield by one runtime call.
   std::atomic<bool> preempt_flag{false};
   std::atomic<uint64_t> preemptions{0};  // yields the mark caused; owner writes, stats() sums
+  // Fibers spawned by fibers running here, and fibers that exited here
+  // (Scheduler::live_fibers sums them). Only the owner writes them, with a
+  // load and a store: a fan-out spawns on one worker while another runs its
+  // fibers, and one shared count moved a cache line between the two cores
+  // on every fiber. release: a reader that acquires a count sees what the
+  // owner did before it (an exit's stack put back, for the leak checks).
+  std::atomic<int64_t> spawned{0};
+  std::atomic<int64_t> exited{0};
+  void bump(std::atomic<int64_t>& c) { c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
   // Sleeps of park_worker whose deadline had passed when computed: each is
   // a pass of the idle loop that slept not at all. A timer that came due
   // just then makes one; many would be the idle loop spinning. Owner
@@ -297,14 +306,14 @@ struct Scheduler {
   std::atomic<int> helper_threads{0};       // threads the runtime owns besides workers (blocking pool)
   std::atomic<bool> stopping{false};
   std::atomic<NetPoll*> netpoll{nullptr};  // created by the first poll_open, freed with us
-  // Written on every spawn (both) and every exit (live_fibers): each on a
-  // cache line apart from the other and from the fields above, so that a
-  // fan-out, which spawns on one worker while another runs the fibers and
-  // frees them, moves no read-mostly field between the cores with them
-  // (stopping is read on every spawn). next_fiber_id shares its line with
-  // the start-up constants below, read only by the dump.
-  alignas(64) std::atomic<int64_t> live_fibers{0};  // spawned and not yet dead
+  // Written on every spawn: on a cache line apart from the fields above, so
+  // that a fan-out moves no read-mostly field between the cores (stopping
+  // is read on every spawn). It shares its line with the start-up constants
+  // below, read only by the dump.
   alignas(64) std::atomic<uint64_t> next_fiber_id{1};
+  // Spawns by threads that are not this runtime's workers (the main fiber's,
+  // a plain thread's): rare, so one shared count. Workers count their own.
+  std::atomic<int64_t> spawned_outside{0};
   // The cycle counter and the clock read together at start-up: the fiber
   // dump turns a wait's start (Fiber::wait_since, in cycles) into elapsed
   // time by the rate between this pair and a pair it reads itself.
@@ -313,6 +322,10 @@ struct Scheduler {
   std::unique_ptr<Monitor> monitor;  // started by run_main with the workers
 
   Worker* worker_at(int i) const { return slots[std::size_t(i)].get(); }
+  // Fibers spawned and not yet dead, summed over the workers' counts. Exact
+  // while no fiber spawns or exits (every worker idle, or stopped); during
+  // a fan-out it may count a fiber that exits meanwhile, never less than 0.
+  int64_t live_fibers() const;
   int slot_count() const { return nslots.load(std::memory_order_acquire); }
   // Workers that run the schedule loop now: the workers and the active spares.
   int active_workers() const { return nworkers + nspares_active.load(); }

@@ -319,8 +319,8 @@ class StackCache {
   // shared count would move a cache line between them on every fiber.
   // relaxed: a statistic. A reader that needs it exact (the leak checks)
   // first acquires something the owner released after its last count:
-  // live_fibers, which every exit decrements (seq_cst) after putting its
-  // stack back, or the owner thread's join.
+  // its worker's exit count (Worker::exited), released after every exit
+  // has put its stack back, or the owner thread's join.
   void count(int64_t d) { net_.store(net_.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
 
   StackPool* pool_;

@@ -118,8 +118,8 @@ void Worker::finish_exit(Fiber* from) {
   own.stacks.put(from->stack);
   from->~Fiber();  // the record keeps kDead: the fiber dump skips it
   own.fibers.put(from);
-  // seq_cst: read by the deadlock check.
-  sched->live_fibers.fetch_sub(1);
+  // After the stack and record are back (the leak checks read this first).
+  bump(exited);
 }
 
 // finish_switch's kPreempt case: the fiber's time slice ran out. It goes
@@ -394,7 +394,7 @@ namespace {
 // otherwise bury the message. Nothing runs, so the dump is exact.
 [[noreturn]] void report_deadlock(Scheduler* s) {
   constexpr std::size_t kFibersListed = 50;
-  int64_t parked = s->live_fibers.load();
+  int64_t parked = s->live_fibers();
   std::string dump;
   append_fiber_dump(s, dump, kFibersListed);
   fatal_with(dump.c_str(), "all fibers are asleep - deadlock! (%lld fiber%s parked, nothing can wake %s)",

@@ -140,6 +140,49 @@ TEST_P(Spawn, SpawnFromAnotherThreadWhileRunning) {
   });
 }
 
+// Each worker counts the fibers spawned and ended on it; the live count is
+// their sum. Read while one fiber spawns and the other workers run and end
+// the fibers, it stays between the fibers surely alive and all of them, and
+// a plain thread's spawns (counted apart) are in it too.
+TEST_P(Spawn, LiveCountStaysInBoundsWhileFibersSpawnAndEndOnOtherWorkers) {
+  run([] {
+    constexpr int kFibers = 20000 / kScale, kFromThread = 100;
+    std::atomic<bool> release{false};
+    std::atomic<int> ended{0};
+    gort::WaitGroup wg;
+    wg.add(kFibers + kFromThread);
+    std::thread t([&] {
+      for (int i = 0; i < kFromThread; ++i)
+        go_spawn([&] {
+          while (!release.load()) gort::yield();
+          wg.done();
+        });
+    });
+    t.join();
+    // The main fiber and the thread's fibers, which wait for `release`.
+    EXPECT_EQ(gort::stats().live_fibers, 1 + kFromThread);
+    for (int i = 0; i < kFibers; ++i) {
+      go_spawn([&] {
+        ended.fetch_add(1);
+        wg.done();
+      });
+      if (i % 64 == 0) {
+        int64_t live = gort::stats().live_fibers;
+        // Spawned so far: i + 1; at most that many have ended.
+        EXPECT_GE(live, 1 + kFromThread) << "after " << i + 1 << " spawns";
+        EXPECT_LE(live, 1 + kFromThread + i + 1) << "after " << i + 1 << " spawns";
+      }
+    }
+    release.store(true);
+    wg.wait();
+    // The fibers may still be on their way out after done().
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (gort::stats().live_fibers > 1 && std::chrono::steady_clock::now() < deadline) gort::yield();
+    EXPECT_EQ(gort::stats().live_fibers, 1);
+    EXPECT_EQ(ended.load(), kFibers);
+  });
+}
+
 TEST_P(Spawn, WorkIsStolenByIdleWorkers) {
   if (workers() == 1) GTEST_SKIP() << "nothing to steal with one worker";
   run([] {
