@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <string>
 
+#include "usage.h"
+
 using namespace std::chrono_literals;
 
 namespace {
@@ -28,7 +30,12 @@ std::string slow_read(const char* path) {
 
 }  // namespace
 
-int main(int, char** argv) {
+constexpr const char* kAbout =
+    "A thread-blocking call run through gort::blocking while another fiber\n"
+    "keeps ticking on the one worker.";
+
+int main(int argc, char** argv) {
+  if (int rc = example_usage(argc, argv, "", kAbout); rc >= 0) return rc;
   return gort::run(gort::Config{.workers = 1}, [&] {
     // One worker: if the read blocked it, the ticker fiber could not tick.
     std::atomic<int> ticks{0};

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cstdio>
 
+#include "usage.h"
+
 using namespace std::chrono_literals;
 
 namespace {
@@ -25,7 +27,10 @@ int worker(const gort::Context& ctx, gort::Chan<int>& jobs) {
 
 }  // namespace
 
-int main() {
+constexpr const char* kAbout = "Workers stopped by their context: by cancel(), and by a deadline.";
+
+int main(int argc, char** argv) {
+  if (int rc = example_usage(argc, argv, "", kAbout); rc >= 0) return rc;
   return gort::run([] {
     // 1. Cancel by hand: four workers, one cancel.
     // The workers share ctx and jobs by reference: main outlives them.

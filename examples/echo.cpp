@@ -9,9 +9,16 @@
 #include <cstdio>
 #include <string>
 
+#include "usage.h"
+
 using namespace std::chrono_literals;
 
-int main() {
+constexpr const char* kAbout =
+    "A TCP echo server on gort::net::Server and a client in one program;\n"
+    "shutdown() stops the server gracefully.";
+
+int main(int argc, char** argv) {
+  if (int rc = example_usage(argc, argv, "", kAbout); rc >= 0) return rc;
   return gort::run([] {
     auto ln = gort::net::listen_tcp("127.0.0.1:0");
     if (!ln) {

@@ -8,12 +8,22 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "usage.h"
+
+constexpr const char* kUsage = "[FIBERS]";
+constexpr const char* kAbout =
+    "Fan-out and fan-in over FIBERS fibers (default 100000): each sends one\n"
+    "value on a shared channel, and main sums them.";
+
 int main(int argc, char** argv) {
-  const int kFibers = argc > 1 ? std::atoi(argv[1]) : 100'000;
-  if (kFibers <= 0) {
-    std::fprintf(stderr, "usage: %s [fibers > 0]\n", argv[0]);
+  if (int rc = example_usage(argc, argv, kUsage, kAbout, 1); rc >= 0) return rc;
+  char* end = nullptr;
+  long fibers = argc > 1 ? std::strtol(argv[1], &end, 10) : 100'000;
+  if ((argc > 1 && *end != '\0') || fibers <= 0 || fibers > 100'000'000) {
+    std::fprintf(stderr, "%s: FIBERS must be a whole number from 1 to 100000000\n", argv[0]);
     return 2;
   }
+  const int kFibers = int(fibers);
   return gort::run([kFibers] {
     gort::Chan<int64_t> results(1024);  // outlives every sender: they share it by reference
     gort::WaitGroup senders;

@@ -4,9 +4,16 @@
 
 #include <cstdio>
 
+#include "usage.h"
+
 using namespace std::chrono_literals;
 
-int main() {
+constexpr const char* kAbout =
+    "A channel pipeline: a generator, a squaring stage, and a consumer that\n"
+    "selects between results and a timeout.";
+
+int main(int argc, char** argv) {
+  if (int rc = example_usage(argc, argv, "", kAbout); rc >= 0) return rc;
   return gort::run([] {
     // The stages share the channels by reference: main owns them and waits
     // for the stages before returning.

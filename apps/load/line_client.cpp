@@ -20,6 +20,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include <gort/blocking.h>
@@ -28,8 +29,13 @@
 
 namespace {
 
+constexpr const char* kUsage =
+    "usage: line_client [HOST] PORT\n"
+    "Copies stdin to HOST:PORT (HOST defaults to 127.0.0.1) and what the server\n"
+    "sends to stdout, until the server closes the connection.\n";
+
 int usage() {
-  std::fprintf(stderr, "usage: line_client [HOST] PORT\n");
+  std::fputs(kUsage, stderr);
   return 2;
 }
 
@@ -59,6 +65,10 @@ void send_stdin(gort::net::Conn& conn) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
   if (argc < 2 || argc > 3) return usage();
   const std::string host = argc == 3 ? argv[1] : "127.0.0.1";
   const std::string port = argv[argc - 1];

@@ -55,9 +55,13 @@ void spawns(long n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3 || std::strcmp(argv[1], "--help") == 0) {
-    std::fprintf(stderr, "usage: %s yield|pingpong|spawn N\n", argv[0]);
-    return argc == 2 ? 0 : 2;
+  bool help = argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0);
+  if (argc != 3 || help) {
+    std::fprintf(help ? stdout : stderr,
+                 "usage: %s yield|pingpong|spawn N\n"
+                 "Does N of the operation on one worker (for callgrind: bench/instr/instr_core.py).\n",
+                 argv[0]);
+    return help ? 0 : 2;
   }
   long n = std::strtol(argv[2], nullptr, 10);
   if (n <= 0) {

@@ -37,14 +37,33 @@ bool read_exactly(Conn& c, char* p, std::size_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 6) {
-    std::fprintf(stderr, "usage: %s ADDRESS pingpong|stream CONNS SIZE SECONDS\n", argv[0]);
-    return 2;
+  bool help = argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0);
+  if (argc != 6 || help) {
+    std::fprintf(help ? stdout : stderr,
+                 "usage: %s ADDRESS pingpong|stream CONNS SIZE SECONDS\n"
+                 "Echo load for bench/net (run_echo.py): CONNS connections send SIZE-byte\n"
+                 "messages for SECONDS; prints one JSON line of requests and seconds.\n",
+                 argv[0]);
+    return help ? 0 : 2;
   }
   std::string address = argv[1], mode = argv[2];
-  int nconns = std::atoi(argv[3]);
-  std::size_t size = std::size_t(std::atoi(argv[4]));
-  double seconds = std::atof(argv[5]);
+  char* end = nullptr;
+  long nconns_arg = std::strtol(argv[3], &end, 10);
+  bool conns_ok = *end == '\0' && nconns_arg > 0 && nconns_arg <= 1'000'000;
+  long size_arg = std::strtol(argv[4], &end, 10);
+  bool size_ok = *end == '\0' && size_arg > 0 && size_arg <= 16 * 1024 * 1024;
+  double seconds = std::strtod(argv[5], &end);
+  bool seconds_ok = *end == '\0' && seconds > 0 && seconds <= 86400;
+  if (mode != "pingpong" && mode != "stream") {
+    std::fprintf(stderr, "%s: MODE must be pingpong or stream, not '%s'\n", argv[0], mode.c_str());
+    return 2;
+  }
+  if (!conns_ok || !size_ok || !seconds_ok) {
+    std::fprintf(stderr, "%s: CONNS must be 1-1000000, SIZE 1-16777216 bytes, SECONDS in (0, 86400]\n", argv[0]);
+    return 2;
+  }
+  int nconns = int(nconns_arg);
+  std::size_t size = std::size_t(size_arg);
   std::atomic<int64_t> requests{0};
   std::atomic<bool> stop{false};
   return gort::run([&] {

@@ -10,8 +10,17 @@
 #include <gort/net.h>
 
 #include <cstdio>
+#include <cstring>
 
 int main(int argc, char** argv) {
+  bool help = argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0);
+  if (argc > 2 || help || (argc == 2 && argv[1][0] == '-')) {
+    std::fprintf(help ? stdout : stderr,
+                 "usage: %s [ADDRESS]   (default 127.0.0.1:0)\n"
+                 "TCP echo server for bench/net, a fiber per connection; prints \"listening on ADDR\".\n",
+                 argv[0]);
+    return help ? 0 : 2;
+  }
   const char* address = argc > 1 ? argv[1] : "127.0.0.1:0";
   return gort::run([&] {
     auto ln = gort::net::listen_tcp(address);
