@@ -135,7 +135,7 @@ void FiberPool::release_batch(void* const* in, std::size_t n) {
 
 std::size_t FiberPool::idle_estimate() const {
   std::lock_guard lock(mu_);
-  return std::min(low_water_, free_.size());
+  return idle_count();
 }
 
 std::size_t FiberPool::scavenge() {
@@ -145,7 +145,7 @@ std::size_t FiberPool::scavenge() {
   idle.reserve(idle_estimate());
   {
     std::lock_guard lock(mu_);
-    std::size_t n = std::min(low_water_, free_.size());
+    std::size_t n = idle_count();
     idle.assign(free_.begin(), free_.begin() + std::ptrdiff_t(n));
     // Frees the deque's emptied blocks: after a peak the list keeps no
     // more than its block map.

@@ -41,6 +41,7 @@
 //    it is reused or its page given back; the dump skips both.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -91,6 +92,8 @@ class FiberPool {
   void carve();                       // with mu_ held: kRecordsPerCarve more records into free_
   void* take_one();                   // with mu_ held
   std::size_t idle_estimate() const;  // at least as many as scavenge() will take, if called next
+  // Warm records not taken since the last scavenge (mu_ held).
+  std::size_t idle_count() const { return std::min(low_water_, free_.size()); }
 
   char* base_ = nullptr;
   std::atomic<std::size_t> carved_{0};

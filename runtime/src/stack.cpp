@@ -618,7 +618,7 @@ void StackPool::trim(Stack* stacks, std::size_t n) {
 std::size_t StackPool::idle_estimate() const {
   std::lock_guard lock(mu_);
   std::size_t n = 0;
-  for (const FreeList& list : free_) n += std::min(list.low_water, list.warm.size());
+  for (const FreeList& list : free_) n += idle_count(list);
   return n;
 }
 
@@ -631,7 +631,7 @@ std::size_t StackPool::scavenge() {
   {
     std::lock_guard lock(mu_);
     for (FreeList& list : free_) {
-      std::size_t n = std::min(list.low_water, list.warm.size());
+      std::size_t n = idle_count(list);
       idle.insert(idle.end(), list.warm.begin(), list.warm.begin() + std::ptrdiff_t(n));
       // Frees the deque's emptied blocks: after a peak the list keeps no
       // more than its block map (a pointer per 16 stacks).

@@ -101,6 +101,7 @@
 //    top, unless a frame skipped the sentinel page: see went_deep).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -247,6 +248,8 @@ class StackPool {
   // The free list of stacks of this whole size (created empty if new).
   FreeList& free_list(std::size_t stack_size);
   std::size_t idle_estimate() const;  // at least as many as scavenge() will take, if called next
+  // Warm stacks of the list not taken since the last scavenge (mu_ held).
+  static std::size_t idle_count(const FreeList& list) { return std::min(list.low_water, list.warm.size()); }
   static bool take_one(FreeList& list, Stack* out);
   void populate_sentinels(char* base, std::size_t stack_size);
   // /proc/self/pagemap if it takes PAGEMAP_SCAN, else -1 (GORT_STACK_SCAN=0
